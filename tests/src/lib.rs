@@ -1,0 +1,1 @@
+//! Test support: database backends and server harness.
