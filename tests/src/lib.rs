@@ -1,1 +1,4 @@
 //! Test support: database backends and server harness.
+
+pub mod db;
+pub mod server;

@@ -1,0 +1,148 @@
+//! A real `amon-server` process for end-to-end tests, on `127.0.0.1:0`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a server may take to migrate and bind before a test gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `amon-server`, killed when dropped.
+pub struct TestServer {
+    child: Child,
+    addr: SocketAddr,
+    data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts `amon-server` on `127.0.0.1:0` against `database_url`, with a
+    /// fresh data directory, and waits until it listens.
+    pub async fn start(database_url: &str) -> Self {
+        Self::start_with_args(Some(database_url), &[]).await
+    }
+
+    /// Starts `amon-server` on `127.0.0.1:0` with extra command-line
+    /// arguments; without a database URL it uses its embedded SQLite default
+    /// inside the fresh data directory.
+    pub async fn start_with_args(database_url: Option<&str>, extra_args: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("creating a data directory");
+        let mut command = Command::new(binary("amon-server"));
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .env_remove("AMON_DATABASE_URL");
+        if let Some(url) = database_url {
+            command.arg("--database-url").arg(url);
+        }
+        let mut child = command
+            .args(extra_args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning amon-server");
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first_line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+            .await
+            .expect("amon-server did not report its address in time")
+            .expect("reading amon-server's stdout")
+            .expect("amon-server exited before listening");
+        let addr = first_line
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from amon-server: {first_line:?}"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        Self {
+            child,
+            addr,
+            data_dir,
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// A connected channel to the server.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url())
+            .expect("a valid endpoint")
+            .connect()
+            .await
+            .expect("connecting to amon-server")
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit; returns its exit status.
+    pub async fn shutdown(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits in i32"));
+            kill(pid, Signal::SIGTERM).expect("sending SIGTERM to amon-server");
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("amon-server did not stop within 30 s of SIGTERM")
+            .expect("waiting for amon-server")
+    }
+}
+
+/// Path of a workspace binary, rebuilt once per test process so a test never
+/// runs a stale server, worker or CLI (`cargo test -p amon-tests` alone does
+/// not rebuild other packages' binaries; when they are fresh this is a no-op).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "--bins"])
+            .args(["-p", "amon-server", "-p", "amon-worker", "-p", "amon"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(
+            status.success(),
+            "cargo build of the workspace binaries failed"
+        );
+    });
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("current test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory")
+        .join(name)
+}
