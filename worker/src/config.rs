@@ -1,0 +1,367 @@
+//! Who the worker is and how it behaves: the command line ([`Cli`]), the
+//! options the library runs with ([`WorkerOptions`]), and the runtime tuning
+//! the server pushes ([`RuntimeConfig`], from `WorkerConfig`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use amon_proto::v1::WorkerConfig;
+use anyhow::{Context, bail};
+use clap::Parser;
+
+/// Default server address (the server's default listen address).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Default time a draining worker lets its runs finish before cancelling them.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Everything [`crate::run`] needs. Build it with [`WorkerOptions::new`] and
+/// adjust the public fields, or from the command line with [`Cli::into_options`].
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Server URL, `http://host:port` (a bare `host:port` is accepted).
+    pub server: String,
+    /// Bearer token sent as `authorization: Bearer <token>` on every call.
+    pub token: Option<String>,
+    /// Stable worker id, the same across reconnects and restarts.
+    pub worker_id: String,
+    /// Host name reported to the server.
+    pub hostname: String,
+    /// Worker software version reported to the server.
+    pub version: String,
+    /// Most runs at once (at least 1).
+    pub slots: u32,
+    /// Slugs of the agents this worker runs; empty means any.
+    pub agent_slugs: Vec<String>,
+    /// Free-form labels reported to the server.
+    pub labels: HashMap<String, String>,
+    /// How long a draining worker lets its runs finish before cancelling them.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerOptions {
+    /// Options for a worker of this machine: id and hostname = the host name,
+    /// one slot, any agent, no labels, no token, 5 min drain timeout.
+    pub fn new(server: impl Into<String>) -> Self {
+        let hostname = local_hostname();
+        Self {
+            server: server.into(),
+            token: None,
+            worker_id: hostname.clone(),
+            hostname,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            slots: 1,
+            agent_slugs: Vec::new(),
+            labels: HashMap::new(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// The host name of this machine, or `"localhost"` when it cannot be read.
+pub fn local_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Command line of `amon-worker`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "amon-worker",
+    version,
+    about = "Agent Monitor worker: connects to the server and runs executions",
+    long_about = "Agent Monitor worker: connects to the server over one gRPC stream, takes \
+                  assignments, runs them as child processes (each in its own process group, \
+                  with a cleared environment) and streams their output back.\n\n\
+                  SIGTERM or SIGINT drains the worker: it takes no more work, lets its runs \
+                  finish (up to --drain-timeout, then cancels them) and exits once the server \
+                  has stored everything. A second signal exits at once."
+)]
+pub struct Cli {
+    /// Server URL (`http://host:port`; `host:port` alone means http).
+    #[arg(long, env = "AMON_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Bearer token sent as `authorization: Bearer <token>`.
+    #[arg(long, env = "AMON_WORKER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Worker name; the worker id defaults to it. Default: the host name.
+    #[arg(long, env = "AMON_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Stable worker id (kept across restarts). Default: the name.
+    #[arg(long, env = "AMON_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Most runs at once.
+    #[arg(long, env = "AMON_WORKER_SLOTS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub slots: u32,
+    /// Label `key=value` (repeatable; in the env var, comma-separated).
+    #[arg(long = "label", env = "AMON_WORKER_LABELS", value_delimiter = ',',
+          value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Slug of an agent this worker runs (repeatable; in the env var,
+    /// comma-separated). None means any.
+    #[arg(long = "agent", env = "AMON_WORKER_AGENTS", value_delimiter = ',')]
+    pub agents: Vec<String>,
+    /// Time a draining worker lets its runs finish before cancelling them
+    /// (`300ms`, `30s`, `5m`, `1h`; a bare number is seconds).
+    #[arg(long, env = "AMON_WORKER_DRAIN_TIMEOUT", default_value = "5m",
+          value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl Cli {
+    /// The options these arguments mean (worker id: `--worker-id`, else
+    /// `--name`, else the host name).
+    pub fn into_options(self) -> anyhow::Result<WorkerOptions> {
+        let server = normalize_server_url(&self.server)?;
+        let mut options = WorkerOptions::new(server);
+        if let Some(name) = self.name.filter(|n| !n.trim().is_empty()) {
+            options.worker_id = name.trim().to_string();
+        }
+        if let Some(id) = self.worker_id.filter(|id| !id.trim().is_empty()) {
+            options.worker_id = id.trim().to_string();
+        }
+        options.token = self.token.filter(|t| !t.is_empty());
+        options.slots = self.slots;
+        options.labels = self.labels.into_iter().collect();
+        options.agent_slugs = self
+            .agents
+            .into_iter()
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        options.drain_timeout = self.drain_timeout;
+        Ok(options)
+    }
+}
+
+/// `host:port` → `http://host:port`; `http://…` unchanged. `https://` is
+/// refused: this build has no TLS (put a TLS-terminating proxy in front).
+pub fn normalize_server_url(raw: &str) -> anyhow::Result<String> {
+    let url = raw.trim().trim_end_matches('/');
+    if url.is_empty() {
+        bail!("the server URL is empty");
+    }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        match scheme.to_ascii_lowercase().as_str() {
+            "http" if !rest.is_empty() => Ok(url.to_string()),
+            "https" => bail!("{url}: https is not supported by this build of amon-worker (no TLS)"),
+            _ => bail!("{url}: unsupported server URL (use http://host:port or host:port)"),
+        }
+    } else {
+        Ok(format!("http://{url}"))
+    }
+}
+
+/// `key=value` → `(key, value)`.
+pub fn parse_label(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("label {raw:?} is not key=value"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("label {raw:?} has an empty key"));
+    }
+    Ok((key.to_string(), value.trim().to_string()))
+}
+
+/// `300ms`, `1.5s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration (like 300ms, 30s, 5m, 1h)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("{raw:?}: unknown unit {other:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{raw:?}: {e}"))
+}
+
+/// The runtime tuning in force, from the server's `WorkerConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// How often to send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a run.
+    pub cancel_grace: Duration,
+    /// Largest `LogChunk.data`, in bytes.
+    pub log_chunk_bytes: usize,
+}
+
+/// Largest chunk we send whatever the server asks: stays well under gRPC's
+/// default 4 MiB message limit.
+const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(10),
+            log_chunk_bytes: 65536,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// A server `WorkerConfig` replaces the whole config: a field that is
+    /// unset (or zero / negative) takes its default. Heartbeats are at least
+    /// 10 ms apart, chunks at most 1 MiB.
+    pub fn from_proto(config: &WorkerConfig) -> Self {
+        let default = Self::default();
+        let duration = |d: Option<&prost_types::Duration>| {
+            d.and_then(|d| Duration::try_from(*d).ok())
+                .filter(|d| !d.is_zero())
+        };
+        Self {
+            heartbeat_interval: duration(config.heartbeat_interval.as_ref())
+                .map(|d| d.max(Duration::from_millis(10)))
+                .unwrap_or(default.heartbeat_interval),
+            cancel_grace: duration(config.cancel_grace.as_ref()).unwrap_or(default.cancel_grace),
+            log_chunk_bytes: usize::try_from(config.log_chunk_bytes)
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| n.min(MAX_CHUNK_BYTES))
+                .unwrap_or(default.log_chunk_bytes),
+        }
+    }
+}
+
+/// Short human form of a duration (`250ms`, `10s`, `1.5s`).
+pub(crate) fn human_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        let secs = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// Parses a worker command line (for tests and embedders) into options.
+pub fn options_from_args<I, T>(args: I) -> anyhow::Result<WorkerOptions>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+        .context("parsing the worker command line")?
+        .into_options()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration(" 12 "), Ok(Duration::from_secs(12)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(
+            normalize_server_url("127.0.0.1:50051").unwrap(),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(
+            normalize_server_url("http://host:1/").unwrap(),
+            "http://host:1"
+        );
+        assert!(normalize_server_url("https://host:1").is_err());
+        assert!(normalize_server_url("ftp://host:1").is_err());
+        assert!(normalize_server_url("  ").is_err());
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(parse_label("gpu=true"), Ok(("gpu".into(), "true".into())));
+        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=x").is_err());
+    }
+
+    #[test]
+    fn worker_id_derivation() {
+        let o = options_from_args(["amon-worker", "--server", "h:1"]).unwrap();
+        assert_eq!(o.worker_id, local_hostname());
+        assert_eq!(o.server, "http://h:1");
+        let o = options_from_args(["amon-worker", "--name", "builder"]).unwrap();
+        assert_eq!(o.worker_id, "builder");
+        let o =
+            options_from_args(["amon-worker", "--name", "builder", "--worker-id", "w-7"]).unwrap();
+        assert_eq!(o.worker_id, "w-7");
+        let o = options_from_args([
+            "amon-worker",
+            "--label",
+            "gpu=true",
+            "--label",
+            "zone=eu",
+            "--agent",
+            "git",
+            "--slots",
+            "3",
+            "--drain-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(o.labels.get("gpu").map(String::as_str), Some("true"));
+        assert_eq!(o.labels.len(), 2);
+        assert_eq!(o.agent_slugs, vec!["git".to_string()]);
+        assert_eq!(o.slots, 3);
+        assert_eq!(o.drain_timeout, Duration::from_secs(2));
+        assert!(options_from_args(["amon-worker", "--slots", "0"]).is_err());
+    }
+
+    #[test]
+    fn runtime_config_defaults_and_overrides() {
+        let c = RuntimeConfig::from_proto(&WorkerConfig::default());
+        assert_eq!(c, RuntimeConfig::default());
+        let c = RuntimeConfig::from_proto(&WorkerConfig {
+            stale_window: None,
+            heartbeat_interval: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 100_000_000,
+            }),
+            cancel_grace: Some(prost_types::Duration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            log_chunk_bytes: 64,
+        });
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(c.cancel_grace, Duration::from_secs(2));
+        assert_eq!(c.log_chunk_bytes, 64);
+        let c = RuntimeConfig::from_proto(&WorkerConfig {
+            log_chunk_bytes: i32::MAX,
+            ..Default::default()
+        });
+        assert_eq!(c.log_chunk_bytes, MAX_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}

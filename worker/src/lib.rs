@@ -1,0 +1,51 @@
+//! Agent Monitor worker: connects to the server's `WorkerService.Connect`
+//! stream, takes assignments, runs them as child processes and streams their
+//! output back.
+//!
+//! The library is what the `amon-worker` binary wraps, so a server (or a
+//! test) can embed a worker in-process:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let mut options = amon_worker::WorkerOptions::new("http://127.0.0.1:50051");
+//! options.slots = 4;
+//! // Completing the future starts the drain; `run` returns once it is over.
+//! amon_worker::run(options, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Layout: [`config`] (options, command line, runtime tuning), `connection`
+//! (the event loop: stream, reconnects, dispatch, drain), `transport`
+//! (channel, bearer token, backoff), `run` (one run: `process` spawns and
+//! supervises the child, `output` keeps its log until it is stored,
+//! `adapter` turns an assignment into a process), `env` (the child's
+//! environment and binary resolution).
+
+pub mod config;
+mod connection;
+mod env;
+mod run;
+mod transport;
+
+use std::future::Future;
+
+pub use config::{Cli, RuntimeConfig, WorkerOptions};
+
+/// SIGKILLs the process group of every run still going. For a hard exit
+/// (`std::process::exit` runs no destructors); `run` itself never leaves
+/// children behind when its runtime shuts down.
+pub fn kill_all_runs() {
+    run::process::kill_all_groups();
+}
+
+/// Runs a worker until `shutdown` completes and the drain that follows is
+/// over: no new work, running children finish (cancelled after
+/// `options.drain_timeout`), and every result is stored by the server.
+///
+/// Connection failures never end it: it reconnects with backoff and keeps
+/// its runs meanwhile. It fails on invalid options (server URL, token), or
+/// when a drain cannot deliver its results (30 s after the drain timeout
+/// cancelled the runs).
+pub async fn run(options: WorkerOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    connection::run_worker(options, shutdown).await
+}

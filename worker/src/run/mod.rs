@@ -1,0 +1,232 @@
+//! Runs: one per assignment. [`process`] spawns and supervises the child,
+//! [`output`] keeps its log until the server has stored it, [`adapter`]
+//! turns an assignment into a process.
+
+pub(crate) mod adapter;
+pub(crate) mod output;
+pub(crate) mod process;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use amon_proto::v1::{ExecutionStatus, RunFinished};
+use tokio::sync::mpsc;
+
+use output::OutputLog;
+
+/// What to spawn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessSpec {
+    /// `argv[0]` is the binary (path or name looked up in the worker's PATH).
+    pub argv: Vec<String>,
+    /// Working directory; `None` means the worker's own.
+    pub working_dir: Option<PathBuf>,
+    /// The child's whole environment.
+    pub env: BTreeMap<OsString, OsString>,
+    /// Time the run may take.
+    pub timeout: Option<Duration>,
+}
+
+/// Identifies a run: the execution and the attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RunKey {
+    pub execution_id: String,
+    pub attempt_token: String,
+}
+
+/// What a run's supervisor reports, in order.
+#[derive(Debug)]
+pub(crate) struct RunEvent {
+    pub key: RunKey,
+    pub kind: RunEventKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum RunEventKind {
+    /// The child is running.
+    Started { pid: u32 },
+    /// Bytes the child wrote (stdout and stderr, in order).
+    Output(Vec<u8>),
+    /// The child exited and its output is read (or the run never started).
+    /// Always the last event of a run.
+    Ended(Outcome),
+}
+
+/// Why a run is being stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// The server cancelled it (with its reason).
+    Cancelled(String),
+    /// The worker is draining and its drain timeout passed.
+    DrainTimeout,
+    /// Its timeout fired.
+    TimedOut(Duration),
+}
+
+/// Orders for a run's supervisor.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// SIGTERM the group, SIGKILL after the grace period.
+    Stop(StopReason),
+    /// SIGKILL the group now; nobody wants the result.
+    Abandon,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub status: ExecutionStatus,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// A run that failed before or while starting.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            status: ExecutionStatus::Failed,
+            exit_code: None,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The outcome of an exit: `code` if it exited, else the `signal` that
+    /// killed it; `stop` if we were stopping it when it exited.
+    pub fn from_exit(code: Option<i32>, signal: Option<i32>, stop: Option<&StopReason>) -> Self {
+        let how = match (code, signal) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("killed by signal {}", signal_name(sig)),
+            (None, None) => "ended with an unknown status".to_string(),
+        };
+        let (status, error) = match stop {
+            Some(StopReason::Cancelled(reason)) if reason.is_empty() => (
+                ExecutionStatus::Cancelled,
+                Some(format!("cancelled ({how})")),
+            ),
+            Some(StopReason::Cancelled(reason)) => (
+                ExecutionStatus::Cancelled,
+                Some(format!("cancelled: {reason} ({how})")),
+            ),
+            Some(StopReason::DrainTimeout) => (
+                ExecutionStatus::Cancelled,
+                Some(format!(
+                    "cancelled: the worker shut down and its drain timeout passed ({how})"
+                )),
+            ),
+            Some(StopReason::TimedOut(after)) => (
+                ExecutionStatus::TimedOut,
+                Some(format!(
+                    "timed out after {} ({how})",
+                    crate::config::human_duration(*after)
+                )),
+            ),
+            None if code == Some(0) => (ExecutionStatus::Succeeded, None),
+            None => (ExecutionStatus::Failed, Some(how)),
+        };
+        Self {
+            status,
+            exit_code: code,
+            error,
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+/// Where a run is.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Its supervisor is running (the child may not have started yet).
+    Alive {
+        control: mpsc::UnboundedSender<Control>,
+        pid: Option<u32>,
+    },
+    /// It ended; this is its result, sent after all its output.
+    Ended(Outcome),
+}
+
+/// A run the worker keeps until the server has stored its output and result.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub key: RunKey,
+    pub log: OutputLog,
+    pub phase: Phase,
+    /// `RunFinished` went out on the current connection.
+    pub finish_sent: bool,
+    /// The server did not resume it after a reconnect: it is being stopped,
+    /// its output is not sent, and it is forgotten once it ends.
+    pub orphaned: bool,
+}
+
+impl Run {
+    /// Whether its child may still be running.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.phase, Phase::Alive { .. })
+    }
+
+    /// Sends an order to its supervisor (ignored once it ended).
+    pub fn control(&self, order: Control) {
+        if let Phase::Alive { control, .. } = &self.phase {
+            let _ = control.send(order);
+        }
+    }
+
+    /// The `RunFinished` to report, once it ended.
+    pub fn finished(&self) -> Option<RunFinished> {
+        let Phase::Ended(outcome) = &self.phase else {
+            return None;
+        };
+        Some(RunFinished {
+            execution_id: self.key.execution_id.clone(),
+            attempt_token: self.key.attempt_token.clone(),
+            status: outcome.status as i32,
+            exit_code: outcome.exit_code,
+            error: outcome.error.clone(),
+            log_byte_size: i64::try_from(self.log.end()).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes() {
+        let ok = Outcome::from_exit(Some(0), None, None);
+        assert_eq!(ok.status, ExecutionStatus::Succeeded);
+        assert_eq!(ok.error, None);
+        let failed = Outcome::from_exit(Some(3), None, None);
+        assert_eq!(failed.status, ExecutionStatus::Failed);
+        assert_eq!(failed.exit_code, Some(3));
+        assert_eq!(failed.error.as_deref(), Some("exited with status 3"));
+        let killed = Outcome::from_exit(None, Some(9), None);
+        assert_eq!(killed.status, ExecutionStatus::Failed);
+        assert_eq!(killed.error.as_deref(), Some("killed by signal SIGKILL"));
+        let timed_out = Outcome::from_exit(
+            None,
+            Some(15),
+            Some(&StopReason::TimedOut(Duration::from_secs(5))),
+        );
+        assert_eq!(timed_out.status, ExecutionStatus::TimedOut);
+        assert_eq!(
+            timed_out.error.as_deref(),
+            Some("timed out after 5s (killed by signal SIGTERM)")
+        );
+        let cancelled = Outcome::from_exit(
+            Some(0),
+            None,
+            Some(&StopReason::Cancelled("by alice".into())),
+        );
+        assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
+        assert_eq!(cancelled.exit_code, Some(0));
+        let drained = Outcome::from_exit(None, Some(9), Some(&StopReason::DrainTimeout));
+        assert_eq!(drained.status, ExecutionStatus::Cancelled);
+    }
+}
