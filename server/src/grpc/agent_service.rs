@@ -1,19 +1,23 @@
-//! `agentmonitor.v1.AgentService`.
-
+//! `agentmonitor.v1.AgentService`: parse the request, call the store, convert
+//! the answer. The rules live in `store::agents` and `store::capabilities`,
+//! the conversions in `convert::agent`.
 
 use amon_proto::v1::{
+    CreateAgentRequest, CreateAgentResponse, CreateCapabilityRequest, CreateCapabilityResponse,
+    DeleteAgentRequest, DeleteAgentResponse, DeleteCapabilityRequest, DeleteCapabilityResponse,
+    GetAgentRequest, GetAgentResponse, GetCapabilityRequest, GetCapabilityResponse,
+    ListAgentsRequest, ListAgentsResponse, ListCapabilitiesRequest, ListCapabilitiesResponse,
+    UpdateAgentRequest, UpdateAgentResponse, UpdateCapabilityRequest, UpdateCapabilityResponse,
     agent_service_server::AgentService,
-    CreateAgentRequest, CreateAgentResponse, CreateCapabilityRequest, CreateCapabilityResponse, DeleteAgentRequest, DeleteAgentResponse, DeleteCapabilityRequest, DeleteCapabilityResponse, GetAgentRequest, GetAgentResponse, GetCapabilityRequest, GetCapabilityResponse, ListAgentsRequest, ListAgentsResponse, ListCapabilitiesRequest, ListCapabilitiesResponse, UpdateAgentRequest, UpdateAgentResponse, UpdateCapabilityRequest, UpdateCapabilityResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::not_built_yet;
+use super::convert::{agent as convert, parse_id};
 use crate::app::AppState;
 
 /// Handlers of `AgentService`.
 #[derive(Clone)]
 pub struct AgentApi {
-    #[allow(dead_code)]
     state: AppState,
 }
 
@@ -28,72 +32,116 @@ impl AgentApi {
 impl AgentService for AgentApi {
     async fn create_agent(
         &self,
-        _request: Request<CreateAgentRequest>,
+        request: Request<CreateAgentRequest>,
     ) -> Result<Response<CreateAgentResponse>, Status> {
-        Err(not_built_yet("AgentService.CreateAgent"))
+        let spec = convert::agent_spec(request.get_ref().agent.as_ref())?;
+        let agent = self.state.store.create_agent(spec).await?;
+        Ok(Response::new(CreateAgentResponse {
+            agent: Some(convert::agent_to_proto(&agent)),
+        }))
     }
 
     async fn get_agent(
         &self,
-        _request: Request<GetAgentRequest>,
+        request: Request<GetAgentRequest>,
     ) -> Result<Response<GetAgentResponse>, Status> {
-        Err(not_built_yet("AgentService.GetAgent"))
+        let id = parse_id("id", &request.get_ref().id)?;
+        let agent = self.state.store.get_agent(id).await?;
+        Ok(Response::new(GetAgentResponse {
+            agent: Some(convert::agent_to_proto(&agent)),
+        }))
     }
 
     async fn list_agents(
         &self,
-        _request: Request<ListAgentsRequest>,
+        request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsResponse>, Status> {
-        Err(not_built_yet("AgentService.ListAgents"))
+        let (filter, page) = convert::agent_list(request.get_ref())?;
+        let (agents, next_page_token) = self.state.store.list_agents(filter, page).await?;
+        Ok(Response::new(ListAgentsResponse {
+            agents: agents.iter().map(convert::agent_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn update_agent(
         &self,
-        _request: Request<UpdateAgentRequest>,
+        request: Request<UpdateAgentRequest>,
     ) -> Result<Response<UpdateAgentResponse>, Status> {
-        Err(not_built_yet("AgentService.UpdateAgent"))
+        let request = request.get_ref();
+        let (id, patch) = convert::agent_patch(request.agent.as_ref(), &request.update_mask)?;
+        let agent = self.state.store.update_agent(id, patch).await?;
+        Ok(Response::new(UpdateAgentResponse {
+            agent: Some(convert::agent_to_proto(&agent)),
+        }))
     }
 
     async fn delete_agent(
         &self,
-        _request: Request<DeleteAgentRequest>,
+        request: Request<DeleteAgentRequest>,
     ) -> Result<Response<DeleteAgentResponse>, Status> {
-        Err(not_built_yet("AgentService.DeleteAgent"))
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.state.store.delete_agent(id).await?;
+        Ok(Response::new(DeleteAgentResponse {}))
     }
 
     async fn create_capability(
         &self,
-        _request: Request<CreateCapabilityRequest>,
+        request: Request<CreateCapabilityRequest>,
     ) -> Result<Response<CreateCapabilityResponse>, Status> {
-        Err(not_built_yet("AgentService.CreateCapability"))
+        let spec = convert::capability_spec(request.get_ref().capability.as_ref())?;
+        let capability = self.state.store.create_capability(spec).await?;
+        Ok(Response::new(CreateCapabilityResponse {
+            capability: Some(convert::capability_to_proto(&capability)),
+        }))
     }
 
     async fn get_capability(
         &self,
-        _request: Request<GetCapabilityRequest>,
+        request: Request<GetCapabilityRequest>,
     ) -> Result<Response<GetCapabilityResponse>, Status> {
-        Err(not_built_yet("AgentService.GetCapability"))
+        let id = parse_id("id", &request.get_ref().id)?;
+        let capability = self.state.store.get_capability(id).await?;
+        Ok(Response::new(GetCapabilityResponse {
+            capability: Some(convert::capability_to_proto(&capability)),
+        }))
     }
 
     async fn list_capabilities(
         &self,
-        _request: Request<ListCapabilitiesRequest>,
+        request: Request<ListCapabilitiesRequest>,
     ) -> Result<Response<ListCapabilitiesResponse>, Status> {
-        Err(not_built_yet("AgentService.ListCapabilities"))
+        let (filter, page) = convert::capability_list(request.get_ref())?;
+        let (capabilities, next_page_token) =
+            self.state.store.list_capabilities(filter, page).await?;
+        Ok(Response::new(ListCapabilitiesResponse {
+            capabilities: capabilities
+                .iter()
+                .map(convert::capability_to_proto)
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn update_capability(
         &self,
-        _request: Request<UpdateCapabilityRequest>,
+        request: Request<UpdateCapabilityRequest>,
     ) -> Result<Response<UpdateCapabilityResponse>, Status> {
-        Err(not_built_yet("AgentService.UpdateCapability"))
+        let request = request.get_ref();
+        let (id, patch) =
+            convert::capability_patch(request.capability.as_ref(), &request.update_mask)?;
+        let capability = self.state.store.update_capability(id, patch).await?;
+        Ok(Response::new(UpdateCapabilityResponse {
+            capability: Some(convert::capability_to_proto(&capability)),
+        }))
     }
 
     async fn delete_capability(
         &self,
-        _request: Request<DeleteCapabilityRequest>,
+        request: Request<DeleteCapabilityRequest>,
     ) -> Result<Response<DeleteCapabilityResponse>, Status> {
-        Err(not_built_yet("AgentService.DeleteCapability"))
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.state.store.delete_capability(id).await?;
+        Ok(Response::new(DeleteCapabilityResponse {}))
     }
-
 }

@@ -1,21 +1,44 @@
-//! `agentmonitor.v1.TaskService`.
+//! `agentmonitor.v1.TaskService`: parse → store → convert.
 
 use std::pin::Pin;
 
 use amon_proto::v1::{
-    task_service_server::TaskService,
-    AddDependencyRequest, AddDependencyResponse, CreateTaskRequest, CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest, GetBoardResponse, GetTaskRequest, GetTaskResponse, ListDependenciesRequest, ListDependenciesResponse, ListTaskEventsRequest, ListTaskEventsResponse, ListTasksRequest, ListTasksResponse, MoveTaskRequest, MoveTaskResponse, RemoveDependencyRequest, RemoveDependencyResponse, UpdateTaskRequest, UpdateTaskResponse, WatchTaskEventsRequest, WatchTaskEventsResponse,
+    AddDependencyRequest, AddDependencyResponse, BoardColumn, CreateTaskRequest,
+    CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest, GetBoardResponse,
+    GetTaskRequest, GetTaskResponse, ListDependenciesRequest, ListDependenciesResponse,
+    ListTaskEventsRequest, ListTaskEventsResponse, ListTasksRequest, ListTasksResponse,
+    MoveTaskRequest, MoveTaskResponse, RemoveDependencyRequest, RemoveDependencyResponse,
+    UpdateTaskRequest, UpdateTaskResponse, WatchTaskEventsRequest, WatchTaskEventsResponse,
+    move_task_request, task_service_server::TaskService,
 };
-use tokio_stream::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::not_built_yet;
-use crate::app::AppState;
+use super::convert::{
+    enums::WireEnum,
+    mask_paths, parse_id, parse_optional_id,
+    task::{dependency_to_proto, event_to_proto, task_draft, task_id, task_to_proto},
+};
+use crate::{
+    app::AppState,
+    entity::enums::TaskStatus,
+    store::{
+        Actor, StoreError, dependencies,
+        events::{self, EventFilter},
+        page::{EVENT_PAGES, PageRequest, RESOURCE_PAGES, after_id_token, parse_after_id_token},
+        tasks::{self, Position, TaskField, TaskFilter},
+    },
+};
+
+/// Events fetched per query by a live watcher.
+const WATCH_BATCH: u64 = 500;
+/// Events buffered per watcher before it waits for its client.
+const WATCH_BUFFER: usize = 256;
 
 /// Handlers of `TaskService`.
 #[derive(Clone)]
 pub struct TaskApi {
-    #[allow(dead_code)]
     state: AppState,
 }
 
@@ -35,86 +58,247 @@ impl TaskService for TaskApi {
 
     async fn create_task(
         &self,
-        _request: Request<CreateTaskRequest>,
+        request: Request<CreateTaskRequest>,
     ) -> Result<Response<CreateTaskResponse>, Status> {
-        Err(not_built_yet("TaskService.CreateTask"))
+        let task = request
+            .into_inner()
+            .task
+            .ok_or_else(|| StoreError::invalid("task", "is required"))?;
+        let created =
+            tasks::create_task(&self.state.store, task_draft(&task)?, Actor::user()).await?;
+        Ok(Response::new(CreateTaskResponse {
+            task: Some(task_to_proto(&created)),
+        }))
     }
 
     async fn get_task(
         &self,
-        _request: Request<GetTaskRequest>,
+        request: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
-        Err(not_built_yet("TaskService.GetTask"))
+        let id = parse_id("id", &request.into_inner().id)?;
+        let task = tasks::find_task(self.state.store.db(), id).await?;
+        Ok(Response::new(GetTaskResponse {
+            task: Some(task_to_proto(&task)),
+        }))
     }
 
     async fn list_tasks(
         &self,
-        _request: Request<ListTasksRequest>,
+        request: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
-        Err(not_built_yet("TaskService.ListTasks"))
+        let request = request.into_inner();
+        let page = PageRequest::parse(request.page_size, &request.page_token, RESOURCE_PAGES)?;
+        let filter = TaskFilter {
+            status: TaskStatus::from_proto("status", request.status)?,
+            assignee_agent_id: parse_optional_id("assignee_agent_id", &request.assignee_agent_id)?,
+            parent_task_id: parse_optional_id("parent_task_id", &request.parent_task_id)?,
+        };
+        let (rows, next_page_token) = tasks::list_tasks(&self.state.store, filter, page).await?;
+        Ok(Response::new(ListTasksResponse {
+            tasks: rows.iter().map(task_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn update_task(
         &self,
-        _request: Request<UpdateTaskRequest>,
+        request: Request<UpdateTaskRequest>,
     ) -> Result<Response<UpdateTaskResponse>, Status> {
-        Err(not_built_yet("TaskService.UpdateTask"))
+        let request = request.into_inner();
+        let task = request
+            .task
+            .ok_or_else(|| StoreError::invalid("task", "is required"))?;
+        let id = task_id(&task)?;
+        let fields: Vec<TaskField> =
+            mask_paths("update_mask", &request.update_mask, &TaskField::names())?
+                .iter()
+                .filter_map(|path| TaskField::from_name(path))
+                .collect();
+        let updated = tasks::update_task(
+            &self.state.store,
+            id,
+            &fields,
+            task_draft(&task)?,
+            Actor::user(),
+        )
+        .await?;
+        Ok(Response::new(UpdateTaskResponse {
+            task: Some(task_to_proto(&updated)),
+        }))
     }
 
     async fn delete_task(
         &self,
-        _request: Request<DeleteTaskRequest>,
+        request: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteTaskResponse>, Status> {
-        Err(not_built_yet("TaskService.DeleteTask"))
+        let id = parse_id("id", &request.into_inner().id)?;
+        tasks::delete_task(&self.state.store, id, Actor::user()).await?;
+        Ok(Response::new(DeleteTaskResponse {}))
     }
 
     async fn move_task(
         &self,
-        _request: Request<MoveTaskRequest>,
+        request: Request<MoveTaskRequest>,
     ) -> Result<Response<MoveTaskResponse>, Status> {
-        Err(not_built_yet("TaskService.MoveTask"))
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let status = TaskStatus::from_proto("status", request.status)?;
+        let position = match &request.position {
+            None => Position::Top,
+            Some(move_task_request::Position::AfterTaskId(after)) => {
+                Position::After(parse_id("after_task_id", after)?)
+            }
+            Some(move_task_request::Position::BeforeTaskId(before)) => {
+                Position::Before(parse_id("before_task_id", before)?)
+            }
+        };
+        let moved =
+            tasks::move_task(&self.state.store, id, status, position, Actor::user()).await?;
+        Ok(Response::new(MoveTaskResponse {
+            task: Some(task_to_proto(&moved)),
+        }))
     }
 
     async fn get_board(
         &self,
         _request: Request<GetBoardRequest>,
     ) -> Result<Response<GetBoardResponse>, Status> {
-        Err(not_built_yet("TaskService.GetBoard"))
+        let columns = tasks::board(&self.state.store).await?;
+        Ok(Response::new(GetBoardResponse {
+            columns: columns
+                .into_iter()
+                .map(|(status, tasks)| BoardColumn {
+                    status: status.to_proto(),
+                    tasks: tasks.iter().map(task_to_proto).collect(),
+                })
+                .collect(),
+        }))
     }
 
     async fn add_dependency(
         &self,
-        _request: Request<AddDependencyRequest>,
+        request: Request<AddDependencyRequest>,
     ) -> Result<Response<AddDependencyResponse>, Status> {
-        Err(not_built_yet("TaskService.AddDependency"))
+        let request = request.into_inner();
+        let task_id = parse_id("task_id", &request.task_id)?;
+        let depends_on = parse_id("depends_on_task_id", &request.depends_on_task_id)?;
+        let edge =
+            dependencies::add_dependency(&self.state.store, task_id, depends_on, Actor::user())
+                .await?;
+        Ok(Response::new(AddDependencyResponse {
+            dependency: Some(dependency_to_proto(&edge)),
+        }))
     }
 
     async fn remove_dependency(
         &self,
-        _request: Request<RemoveDependencyRequest>,
+        request: Request<RemoveDependencyRequest>,
     ) -> Result<Response<RemoveDependencyResponse>, Status> {
-        Err(not_built_yet("TaskService.RemoveDependency"))
+        let request = request.into_inner();
+        let task_id = parse_id("task_id", &request.task_id)?;
+        let depends_on = parse_id("depends_on_task_id", &request.depends_on_task_id)?;
+        dependencies::remove_dependency(&self.state.store, task_id, depends_on, Actor::user())
+            .await?;
+        Ok(Response::new(RemoveDependencyResponse {}))
     }
 
     async fn list_dependencies(
         &self,
-        _request: Request<ListDependenciesRequest>,
+        request: Request<ListDependenciesRequest>,
     ) -> Result<Response<ListDependenciesResponse>, Status> {
-        Err(not_built_yet("TaskService.ListDependencies"))
+        let task_id = parse_id("task_id", &request.into_inner().task_id)?;
+        let edges = dependencies::list_dependencies(&self.state.store, task_id).await?;
+        Ok(Response::new(ListDependenciesResponse {
+            dependencies: edges.dependencies.iter().map(dependency_to_proto).collect(),
+            dependents: edges.dependents.iter().map(dependency_to_proto).collect(),
+        }))
     }
 
     async fn list_task_events(
         &self,
-        _request: Request<ListTaskEventsRequest>,
+        request: Request<ListTaskEventsRequest>,
     ) -> Result<Response<ListTaskEventsResponse>, Status> {
-        Err(not_built_yet("TaskService.ListTaskEvents"))
+        let request = request.into_inner();
+        let limit = PageRequest::parse(request.page_size, "", EVENT_PAGES)?.limit;
+        let after_id = parse_after_id_token(&request.page_token)?;
+        let filter = self.event_filter(&request.task_id).await?;
+        let mut rows =
+            events::list_after(self.state.store.db(), filter, after_id, limit + 1).await?;
+        let next_page_token = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|e| after_id_token(e.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListTaskEventsResponse {
+            events: rows.iter().map(event_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn watch_task_events(
         &self,
-        _request: Request<WatchTaskEventsRequest>,
+        request: Request<WatchTaskEventsRequest>,
     ) -> Result<Response<Self::WatchTaskEventsStream>, Status> {
-        Err(not_built_yet("TaskService.WatchTaskEvents"))
+        let request = request.into_inner();
+        if request.after_event_id < 0 {
+            return Err(StoreError::invalid("after_event_id", "must not be negative").into());
+        }
+        let filter = self.event_filter(&request.task_id).await?;
+        let store = self.state.store.clone();
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        // Subscribe before the first read, so no commit between the two is missed.
+        let mut committed = store.events().subscribe();
+        tokio::spawn(async move {
+            let mut last_sent = request.after_event_id;
+            loop {
+                let batch = match events::next_for_watcher(
+                    store.db(),
+                    store.events(),
+                    filter,
+                    last_sent,
+                    WATCH_BATCH,
+                )
+                .await
+                {
+                    Ok(batch) => batch,
+                    Err(err) => {
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                };
+                let full = batch.len() as u64 >= WATCH_BATCH;
+                for event in &batch {
+                    let response = WatchTaskEventsResponse {
+                        event: Some(event_to_proto(event)),
+                    };
+                    if tx.send(Ok(response)).await.is_err() {
+                        return; // the client is gone
+                    }
+                    last_sent = event.id;
+                }
+                if full {
+                    continue; // more backlog: keep reading before waiting
+                }
+                tokio::select! {
+                    changed = committed.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
 
+impl TaskApi {
+    /// The filter of a list or watch; a named task must exist.
+    async fn event_filter(&self, task_id: &str) -> Result<EventFilter, StoreError> {
+        let task_id = parse_optional_id("task_id", task_id)?;
+        if let Some(id) = task_id {
+            tasks::find_task(self.state.store.db(), id).await?;
+        }
+        Ok(EventFilter { task_id })
+    }
 }

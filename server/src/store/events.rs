@@ -1,0 +1,219 @@
+//! The audit trail: recording `task_events` inside the transaction that makes
+//! the change, and waking live watchers once it commits.
+//!
+//! Watchers must see every event exactly once, in id order. Ids are handed
+//! out at insert time but become visible at commit, so two concurrent
+//! transactions could commit ids 11 then 10, and a watcher that already
+//! read 11 would skip 10 forever. To rule that out, a transaction takes one
+//! transaction-scoped lock before its first event insert (PostgreSQL:
+//! `pg_advisory_xact_lock`; SQLite has a single writer anyway), so events
+//! commit in id order. A watcher then only needs "everything after the last
+//! id I sent", re-read whenever [`EventHub`] says the newest id moved.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, Statement,
+};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::StoreResult;
+use crate::entity::{enums::ActorType, task_events};
+
+/// Key of the advisory lock that orders event commits on PostgreSQL
+/// (ASCII "amonevt").
+const EVENT_ORDER_LOCK_KEY: i64 = 0x616d_6f6e_6576_74;
+
+/// Who caused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// User, agent or system.
+    pub kind: ActorType,
+    /// The actor's id, when known.
+    pub id: Option<Uuid>,
+}
+
+impl Actor {
+    /// An API caller (until auth identifies callers, the default owner).
+    pub fn user() -> Self {
+        Self {
+            kind: ActorType::User,
+            id: Some(super::DEFAULT_OWNER_ID),
+        }
+    }
+
+    /// Agent Monitor itself (dispatcher, reaper).
+    pub fn system() -> Self {
+        Self {
+            kind: ActorType::System,
+            id: None,
+        }
+    }
+}
+
+/// Deleted tasks' last events kept for live watchers (their rows are gone
+/// with the task); old ones fall off.
+const TOMBSTONES_KEPT: usize = 1024;
+
+/// An event whose row was deleted with its task, kept for live watchers.
+#[derive(Debug, Clone)]
+pub struct Tombstone {
+    /// Workspace of the deleted task.
+    pub workspace_id: Uuid,
+    /// The event as it was recorded.
+    pub event: task_events::Model,
+}
+
+/// Tells live watchers the id of the newest committed event, and keeps the
+/// events that died with their task.
+#[derive(Clone)]
+pub struct EventHub {
+    newest: watch::Sender<i64>,
+    tombstones: Arc<Mutex<VecDeque<Tombstone>>>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        Self {
+            newest: watch::Sender::new(0),
+            tombstones: Arc::default(),
+        }
+    }
+}
+
+impl EventHub {
+    /// Records that events up to `id` are committed.
+    pub fn committed(&self, id: i64) {
+        self.newest.send_if_modified(|newest| {
+            let moved = id > *newest;
+            if moved {
+                *newest = id;
+            }
+            moved
+        });
+    }
+
+    /// Keeps events whose rows were deleted in a committed transaction.
+    pub fn bury(&self, tombstones: Vec<Tombstone>) {
+        let mut kept = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+        for tombstone in tombstones {
+            if kept.len() == TOMBSTONES_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(tombstone);
+        }
+    }
+
+    /// Kept tombstones with an id above `after` in `workspace_id`.
+    pub fn tombstones_after(&self, workspace_id: Uuid, after: i64) -> Vec<task_events::Model> {
+        let kept = self.tombstones.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter()
+            .filter(|t| t.workspace_id == workspace_id && t.event.id > after)
+            .map(|t| t.event.clone())
+            .collect()
+    }
+
+    /// A receiver that wakes whenever newer events are committed.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.newest.subscribe()
+    }
+}
+
+/// Inserts an event row in `txn`, first taking the event-order lock on PostgreSQL.
+///
+/// Callers go through `WriteTxn::record_event`, which takes the lock once per
+/// transaction and reports the id to the hub after commit.
+pub(super) async fn insert(
+    txn: &DatabaseTransaction,
+    take_order_lock: bool,
+    task_id: Uuid,
+    actor: Actor,
+    event_type: &str,
+    payload: Value,
+) -> StoreResult<task_events::Model> {
+    if take_order_lock && txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [EVENT_ORDER_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
+    let event = task_events::ActiveModel {
+        task_id: Set(task_id),
+        actor_type: Set(actor.kind),
+        actor_id: Set(actor.id),
+        event_type: Set(event_type.to_owned()),
+        payload: Set(payload),
+        created_at: Set(chrono::Utc::now().into()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(event)
+}
+
+/// Which events a list or watch covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter {
+    /// One task's events; `None` for the whole workspace.
+    pub task_id: Option<Uuid>,
+}
+
+/// Events with an id above `after_id`, oldest first, at most `limit`.
+pub async fn list_after<C: ConnectionTrait>(
+    conn: &C,
+    filter: EventFilter,
+    after_id: i64,
+    limit: u64,
+) -> StoreResult<Vec<task_events::Model>> {
+    use sea_orm::{
+        ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    };
+
+    use crate::entity::tasks;
+
+    let mut query = task_events::Entity::find()
+        .join(JoinType::InnerJoin, task_events::Relation::Task.def())
+        .filter(tasks::Column::WorkspaceId.eq(super::DEFAULT_WORKSPACE_ID))
+        .filter(task_events::Column::Id.gt(after_id));
+    if let Some(task_id) = filter.task_id {
+        query = query.filter(task_events::Column::TaskId.eq(task_id));
+    }
+    Ok(query
+        .order_by_asc(task_events::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// The next events a watcher should send after `after_id`: committed rows
+/// and the tombstones of deleted tasks, merged in id order.
+pub async fn next_for_watcher<C: ConnectionTrait>(
+    conn: &C,
+    hub: &EventHub,
+    filter: EventFilter,
+    after_id: i64,
+    limit: u64,
+) -> StoreResult<Vec<task_events::Model>> {
+    let mut events = list_after(conn, filter, after_id, limit).await?;
+    // A full page may stop short of some tombstones; they come with the next page.
+    let ceiling = if events.len() as u64 == limit {
+        events.last().map_or(i64::MAX, |e| e.id)
+    } else {
+        i64::MAX
+    };
+    events.extend(
+        hub.tombstones_after(super::DEFAULT_WORKSPACE_ID, after_id)
+            .into_iter()
+            .filter(|e| e.id <= ceiling && filter.task_id.is_none_or(|t| t == e.task_id)),
+    );
+    events.sort_by_key(|e| e.id);
+    events.dedup_by_key(|e| e.id);
+    Ok(events)
+}
