@@ -3,17 +3,27 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, ServerTlsConfig};
 
-use crate::{config::ServerConfig, db, grpc};
+use crate::{
+    auth::{AuthLayer, Tokens},
+    config::ServerConfig,
+    db,
+    dispatch::Engine,
+    grpc,
+    logs::LogStore,
+    store::{Store, worker_config},
+};
 
 /// State shared by every service.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database (SQLite or PostgreSQL).
-    pub db: DatabaseConnection,
+    /// The store over the database (SQLite or PostgreSQL).
+    pub store: Store,
+    /// The execution engine: logs, connected workers, dispatcher.
+    pub engine: Engine,
     /// Directory holding execution logs (and the SQLite file by default).
     pub data_dir: PathBuf,
 }
@@ -21,12 +31,15 @@ pub struct AppState {
 /// A server bound to its address, ready to serve.
 pub struct BoundServer {
     listener: TcpListener,
+    tokens: Tokens,
+    tls: Option<ServerTlsConfig>,
     state: AppState,
 }
 
 impl BoundServer {
     /// Opens (and migrates) the database and binds the listening socket.
     pub async fn bind(config: &ServerConfig) -> anyhow::Result<Self> {
+        config.check_exposure()?;
         let data_dir = config.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -37,9 +50,32 @@ impl BoundServer {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let store = Store::new(db);
+        let logs = LogStore::new(&data_dir)
+            .with_context(|| format!("creating the log directory in {}", data_dir.display()))?;
+        let settings = worker_config::load(&store)
+            .await
+            .context("loading worker config")?;
+        let engine = Engine::new(store.clone(), logs, settings);
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let cert = std::fs::read(cert)
+                    .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+                let key = std::fs::read(key)
+                    .with_context(|| format!("reading TLS key {}", key.display()))?;
+                Some(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            }
+            _ => None,
+        };
         Ok(Self {
             listener,
-            state: AppState { db, data_dir },
+            tokens: config.tokens(),
+            tls,
+            state: AppState {
+                store,
+                engine,
+                data_dir,
+            },
         })
     }
 
@@ -50,8 +86,14 @@ impl BoundServer {
 
     /// Serves gRPC until `shutdown` completes, then lets in-flight calls finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.state.engine.spawn_background();
         let routes = grpc::routes(self.state).await?;
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls).context("configuring TLS")?;
+        }
+        builder
+            .layer(AuthLayer::new(self.tokens))
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await

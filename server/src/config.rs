@@ -21,9 +21,59 @@ pub struct ServerConfig {
     /// Defaults to `$XDG_DATA_HOME/amon` (usually `~/.local/share/amon`).
     #[arg(long, env = "AMON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Token workers must present (`authorization: Bearer …`) to connect.
+    #[arg(long, env = "AMON_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+
+    /// Token clients must present to call the API (health and reflection stay open).
+    #[arg(long, env = "AMON_CLIENT_TOKEN", hide_env_values = true)]
+    pub client_token: Option<String>,
+
+    /// Allow listening beyond loopback without both tokens.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, env = "AMON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "AMON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Do not start the in-process local worker.
+    #[arg(long, env = "AMON_NO_LOCAL_WORKER")]
+    pub no_local_worker: bool,
+
+    /// Slots of the in-process local worker.
+    #[arg(long, env = "AMON_LOCAL_WORKER_SLOTS", default_value_t = 4)]
+    pub local_worker_slots: u32,
 }
 
 impl ServerConfig {
+    /// The tokens in force.
+    pub fn tokens(&self) -> crate::auth::Tokens {
+        let non_empty = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
+        crate::auth::Tokens {
+            worker: non_empty(&self.worker_token),
+            client: non_empty(&self.client_token),
+        }
+    }
+
+    /// Refuses settings that would expose an open server: listening beyond
+    /// loopback needs both tokens, unless `--insecure` says otherwise.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if !self.listen.ip().is_loopback() && !self.tokens().all_required() && !self.insecure {
+            anyhow::bail!(
+                "refusing to listen on {} without --worker-token and --client-token \
+                 (anyone who can reach it could run commands); set both, or pass --insecure",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+
     /// The data directory in force: the configured one, else the user's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)

@@ -1,4 +1,6 @@
 //! Test support: database backends and server harness.
 
+pub mod api;
 pub mod db;
+pub mod fake_worker;
 pub mod server;

@@ -5,7 +5,9 @@
 //! generated from, so what `grpcurl list` shows and what is served cannot drift.
 
 mod agent_service;
+pub mod convert;
 mod execution_service;
+mod status;
 mod task_service;
 mod worker_service;
 
@@ -13,11 +15,7 @@ use amon_proto::v1::{
     agent_service_server::AgentServiceServer, execution_service_server::ExecutionServiceServer,
     task_service_server::TaskServiceServer, worker_service_server::WorkerServiceServer,
 };
-use tonic::{
-    Status,
-    server::NamedService,
-    service::Routes,
-};
+use tonic::{server::NamedService, service::Routes};
 use tonic_health::server::HealthReporter;
 
 use crate::app::AppState;
@@ -64,9 +62,4 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// Reports `service` as SERVING on `grpc.health.v1` under its full name.
 async fn mark_serving<S: NamedService>(health: &HealthReporter, _service: &S) {
     health.set_serving::<S>().await;
-}
-
-/// The answer of an RPC whose behaviour is not built yet.
-pub(crate) fn not_built_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented by this server version"))
 }

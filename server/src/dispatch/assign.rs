@@ -1,0 +1,97 @@
+//! Turning a claimed run into the `Assign` message a worker starts it from.
+
+use amon_proto::{
+    prost_types::Duration as ProtoDuration,
+    v1::{Assign, WorkerConfig, connect_response::Message},
+};
+use chrono::Utc;
+
+use super::Engine;
+use crate::{
+    entity::enums::InteractionMode,
+    grpc::convert::{agent::agent_to_proto, enums::WireEnum, json_strings},
+    store::{
+        executions::render_argv, runs::ClaimedRun, tasks::InputContext,
+        worker_config::WorkerSettings,
+    },
+};
+
+/// The wire form of the tuning values.
+pub fn config_to_proto(settings: &WorkerSettings) -> WorkerConfig {
+    WorkerConfig {
+        stale_window: Some(duration(settings.stale_window)),
+        heartbeat_interval: Some(duration(settings.heartbeat_interval)),
+        cancel_grace: Some(duration(settings.cancel_grace)),
+        log_chunk_bytes: settings.log_chunk_bytes as i32,
+    }
+}
+
+fn duration(value: std::time::Duration) -> ProtoDuration {
+    ProtoDuration {
+        seconds: value.as_secs() as i64,
+        nanos: value.subsec_nanos() as i32,
+    }
+}
+
+/// The `Assign` for `run`. Writes the attempt header into the log first when
+/// this is a retry, so each attempt's output stays readable on its own.
+pub async fn assign_message(
+    engine: &Engine,
+    run: &ClaimedRun,
+    worker_id: &str,
+) -> Result<Message, String> {
+    let execution = &run.execution;
+    let argv = match execution.mode {
+        InteractionMode::Template => {
+            render_argv(&run.agent, &run.capability, &execution.args).map_err(|e| e.to_string())?
+        }
+        InteractionMode::Prompt => Vec::new(),
+    };
+    let mut log_offset = engine
+        .logs
+        .size(execution.id)
+        .await
+        .map_err(|e| format!("opening the log: {e}"))?
+        .bytes;
+    if execution.retry_count > 0 || log_offset > 0 {
+        let header = format!(
+            "{}=== amon: attempt {} on worker {worker_id} at {} ===\n",
+            if log_offset > 0 { "\n" } else { "" },
+            execution.retry_count + 1,
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
+        log_offset = engine
+            .logs
+            .append(execution.id, log_offset, header.as_bytes())
+            .await
+            .map_err(|e| format!("writing the log: {e}"))?
+            .bytes;
+    }
+    let context = InputContext::from_json(&run.task.input_context);
+    let working_dir = context
+        .working_dir
+        .clone()
+        .or_else(|| run.agent.working_dir.clone())
+        .unwrap_or_default();
+    Ok(Message::Assign(Assign {
+        execution_id: execution.id.to_string(),
+        attempt_token: run.attempt_token.clone(),
+        task_id: execution.task_id.to_string(),
+        agent: Some(agent_to_proto(&run.agent)),
+        mode: execution.mode.to_proto(),
+        argv,
+        prompt: execution.prompt.clone(),
+        working_dir,
+        env: context.env_overrides.into_iter().collect(),
+        env_allowlist: json_strings(&run.agent.env_allowlist),
+        timeout: Some(ProtoDuration {
+            seconds: i64::from(run.capability.timeout_sec),
+            nanos: 0,
+        }),
+        max_output_bytes: i64::from(run.capability.max_output_bytes),
+        attempt: execution.retry_count,
+        resume_session_ref: None,
+        tmux_session_name: None,
+        log_offset: log_offset as i64,
+    }))
+}

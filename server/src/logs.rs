@@ -1,0 +1,247 @@
+//! Execution logs: one append-only file per execution under
+//! `<data dir>/logs/`, written from workers' chunks at their byte offsets,
+//! and live news of each log's size for followers.
+//!
+//! A chunk whose offset is below the stored size is a resend after a
+//! reconnect: only its new tail is written, so no byte is ever doubled. A
+//! chunk past the stored size would leave a hole and is refused; the worker
+//! resends from the acknowledged offset. Followers read the file up to the
+//! size they were told and wait for the next size, so the switch from stored
+//! to live bytes has no gap and no duplicate.
+
+use std::{
+    collections::HashMap,
+    io::SeekFrom,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    fs::{File, OpenOptions},
+    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt},
+    sync::{Mutex as AsyncMutex, watch},
+};
+use uuid::Uuid;
+
+/// Size and line count of a stored log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogSize {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Newline characters stored.
+    pub lines: u64,
+}
+
+/// Why a chunk was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The chunk starts past the end: bytes in between are missing.
+    #[error("chunk at offset {offset} would leave a gap after {stored} stored bytes")]
+    Gap {
+        /// The chunk's offset.
+        offset: u64,
+        /// Bytes stored.
+        stored: u64,
+    },
+    /// The file could not be written.
+    #[error("writing the log: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct OpenLog {
+    file: AsyncMutex<File>,
+    size: watch::Sender<LogSize>,
+}
+
+/// The logs of every execution.
+#[derive(Clone)]
+pub struct LogStore {
+    dir: PathBuf,
+    open: Arc<Mutex<HashMap<Uuid, Arc<OpenLog>>>>,
+}
+
+impl LogStore {
+    /// Logs under `<data_dir>/logs`.
+    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+        let dir = data_dir.join("logs");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            open: Arc::default(),
+        })
+    }
+
+    /// Path of an execution's log file.
+    pub fn path(&self, execution_id: Uuid) -> PathBuf {
+        self.dir.join(format!("{execution_id}.log"))
+    }
+
+    async fn open_log(&self, execution_id: Uuid) -> std::io::Result<Arc<OpenLog>> {
+        if let Some(log) = self.lookup(execution_id) {
+            return Ok(log);
+        }
+        let path = self.path(execution_id);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .await?;
+        let bytes = file.metadata().await?.len();
+        let lines = if bytes == 0 {
+            0
+        } else {
+            count_lines(&path).await?
+        };
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(open
+            .entry(execution_id)
+            .or_insert_with(|| {
+                Arc::new(OpenLog {
+                    file: AsyncMutex::new(file),
+                    size: watch::Sender::new(LogSize { bytes, lines }),
+                })
+            })
+            .clone())
+    }
+
+    fn lookup(&self, execution_id: Uuid) -> Option<Arc<OpenLog>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&execution_id)
+            .cloned()
+    }
+
+    /// Stores `data` at `offset`; returns the log's size afterwards.
+    pub async fn append(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<LogSize, AppendError> {
+        let log = self.open_log(execution_id).await?;
+        let mut file = log.file.lock().await;
+        let stored = *log.size.borrow();
+        if offset > stored.bytes {
+            return Err(AppendError::Gap {
+                offset,
+                stored: stored.bytes,
+            });
+        }
+        let already = (stored.bytes - offset) as usize;
+        if already >= data.len() {
+            return Ok(stored);
+        }
+        let fresh = &data[already..];
+        file.write_all(fresh).await?;
+        file.flush().await?;
+        let size = LogSize {
+            bytes: stored.bytes + fresh.len() as u64,
+            lines: stored.lines + bytecount(fresh),
+        };
+        log.size.send_replace(size);
+        Ok(size)
+    }
+
+    /// The stored size, opening the log if needed.
+    pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+        Ok(*self.open_log(execution_id).await?.size.borrow())
+    }
+
+    /// News of the log's size.
+    pub async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
+        Ok(self.open_log(execution_id).await?.size.subscribe())
+    }
+
+    /// Up to `max` stored bytes from `offset` (empty when there are none).
+    pub async fn read(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        max: usize,
+    ) -> std::io::Result<Vec<u8>> {
+        let mut file = match File::open(self.path(execution_id)).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        file.seek(SeekFrom::Start(offset)).await?;
+        let mut buffer = Vec::with_capacity(max.min(1 << 20));
+        file.take(max as u64).read_to_end(&mut buffer).await?;
+        Ok(buffer)
+    }
+
+    /// Forgets an execution's open file once its run has ended (followers
+    /// holding a receiver keep working; the next append reopens it).
+    pub fn close(&self, execution_id: Uuid) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&execution_id);
+    }
+}
+
+fn bytecount(data: &[u8]) -> u64 {
+    data.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+async fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let mut file = File::open(path).await?;
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut lines = 0;
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(lines);
+        }
+        lines += bytecount(&buffer[..read]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resends_are_not_doubled_and_gaps_refused() {
+        let dir = tempfile_dir();
+        let logs = LogStore::new(&dir).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(logs.append(id, 0, b"hello\n").await.unwrap().bytes, 6);
+        // A resend overlapping what is stored only adds its new tail.
+        let size = logs.append(id, 3, b"lo\nworld\n").await.unwrap();
+        assert_eq!(
+            size,
+            LogSize {
+                bytes: 12,
+                lines: 2
+            }
+        );
+        assert!(matches!(
+            logs.append(id, 20, b"x").await,
+            Err(AppendError::Gap {
+                offset: 20,
+                stored: 12
+            })
+        ));
+        assert_eq!(logs.read(id, 0, 100).await.unwrap(), b"hello\nworld\n");
+        assert_eq!(logs.read(id, 6, 3).await.unwrap(), b"wor");
+        // Reopened after close, the size comes from the file.
+        logs.close(id);
+        assert_eq!(
+            logs.size(id).await.unwrap(),
+            LogSize {
+                bytes: 12,
+                lines: 2
+            }
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("amon-logs-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,65 @@
+//! Live news of executions, published after the transaction that changed
+//! them commits: a broadcast for `WatchExecutions` and the dispatcher, and
+//! per-execution status channels for log followers, created only for
+//! executions someone is following so ten thousand idle tails cost nothing
+//! per unrelated change.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::entity::{enums::ExecutionStatus, executions};
+
+/// Changes buffered for slow `WatchExecutions` subscribers before they lag.
+const BROADCAST_CAPACITY: usize = 4096;
+
+/// Publishes execution changes.
+#[derive(Clone)]
+pub struct ExecutionHub {
+    changes: broadcast::Sender<executions::Model>,
+    followed: Arc<Mutex<HashMap<Uuid, watch::Sender<ExecutionStatus>>>>,
+}
+
+impl Default for ExecutionHub {
+    fn default() -> Self {
+        Self {
+            changes: broadcast::Sender::new(BROADCAST_CAPACITY),
+            followed: Arc::default(),
+        }
+    }
+}
+
+impl ExecutionHub {
+    /// Publishes a committed change.
+    pub fn changed(&self, execution: executions::Model) {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(status) = followed.get(&execution.id) {
+            status.send_replace(execution.status);
+            if status.receiver_count() == 0 {
+                followed.remove(&execution.id);
+            }
+        }
+        drop(followed);
+        let _ = self.changes.send(execution);
+    }
+
+    /// Every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<executions::Model> {
+        self.changes.subscribe()
+    }
+
+    /// The status of one execution, updated as it changes. `current` seeds
+    /// the channel when nobody follows the execution yet; read the database
+    /// after subscribing, so a change committed in between is not missed.
+    pub fn follow(&self, id: Uuid, current: ExecutionStatus) -> watch::Receiver<ExecutionStatus> {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        followed
+            .entry(id)
+            .or_insert_with(|| watch::Sender::new(current))
+            .subscribe()
+    }
+}

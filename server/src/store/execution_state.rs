@@ -1,0 +1,158 @@
+//! The execution state machine: which transitions exist, and applying one as
+//! a single transaction step that also writes the audit event and makes the
+//! task follow its run. Services, the dispatcher, the reaper and the tests
+//! all go through [`transition`]; nothing else changes `executions.status`.
+//!
+//! ```text
+//! queued ──► running ──► succeeded | failed | timed_out
+//!   │           │  └──► queued            (failed / timed out / lost, retries left)
+//!   │           └──► cancelling ──► cancelled | succeeded | failed | timed_out
+//!   └──► cancelled
+//! ```
+//! A run that ends on its own while a cancel is on its way is recorded as it
+//! really ended.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use serde_json::{Value, json};
+
+use super::{Actor, StoreError, StoreResult, WriteTxn, tasks};
+use crate::entity::{
+    enums::{ExecutionStatus, TaskStatus},
+    executions,
+};
+
+/// Whether no further transition leaves `status`.
+pub fn is_terminal(status: ExecutionStatus) -> bool {
+    matches!(
+        status,
+        ExecutionStatus::Succeeded
+            | ExecutionStatus::Failed
+            | ExecutionStatus::Cancelled
+            | ExecutionStatus::TimedOut
+    )
+}
+
+/// Whether the state machine has the edge `from → to`.
+pub fn is_allowed(from: ExecutionStatus, to: ExecutionStatus) -> bool {
+    use ExecutionStatus::*;
+    matches!(
+        (from, to),
+        (Queued, Running | Cancelled)
+            | (Running, Succeeded | Failed | TimedOut | Cancelling | Queued)
+            | (Cancelling, Cancelled | Succeeded | Failed | TimedOut)
+    )
+}
+
+/// The stored name of a status (`timed_out`), for events and messages.
+pub fn status_name(status: ExecutionStatus) -> &'static str {
+    match status {
+        ExecutionStatus::Queued => "queued",
+        ExecutionStatus::Running => "running",
+        ExecutionStatus::Cancelling => "cancelling",
+        ExecutionStatus::Succeeded => "succeeded",
+        ExecutionStatus::Failed => "failed",
+        ExecutionStatus::Cancelled => "cancelled",
+        ExecutionStatus::TimedOut => "timed_out",
+    }
+}
+
+/// The task status a run's new status implies, if any.
+fn task_follows(status: ExecutionStatus) -> Option<TaskStatus> {
+    match status {
+        ExecutionStatus::Running => Some(TaskStatus::InProgress),
+        ExecutionStatus::Succeeded => Some(TaskStatus::Done),
+        _ => None,
+    }
+}
+
+/// Moves `execution` to `to` in `txn`: refuses an edge the machine lacks
+/// (FAILED_PRECONDITION), applies `change` to the row, records
+/// `execution_<to>` with `details`, and moves the task along.
+pub async fn transition(
+    txn: &mut WriteTxn,
+    execution: executions::Model,
+    to: ExecutionStatus,
+    actor: Actor,
+    details: Value,
+    change: impl FnOnce(&mut executions::ActiveModel),
+) -> StoreResult<executions::Model> {
+    let from = execution.status;
+    if !is_allowed(from, to) {
+        return Err(StoreError::FailedPrecondition(format!(
+            "execution {} is {}; it cannot become {}",
+            execution.id,
+            status_name(from),
+            status_name(to)
+        )));
+    }
+    let mut active = execution.into_active_model();
+    active.status = Set(to);
+    if is_terminal(to) {
+        active.ended_at = Set(Some(Utc::now().into()));
+    }
+    change(&mut active);
+    let updated = active.update(&**txn).await?;
+
+    let mut payload = json!({
+        "execution_id": updated.id,
+        "from": status_name(from),
+        "to": status_name(to),
+        "retry_count": updated.retry_count,
+    });
+    if let (Value::Object(payload), Value::Object(details)) = (&mut payload, details) {
+        payload.extend(details);
+    }
+    txn.record_event(
+        updated.task_id,
+        actor,
+        &format!("execution_{}", status_name(to)),
+        payload,
+    )
+    .await?;
+
+    if let Some(task_status) = task_follows(to) {
+        tasks::follow_run(txn, updated.task_id, task_status, updated.id).await?;
+    }
+    txn.execution_changed(updated.clone());
+    Ok(updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+
+    #[test]
+    fn terminal_states_have_no_way_out() {
+        for from in ExecutionStatus::iter().filter(|s| is_terminal(*s)) {
+            for to in ExecutionStatus::iter() {
+                assert!(!is_allowed(from, to), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_edges() {
+        use ExecutionStatus::*;
+        assert!(is_allowed(Queued, Running));
+        assert!(is_allowed(Queued, Cancelled));
+        assert!(!is_allowed(Queued, Succeeded), "a run must start first");
+        assert!(
+            !is_allowed(Queued, Cancelling),
+            "a queued run is cancelled at once"
+        );
+        assert!(is_allowed(Running, Cancelling));
+        assert!(is_allowed(Running, Queued), "retry or reap");
+        assert!(
+            !is_allowed(Running, Cancelled),
+            "cancel goes through cancelling"
+        );
+        assert!(is_allowed(Cancelling, Cancelled));
+        assert!(
+            !is_allowed(Cancelling, Queued),
+            "a cancelled run is not retried"
+        );
+    }
+}
