@@ -4,3 +4,4 @@ pub mod api;
 pub mod db;
 pub mod fake_worker;
 pub mod server;
+pub mod worker;

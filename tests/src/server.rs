@@ -26,6 +26,7 @@ pub struct TestServer {
     child: Child,
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl TestServer {
@@ -40,18 +41,40 @@ impl TestServer {
     /// inside the fresh data directory.
     pub async fn start_with_args(database_url: Option<&str>, extra_args: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data directory");
+        let mut args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        if let Some(url) = database_url {
+            args.extend(["--database-url".to_owned(), url.to_owned()]);
+        }
+        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args).await;
+        Self {
+            child,
+            addr,
+            data_dir,
+            args,
+        }
+    }
+
+    /// Kills the server (SIGKILL, no goodbye to its streams) and starts it
+    /// again on the same address, database and data directory.
+    pub async fn restart(&mut self) {
+        self.child.start_kill().expect("killing amon-server");
+        self.child.wait().await.expect("waiting for amon-server");
+        let (child, addr) =
+            Self::spawn(self.data_dir.path(), &self.addr.to_string(), &self.args).await;
+        self.child = child;
+        self.addr = addr;
+    }
+
+    async fn spawn(data_dir: &Path, listen: &str, args: &[String]) -> (Child, SocketAddr) {
         let mut command = Command::new(binary("amon-server"));
         command
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(data_dir)
             .env_remove("AMON_DATABASE_URL");
-        if let Some(url) = database_url {
-            command.arg("--database-url").arg(url);
-        }
         let mut child = command
-            .args(extra_args)
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -76,12 +99,7 @@ impl TestServer {
             .unwrap_or_else(|| panic!("unexpected first line from amon-server: {first_line:?}"));
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-        Self {
-            child,
-            addr,
-            data_dir,
-        }
+        (child, addr)
     }
 
     /// The address the server listens on.

@@ -1,0 +1,68 @@
+//! Real `amon-worker` processes for end-to-end tests.
+
+use std::{process::Stdio, time::Duration};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use tokio::process::{Child, Command};
+
+use crate::server::{TestServer, binary};
+
+/// A running `amon-worker`, killed when dropped.
+pub struct TestWorker {
+    child: Child,
+    /// The id it registers with.
+    pub worker_id: String,
+}
+
+impl TestWorker {
+    /// Starts a worker named `name` with `slots` against `server`, with
+    /// `env` added to its own environment.
+    pub fn start(server: &TestServer, name: &str, slots: u32, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary("amon-worker"));
+        command
+            .arg("--server")
+            .arg(server.url())
+            .arg("--name")
+            .arg(name)
+            .arg("--worker-id")
+            .arg(name)
+            .arg("--slots")
+            .arg(slots.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = command.spawn().expect("spawning amon-worker");
+        Self {
+            child,
+            worker_id: name.into(),
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id().expect("worker running") as i32)
+    }
+
+    /// kill -9: the worker vanishes without a word (its children live on
+    /// until their group is killed by the test's cleanup).
+    pub fn kill_hard(&mut self) {
+        kill(self.pid(), Signal::SIGKILL).expect("SIGKILL to the worker");
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        kill(self.pid(), Signal::SIGTERM).expect("SIGTERM to the worker");
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the worker did not exit in time")
+            .expect("waiting for the worker")
+    }
+}
