@@ -26,6 +26,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .max_connections(MAX_CONNECTIONS)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // Fail fast on an unreachable server rather than hang the start.
+        .connect_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.foreign_keys(true)

@@ -15,22 +15,12 @@
 //!
 //! Write the body once and get both tests with [`both_backends!`](crate::both_backends).
 
-use std::{fmt, io::Write, sync::OnceLock, time::Duration};
+use std::{fmt, io::Write, sync::OnceLock};
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    sqlx::sqlite::SqliteJournalMode,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 /// The PostgreSQL server tests use when `AMON_TEST_DATABASE_URL` is not set.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// How long a SQLite connection waits for another connection's write lock.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pool size. More than one, so a test can hold a transaction and still query beside it
-/// (sea-orm would otherwise give SQLite a single connection).
-const MAX_CONNECTIONS: u32 = 8;
 
 /// A database engine the product supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,26 +38,9 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Connects to `url` the way the server does.
-///
-/// On SQLite every pooled connection is opened with `PRAGMA foreign_keys = ON` (without it
-/// SQLite ignores every foreign key: no cascades, no refusals), `journal_mode = WAL` (readers
-/// do not block the writer) and a busy timeout. These go on the sqlx connect options rather
-/// than through a one-off `PRAGMA` statement, which would only reach whichever single
-/// connection of the pool happened to run it. PostgreSQL needs nothing special.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(MAX_CONNECTIONS)
-        .connect_timeout(Duration::from_secs(5))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.foreign_keys(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        });
-    Database::connect(options).await
-}
+/// Connects to `url` exactly the way the server does (foreign keys, WAL and a
+/// busy timeout on every pooled SQLite connection).
+pub use amon_server::db::connect;
 
 /// A fresh, empty database (no schema: run the migrations, or start a server on it),
 /// removed when dropped.
