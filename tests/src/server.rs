@@ -146,7 +146,19 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
+        let mut build = std::process::Command::new(cargo);
+        // Cargo sets per-package variables (CARGO_MANIFEST_DIR, CARGO_PKG_*…)
+        // for this test process; passed on, they differ from a plain build's
+        // and make build scripts that watch them (ring's) rebuild every time.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR")
+                || name.starts_with("CARGO_TERM_");
+            if name.starts_with("CARGO_") && !keep {
+                build.env_remove(&name);
+            }
+        }
+        let status = build
             .args(["build", "--quiet", "--bins"])
             .args(["-p", "amon-server", "-p", "amon-worker", "-p", "amon"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -192,30 +192,26 @@ impl WorkerHub {
     }
 
     /// Hands a claimed run to a worker: uses one credit and queues the
-    /// message. Fails when the worker's session is gone.
+    /// message. False when the worker's session is gone (or its queue full).
     pub fn assign(
         &self,
         worker_id: &str,
         session: u64,
         execution_id: Uuid,
         message: Message,
-    ) -> Result<(), Message> {
+    ) -> bool {
         let sender = self.with_session(worker_id, session, |c| {
             c.credits = c.credits.saturating_sub(1);
             c.info.running.insert(execution_id);
             c.sender.clone()
         });
-        match sender {
-            Some(sender) => sender
+        sender.is_some_and(|sender| {
+            sender
                 .try_send(Ok(ConnectResponse {
                     message: Some(message),
                 }))
-                .map_err(|err| match err.into_inner() {
-                    Ok(ConnectResponse { message: Some(m) }) => m,
-                    _ => unreachable!("we sent a message"),
-                }),
-            None => Err(message),
-        }
+                .is_ok()
+        })
     }
 
     /// Sends a message to a worker's current session, if connected.

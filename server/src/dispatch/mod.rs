@@ -99,11 +99,12 @@ impl Engine {
                 let token = run.attempt_token.clone();
                 match assign::assign_message(self, &run, &worker.worker_id).await {
                     Ok(message) => {
-                        if self
-                            .workers
-                            .assign(&worker.worker_id, worker.session, execution_id, message)
-                            .is_err()
-                        {
+                        if !self.workers.assign(
+                            &worker.worker_id,
+                            worker.session,
+                            execution_id,
+                            message,
+                        ) {
                             // The worker vanished between claim and send.
                             runs::release_claim(
                                 &self.store,

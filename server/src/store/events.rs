@@ -27,7 +27,7 @@ use crate::entity::{enums::ActorType, task_events};
 
 /// Key of the advisory lock that orders event commits on PostgreSQL
 /// (ASCII "amonevt").
-const EVENT_ORDER_LOCK_KEY: i64 = 0x616d_6f6e_6576_74;
+const EVENT_ORDER_LOCK_KEY: i64 = 0x0061_6d6f_6e65_7674;
 
 /// Who caused a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

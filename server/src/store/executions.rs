@@ -197,6 +197,7 @@ pub async fn create_execution(
         }),
     )
     .await?;
+    txn.execution_changed(execution.clone());
     txn.commit().await?;
     Ok(execution)
 }

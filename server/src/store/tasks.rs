@@ -73,13 +73,13 @@ impl InputContext {
     }
 
     fn validate(&self, field: &str) -> StoreResult<()> {
-        if let Some(dir) = &self.working_dir {
-            if dir.trim().is_empty() {
-                return Err(StoreError::invalid(
-                    format!("{field}.working_dir"),
-                    "must not be blank when set",
-                ));
-            }
+        if let Some(dir) = &self.working_dir
+            && dir.trim().is_empty()
+        {
+            return Err(StoreError::invalid(
+                format!("{field}.working_dir"),
+                "must not be blank when set",
+            ));
         }
         for name in self.env_overrides.keys() {
             if !is_env_var_name(name) {
@@ -228,15 +228,15 @@ fn validate_draft(draft: &TaskDraft) -> StoreResult<()> {
             format!("is longer than {TITLE_MAX_CHARS} characters"),
         ));
     }
-    if let Some(priority) = draft.priority {
-        if !(PRIORITY_MIN..=PRIORITY_MAX).contains(&priority) {
-            return Err(StoreError::invalid(
-                "task.priority",
-                format!(
-                    "must be between {PRIORITY_MIN} (most urgent) and {PRIORITY_MAX}, got {priority}"
-                ),
-            ));
-        }
+    if let Some(priority) = draft.priority
+        && !(PRIORITY_MIN..=PRIORITY_MAX).contains(&priority)
+    {
+        return Err(StoreError::invalid(
+            "task.priority",
+            format!(
+                "must be between {PRIORITY_MIN} (most urgent) and {PRIORITY_MAX}, got {priority}"
+            ),
+        ));
     }
     draft.input_context.validate("task.input_context")
 }
