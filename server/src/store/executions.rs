@@ -154,6 +154,7 @@ pub async fn create_execution(
     let mut args = InputContext::from_json(&task.input_context).args;
     args.extend(new.args);
     let args = Value::Object(args);
+    super::agents::check_json_text("args", &args)?;
     templates::validate_args(&capability.args_schema, &args)?;
     let prompt = match capability.interaction_mode {
         InteractionMode::Template => {
@@ -436,6 +437,7 @@ pub async fn continue_execution(
     if prompt.trim().is_empty() {
         return Err(StoreError::invalid("prompt", "is required"));
     }
+    super::agents::check_no_nul("prompt", &prompt)?;
     let parent = find_execution(store.db(), id).await?;
     if parent.mode != InteractionMode::Prompt {
         return Err(StoreError::FailedPrecondition(format!(

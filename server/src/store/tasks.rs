@@ -238,6 +238,16 @@ fn validate_draft(draft: &TaskDraft) -> StoreResult<()> {
             ),
         ));
     }
+    // PostgreSQL cannot store NUL in text or jsonb, nor years outside 1-9999:
+    // refuse them here, as the caller's mistake they are, on both backends.
+    super::agents::check_no_nul("task.title", &draft.title)?;
+    if let Some(description) = &draft.description {
+        super::agents::check_no_nul("task.description", description)?;
+    }
+    super::agents::check_json_text("task.input_context", &draft.input_context.to_json())?;
+    if let Some(due_at) = &draft.due_at {
+        super::agents::check_time("task.due_at", due_at)?;
+    }
     draft.input_context.validate("task.input_context")
 }
 
