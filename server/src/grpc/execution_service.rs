@@ -1,8 +1,6 @@
 //! `agentmonitor.v1.ExecutionService`: parse → store → convert, plus the
 //! two live streams (logs and status changes).
 
-use std::pin::Pin;
-
 use amon_proto::v1::{
     ApproveExecutionRequest, ApproveExecutionResponse, CancelExecutionRequest,
     CancelExecutionResponse, ContinueExecutionRequest, ContinueExecutionResponse,
@@ -12,9 +10,10 @@ use amon_proto::v1::{
     execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::ResponseStream;
 use super::convert::{
     enums::WireEnum, execution::execution_to_proto, optional_struct_to_json, parse_id,
     parse_optional_id,
@@ -80,9 +79,6 @@ impl ExecutionApi {
         Self { state }
     }
 }
-
-/// A boxed server stream of one response type.
-pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl ExecutionService for ExecutionApi {
@@ -236,10 +232,9 @@ impl ExecutionService for ExecutionApi {
                     return;
                 }
                 if is_terminal(current) && offset >= stored {
-                    // Release the open log if the run's end already closed it.
-                    if engine.logs.size(id).await.is_ok() {
-                        engine.logs.close(id);
-                    }
+                    // Release the file a re-follow may have reopened;
+                    // closing is idempotent and other followers reopen on need.
+                    engine.logs.close(id);
                     return;
                 }
                 tokio::select! {

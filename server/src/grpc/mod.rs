@@ -15,7 +15,10 @@ use amon_proto::v1::{
     agent_service_server::AgentServiceServer, execution_service_server::ExecutionServiceServer,
     task_service_server::TaskServiceServer, worker_service_server::WorkerServiceServer,
 };
-use tonic::{server::NamedService, service::Routes};
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Status, server::NamedService, service::Routes};
 use tonic_health::server::HealthReporter;
 
 use crate::app::AppState;
@@ -63,3 +66,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 async fn mark_serving<S: NamedService>(health: &HealthReporter, _service: &S) {
     health.set_serving::<S>().await;
 }
+
+/// The stream type of every server-streaming RPC here: a spawned task feeds
+/// an mpsc channel, boxed so each service names one type.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;

@@ -1,7 +1,5 @@
 //! `agentmonitor.v1.TaskService`: parse → store → convert.
 
-use std::pin::Pin;
-
 use amon_proto::v1::{
     AddDependencyRequest, AddDependencyResponse, BoardColumn, CreateTaskRequest,
     CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest, GetBoardResponse,
@@ -12,9 +10,10 @@ use amon_proto::v1::{
     move_task_request, task_service_server::TaskService,
 };
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::ResponseStream;
 use super::convert::{
     enums::WireEnum,
     mask_paths, parse_id, parse_optional_id,
@@ -48,9 +47,6 @@ impl TaskApi {
         Self { state }
     }
 }
-
-/// A boxed server stream of one response type.
-pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl TaskService for TaskApi {

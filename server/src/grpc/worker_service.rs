@@ -4,7 +4,7 @@
 //! read by a task of its own; replies and pushed work go through the
 //! worker's bounded outgoing queue, which the tonic response stream drains.
 
-use std::{collections::HashMap, pin::Pin, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use amon_proto::v1::{
     ConnectRequest, ConnectResponse, GetWorkerConfigRequest, GetWorkerConfigResponse,
@@ -15,10 +15,11 @@ use amon_proto::v1::{
 use chrono::Utc;
 use sea_orm::EntityTrait;
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
+use super::ResponseStream;
 use super::convert::{
     enums::WireEnum,
     execution::{WORKER_CONFIG_FIELDS, settings_patch},
@@ -48,9 +49,6 @@ impl WorkerApi {
         Self { state }
     }
 }
-
-/// A boxed server stream of one response type.
-pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl WorkerService for WorkerApi {
