@@ -12,6 +12,8 @@ use std::{
 };
 
 use amon_proto::v1::{
+    CreatePresetAgentRequest, CreatePresetAgentResponse, ListAgentPresetsRequest,
+    ListAgentPresetsResponse,
     agent_service_server::{AgentService, AgentServiceServer},
     execution_service_server::{ExecutionService, ExecutionServiceServer},
     task_service_server::{TaskService, TaskServiceServer},
@@ -244,6 +246,20 @@ impl TaskService for Fake {
 
 #[tonic::async_trait]
 impl AgentService for Fake {
+    async fn list_agent_presets(
+        &self,
+        _: Request<ListAgentPresetsRequest>,
+    ) -> Result<Response<ListAgentPresetsResponse>, Status> {
+        unimplemented("ListAgentPresets")
+    }
+
+    async fn create_preset_agent(
+        &self,
+        _: Request<CreatePresetAgentRequest>,
+    ) -> Result<Response<CreatePresetAgentResponse>, Status> {
+        unimplemented("CreatePresetAgent")
+    }
+
     async fn create_agent(
         &self,
         _: Request<CreateAgentRequest>,

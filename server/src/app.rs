@@ -56,7 +56,8 @@ impl BoundServer {
         let settings = worker_config::load(&store)
             .await
             .context("loading worker config")?;
-        let engine = Engine::new(store.clone(), logs, settings);
+        let mut engine = Engine::new(store.clone(), logs, settings);
+        engine.mcp_server_url = Some(config.mcp_url(listener.local_addr()?));
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let cert = std::fs::read(cert)

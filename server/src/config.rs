@@ -17,6 +17,12 @@ pub struct ServerConfig {
     #[arg(long, env = "AMON_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// URL of the Agent Monitor MCP server that agents with `mcp_enabled`
+    /// are launched to reach. Defaults to `/mcp` on this server's address
+    /// (its host name when it listens on every interface).
+    #[arg(long, env = "AMON_MCP_URL")]
+    pub mcp_url: Option<String>,
+
     /// Directory for the embedded SQLite database and execution logs.
     /// Defaults to `$XDG_DATA_HOME/amon` (usually `~/.local/share/amon`).
     #[arg(long, env = "AMON_DATA_DIR")]
@@ -98,6 +104,24 @@ fn default_data_dir() -> PathBuf {
 }
 
 impl ServerConfig {
+    /// The MCP URL given, else `/mcp` on the address the server is bound to.
+    pub fn mcp_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = self.mcp_url.clone().filter(|u| !u.is_empty()) {
+            return url;
+        }
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if bound.ip().is_unspecified() {
+            let host = amon_worker::config::local_hostname();
+            format!("{scheme}://{host}:{}/mcp", bound.port())
+        } else {
+            format!("{scheme}://{bound}/mcp")
+        }
+    }
+
     /// "postgres" or "sqlite", for logs.
     pub fn database_backend_name(&self) -> &'static str {
         if self.database_url().starts_with("postgres") {

@@ -6,6 +6,14 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The local worker's AI agent panes run this executable.
+    if let Some(code) = amon_worker::pane_dispatch() {
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -76,6 +84,9 @@ fn local_worker_options(
     options.slots = config.local_worker_slots.max(1);
     options.token = config.tokens().worker;
     options.labels.insert("local".into(), "true".into());
+    // Per port: servers sharing the host (and the local worker id) keep
+    // their AI agents' tmux servers apart.
+    options.tmux_label = Some(format!("amon-local-{}", addr.port()));
     Some(options)
 }
 

@@ -41,12 +41,21 @@ pub async fn assign_message(
     worker_id: &str,
 ) -> Result<Message, String> {
     let execution = &run.execution;
-    let argv = match execution.mode {
-        InteractionMode::Template => {
-            render_argv(&run.agent, &run.capability, &execution.args).map_err(|e| e.to_string())?
-        }
-        InteractionMode::Prompt => Vec::new(),
+    // Prompt mode: the CLI and its base args (a prompt-mode capability has
+    // no tokens); the worker's adapter adds the protocol's own.
+    let argv =
+        render_argv(&run.agent, &run.capability, &execution.args).map_err(|e| e.to_string())?;
+    let (resume_session_ref, tmux_session_name) = match execution.mode {
+        InteractionMode::Template => (None, None),
+        InteractionMode::Prompt => (
+            run.parent_session_ref.clone(),
+            Some(tmux_session_name(execution.id, execution.retry_count)),
+        ),
     };
+    let mcp_server_url = engine
+        .mcp_server_url
+        .clone()
+        .filter(|_| run.agent.mcp_enabled && execution.mode == InteractionMode::Prompt);
     let mut log_offset = engine
         .logs
         .size(execution.id)
@@ -90,8 +99,18 @@ pub async fn assign_message(
         }),
         max_output_bytes: i64::from(run.capability.max_output_bytes),
         attempt: execution.retry_count,
-        resume_session_ref: None,
-        tmux_session_name: None,
+        resume_session_ref,
+        tmux_session_name,
         log_offset: log_offset as i64,
+        mcp_server_url,
     }))
+}
+
+/// The tmux session of an AI agent run: the execution id, and the attempt
+/// after the first (a retry may land on the worker that ran the first).
+pub fn tmux_session_name(execution_id: uuid::Uuid, retry_count: i32) -> String {
+    match retry_count {
+        0 => format!("amon-{execution_id}"),
+        n => format!("amon-{execution_id}-{}", n + 1),
+    }
 }

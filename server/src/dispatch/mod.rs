@@ -36,6 +36,8 @@ pub struct Engine {
     /// Connected workers.
     pub workers: WorkerHub,
     settings: Arc<watch::Sender<WorkerSettings>>,
+    /// Agent Monitor MCP server that `mcp_enabled` agents are launched to reach.
+    pub mcp_server_url: Option<String>,
 }
 
 impl Engine {
@@ -46,6 +48,7 @@ impl Engine {
             logs,
             workers: WorkerHub::default(),
             settings: Arc::new(watch::Sender::new(settings)),
+            mcp_server_url: None,
         }
     }
 

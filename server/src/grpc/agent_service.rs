@@ -4,8 +4,9 @@
 
 use amon_proto::v1::{
     CreateAgentRequest, CreateAgentResponse, CreateCapabilityRequest, CreateCapabilityResponse,
-    DeleteAgentRequest, DeleteAgentResponse, DeleteCapabilityRequest, DeleteCapabilityResponse,
-    GetAgentRequest, GetAgentResponse, GetCapabilityRequest, GetCapabilityResponse,
+    CreatePresetAgentRequest, CreatePresetAgentResponse, DeleteAgentRequest, DeleteAgentResponse,
+    DeleteCapabilityRequest, DeleteCapabilityResponse, GetAgentRequest, GetAgentResponse,
+    GetCapabilityRequest, GetCapabilityResponse, ListAgentPresetsRequest, ListAgentPresetsResponse,
     ListAgentsRequest, ListAgentsResponse, ListCapabilitiesRequest, ListCapabilitiesResponse,
     UpdateAgentRequest, UpdateAgentResponse, UpdateCapabilityRequest, UpdateCapabilityResponse,
     agent_service_server::AgentService,
@@ -30,6 +31,30 @@ impl AgentApi {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    async fn list_agent_presets(
+        &self,
+        _request: Request<ListAgentPresetsRequest>,
+    ) -> Result<Response<ListAgentPresetsResponse>, Status> {
+        Ok(Response::new(ListAgentPresetsResponse {
+            presets: crate::store::presets::presets(None)
+                .iter()
+                .map(convert::preset_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn create_preset_agent(
+        &self,
+        request: Request<CreatePresetAgentRequest>,
+    ) -> Result<Response<CreatePresetAgentResponse>, Status> {
+        let preset_request = convert::preset_request(request.into_inner());
+        let (agent, capability) = self.state.store.create_preset_agent(preset_request).await?;
+        Ok(Response::new(CreatePresetAgentResponse {
+            agent: Some(convert::agent_to_proto(&agent)),
+            capability: Some(convert::capability_to_proto(&capability)),
+        }))
+    }
+
     async fn create_agent(
         &self,
         request: Request<CreateAgentRequest>,

@@ -143,6 +143,10 @@ pub struct SessionConfig {
     pub continue_flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bidirectional_protocol: Option<BidirectionalProtocol>,
+    /// Tmux protocol: milliseconds of terminal quiet after the prompt that
+    /// complete a run (an extension of the data model's interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_idle_ms: Option<u64>,
 }
 
 impl SessionConfig {
@@ -302,7 +306,7 @@ pub struct AgentFilter {
 
 /// An agent that passed every rule, defaults resolved, ready to store.
 #[derive(Debug, Clone, PartialEq)]
-struct ValidAgent {
+pub(super) struct ValidAgent {
     name: String,
     slug: String,
     kind: AgentKind,
@@ -430,6 +434,9 @@ fn check_metadata(field: &str, metadata: &AgentMetadata) -> StoreResult<()> {
     check_optional_text(&format!("{field}.homepage"), &metadata.homepage)
 }
 
+/// Longest `completion_idle`: a day.
+const MAX_COMPLETION_IDLE_MS: u64 = 24 * 3600 * 1000;
+
 fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> {
     let sub = |name: &str| format!("{field}.{name}");
     check_optional_text(&sub("session_id_field"), &config.session_id_field)?;
@@ -438,6 +445,14 @@ fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> 
     check_strings(&sub("list_sessions_command"), &config.list_sessions_command)?;
     check_strings(&sub("resume_flags"), &config.resume_flags)?;
     check_strings(&sub("continue_flags"), &config.continue_flags)?;
+    if let Some(ms) = config.completion_idle_ms
+        && !(1..=MAX_COMPLETION_IDLE_MS).contains(&ms)
+    {
+        return Err(StoreError::invalid(
+            sub("completion_idle"),
+            "must be more than 0 and at most 24 hours",
+        ));
+    }
     if let Some(pattern) = &config.list_sessions_pattern {
         Regex::new(pattern).map_err(|err| {
             StoreError::invalid(
@@ -476,8 +491,50 @@ fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> 
     Ok(())
 }
 
+/// Inserts a validated agent in `conn`'s transaction; ALREADY_EXISTS when
+/// its slug is taken.
+pub(super) async fn insert_agent<C: ConnectionTrait>(
+    conn: &C,
+    agent: ValidAgent,
+) -> StoreResult<agents::Model> {
+    if slug_exists(conn, &agent.slug, None).await? {
+        return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
+    }
+    let now = Utc::now();
+    let slug = agent.slug.clone();
+    let model = agents::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        owner_id: Set(DEFAULT_OWNER_ID),
+        workspace_id: Set(DEFAULT_WORKSPACE_ID),
+        name: Set(agent.name),
+        slug: Set(agent.slug),
+        kind: Set(agent.kind),
+        binary_path: Set(agent.binary_path),
+        base_args: Set(agent.base_args),
+        working_dir: Set(agent.working_dir),
+        env_allowlist: Set(agent.env_allowlist),
+        is_active: Set(agent.is_active),
+        max_concurrent: Set(agent.max_concurrent),
+        discovery_method: Set(agent.discovery_method),
+        version: Set(agent.version),
+        package_name: Set(agent.package_name),
+        package_section: Set(agent.package_section),
+        tool_type: Set(agent.tool_type),
+        mcp_enabled: Set(agent.mcp_enabled),
+        session_config: Set(agent.session_config),
+        last_scanned_at: Set(agent.last_scanned_at),
+        metadata: Set(agent.metadata),
+        created_at: Set(now.into()),
+        updated_at: Set(now.into()),
+    }
+    .insert(conn)
+    .await
+    .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+    Ok(model)
+}
+
 /// Applies every agent rule to `spec`; `field` prefixes error paths (`agent`).
-fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidAgent> {
+pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidAgent> {
     let sub = |name: &str| format!("{field}.{name}");
     check_required_text(&sub("name"), &spec.name)?;
     check_identifier(
@@ -613,39 +670,7 @@ impl Store {
     pub async fn create_agent(&self, spec: AgentSpec) -> StoreResult<agents::Model> {
         let agent = validate_agent("agent", spec)?;
         let txn = self.write().await?;
-        if slug_exists(&*txn, &agent.slug, None).await? {
-            return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
-        }
-        let now = Utc::now();
-        let slug = agent.slug.clone();
-        let model = agents::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            owner_id: Set(DEFAULT_OWNER_ID),
-            workspace_id: Set(DEFAULT_WORKSPACE_ID),
-            name: Set(agent.name),
-            slug: Set(agent.slug),
-            kind: Set(agent.kind),
-            binary_path: Set(agent.binary_path),
-            base_args: Set(agent.base_args),
-            working_dir: Set(agent.working_dir),
-            env_allowlist: Set(agent.env_allowlist),
-            is_active: Set(agent.is_active),
-            max_concurrent: Set(agent.max_concurrent),
-            discovery_method: Set(agent.discovery_method),
-            version: Set(agent.version),
-            package_name: Set(agent.package_name),
-            package_section: Set(agent.package_section),
-            tool_type: Set(agent.tool_type),
-            mcp_enabled: Set(agent.mcp_enabled),
-            session_config: Set(agent.session_config),
-            last_scanned_at: Set(agent.last_scanned_at),
-            metadata: Set(agent.metadata),
-            created_at: Set(now.into()),
-            updated_at: Set(now.into()),
-        }
-        .insert(&*txn)
-        .await
-        .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+        let model = insert_agent(&*txn, agent).await?;
         txn.commit().await?;
         Ok(model)
     }

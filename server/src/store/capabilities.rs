@@ -161,7 +161,7 @@ pub struct CapabilityFilter {
 
 /// A capability that passed every rule, defaults resolved, ready to store.
 #[derive(Debug, Clone, PartialEq)]
-struct ValidCapability {
+pub(super) struct ValidCapability {
     key: String,
     label: String,
     description: Option<String>,
@@ -177,9 +177,47 @@ struct ValidCapability {
     max_output_bytes: i32,
 }
 
+/// Inserts a validated capability of agent `agent_id` in `conn`'s
+/// transaction; ALREADY_EXISTS when its key is taken.
+pub(super) async fn insert_capability<C: ConnectionTrait>(
+    conn: &C,
+    agent_id: Uuid,
+    capability: ValidCapability,
+) -> StoreResult<agent_capabilities::Model> {
+    if key_exists(conn, agent_id, &capability.key).await? {
+        return Err(StoreError::AlreadyExists(key_taken(&capability.key)));
+    }
+    let key = capability.key.clone();
+    let model = agent_capabilities::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        agent_id: Set(agent_id),
+        key: Set(capability.key),
+        label: Set(capability.label),
+        description: Set(capability.description),
+        source: Set(capability.source),
+        interaction_mode: Set(capability.interaction_mode),
+        command_tokens: Set(capability.command_tokens),
+        prompt_template: Set(capability.prompt_template),
+        args_schema: Set(capability.args_schema),
+        requires_approval: Set(capability.requires_approval),
+        is_enabled: Set(capability.is_enabled),
+        danger_level: Set(capability.danger_level),
+        timeout_sec: Set(capability.timeout_sec),
+        max_output_bytes: Set(capability.max_output_bytes),
+        created_at: Set(Utc::now().into()),
+    }
+    .insert(conn)
+    .await
+    .map_err(|err| conflict(err, || key_taken(&key)))?;
+    Ok(model)
+}
+
 /// Applies every capability rule that needs no database; `field` prefixes
 /// error paths (`capability`).
-fn validate_capability(field: &str, spec: CapabilitySpec) -> StoreResult<ValidCapability> {
+pub(super) fn validate_capability(
+    field: &str,
+    spec: CapabilitySpec,
+) -> StoreResult<ValidCapability> {
     let sub = |name: &str| format!("{field}.{name}");
     check_identifier(
         &sub("key"),
@@ -321,31 +359,7 @@ impl Store {
                 agent_id,
             ));
         }
-        if key_exists(&*txn, agent_id, &capability.key).await? {
-            return Err(StoreError::AlreadyExists(key_taken(&capability.key)));
-        }
-        let key = capability.key.clone();
-        let model = agent_capabilities::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            agent_id: Set(agent_id),
-            key: Set(capability.key),
-            label: Set(capability.label),
-            description: Set(capability.description),
-            source: Set(capability.source),
-            interaction_mode: Set(capability.interaction_mode),
-            command_tokens: Set(capability.command_tokens),
-            prompt_template: Set(capability.prompt_template),
-            args_schema: Set(capability.args_schema),
-            requires_approval: Set(capability.requires_approval),
-            is_enabled: Set(capability.is_enabled),
-            danger_level: Set(capability.danger_level),
-            timeout_sec: Set(capability.timeout_sec),
-            max_output_bytes: Set(capability.max_output_bytes),
-            created_at: Set(Utc::now().into()),
-        }
-        .insert(&*txn)
-        .await
-        .map_err(|err| conflict(err, || key_taken(&key)))?;
+        let model = insert_capability(&*txn, agent_id, capability).await?;
         txn.commit().await?;
         Ok(model)
     }

@@ -150,6 +150,20 @@ pub async fn create_execution(
             agent.slug
         )));
     }
+    if capability.interaction_mode == InteractionMode::Prompt
+        && agent
+            .session_config
+            .as_ref()
+            .and_then(super::agents::SessionConfig::from_json)
+            .and_then(|config| config.bidirectional_protocol)
+            .is_none()
+    {
+        return Err(StoreError::FailedPrecondition(format!(
+            "agent {} has no session_config.bidirectional_protocol: a prompt-mode capability \
+             needs stream-json, app-server or tmux (or register it with CreatePresetAgent)",
+            agent.slug
+        )));
+    }
 
     let mut args = InputContext::from_json(&task.input_context).args;
     args.extend(new.args);

@@ -12,6 +12,7 @@ pub mod execution_hub;
 pub mod execution_state;
 pub mod executions;
 pub mod page;
+pub mod presets;
 pub mod runs;
 pub mod sort_order;
 pub mod tasks;

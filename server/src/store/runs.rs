@@ -40,6 +40,8 @@ pub struct ClaimedRun {
     pub capability: agent_capabilities::Model,
     /// The token the worker must quote in every report.
     pub attempt_token: String,
+    /// A continuation's parent session, which the run resumes.
+    pub parent_session_ref: Option<String>,
 }
 
 /// The token of the current attempt of a running (or cancelling) execution.
@@ -227,12 +229,20 @@ pub async fn claim_runs(
             .await?
             .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
         let attempt_token = attempt_token(&execution).unwrap_or_default();
+        let parent_session_ref = match execution.parent_execution_id {
+            Some(parent_id) => executions::Entity::find_by_id(parent_id)
+                .one(&*txn)
+                .await?
+                .and_then(|parent| parent.session_ref),
+            None => None,
+        };
         claimed.push(ClaimedRun {
             execution,
             task,
             agent: agent.clone(),
             capability: capability.clone(),
             attempt_token,
+            parent_session_ref,
         });
     }
     txn.commit().await?;

@@ -182,6 +182,37 @@ fn metadata_from_proto(metadata: Option<&pb::AgentMetadata>) -> AgentMetadata {
         .unwrap_or_default()
 }
 
+/// The wire form of a preset.
+pub fn preset_to_proto(preset: &crate::store::presets::Preset) -> pb::AgentPreset {
+    let capability = crate::store::presets::prompt_capability(preset);
+    pb::AgentPreset {
+        name: preset.name.into(),
+        display_name: preset.display_name.into(),
+        default_binary: preset.default_binary.into(),
+        base_args: preset.base_args.clone(),
+        session_config: Some(session_config_to_proto(&preset.session_config)),
+        env_allowlist: preset.env_allowlist.clone(),
+        prompt_template: capability.prompt_template.unwrap_or_default(),
+        timeout_sec: capability.timeout_sec.unwrap_or_default(),
+    }
+}
+
+/// A `CreatePresetAgent` request; the store validates it.
+pub fn preset_request(
+    request: pb::CreatePresetAgentRequest,
+) -> crate::store::presets::PresetRequest {
+    crate::store::presets::PresetRequest {
+        preset: request.preset.trim().to_ascii_lowercase(),
+        binary_path: request.binary_path,
+        slug: request.slug,
+        name: request.name,
+        working_dir: request.working_dir,
+        mcp_enabled: request.mcp_enabled,
+        extra_args: request.extra_args,
+        max_concurrent: request.max_concurrent,
+    }
+}
+
 fn session_config_to_proto(config: &SessionConfig) -> pb::AgentSessionConfig {
     pb::AgentSessionConfig {
         session_id_source: config
@@ -197,6 +228,13 @@ fn session_config_to_proto(config: &SessionConfig) -> pb::AgentSessionConfig {
             pb::BidirectionalProtocol::Unspecified as i32,
             WireEnum::to_proto,
         ),
+        completion_idle: config.completion_idle_ms.map(|ms| {
+            let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+            amon_proto::prost_types::Duration {
+                seconds: ms / 1000,
+                nanos: (ms % 1000) as i32 * 1_000_000,
+            }
+        }),
     }
 }
 
@@ -221,6 +259,20 @@ fn session_config_from_proto(
             "agent.session_config.bidirectional_protocol",
             config.bidirectional_protocol,
         )?,
+        completion_idle_ms: match &config.completion_idle {
+            None => None,
+            Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                return Err(StoreError::invalid(
+                    "agent.session_config.completion_idle",
+                    "must not be negative",
+                ));
+            }
+            Some(d) => Some(
+                (d.seconds as u64)
+                    .saturating_mul(1000)
+                    .saturating_add(d.nanos as u64 / 1_000_000),
+            ),
+        },
     }))
 }
 
