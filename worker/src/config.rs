@@ -37,6 +37,15 @@ pub struct WorkerOptions {
     pub labels: HashMap<String, String>,
     /// How long a draining worker lets its runs finish before cancelling them.
     pub drain_timeout: Duration,
+    /// `tmux -L` label of the worker's own tmux server, where AI agents run.
+    /// Defaults to `amon-<worker_id>`. The worker kills that server when it
+    /// starts (whatever a previous life left there), so two workers must not
+    /// share one.
+    pub tmux_label: Option<String>,
+    /// Executable that runs the tmux panes (`__amon-pane-run`); defaults to
+    /// the current executable, whose `main` must call
+    /// [`crate::pane_dispatch`].
+    pub pane_runner: Option<std::path::PathBuf>,
 }
 
 impl WorkerOptions {
@@ -54,6 +63,8 @@ impl WorkerOptions {
             agent_slugs: Vec::new(),
             labels: HashMap::new(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            tmux_label: None,
+            pane_runner: None,
         }
     }
 }

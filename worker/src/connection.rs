@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use amon_proto::v1::{
     Assign, Cancel, ConnectRequest, ConnectResponse, Drain, Heartbeat, LogAck, LogChunk, Register,
-    Registered, RunStarted, RunningExecution, SlotGrant, WorkerConfig, connect_request,
-    connect_response,
+    Registered, RunStarted, RunningExecution, SessionDetected, SlotGrant, WorkerConfig,
+    connect_request, connect_response,
 };
 use prost_types::{Struct, Value, value::Kind};
 use tokio::sync::{mpsc, watch};
@@ -43,9 +43,11 @@ use tonic::transport::Endpoint;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{RuntimeConfig, WorkerOptions};
-use crate::run::adapter::adapter_for;
+use crate::run::adapter::{Prepared, prepare};
+use crate::run::agent::supervise::{AgentHost, supervise_agent};
 use crate::run::output::{OutputLog, Resume};
 use crate::run::process::{EXIT_GRACE, supervise};
+use crate::run::tmux::Tmux;
 use crate::run::{Control, Outcome, Phase, Run, RunEvent, RunEventKind, RunKey, StopReason};
 use crate::transport::{Backoff, BearerAuth, endpoint, open};
 
@@ -70,7 +72,18 @@ pub(crate) async fn run_worker(
     let (events_tx, events_rx) = mpsc::channel(64);
     let config = RuntimeConfig::default();
     let (config_tx, _) = watch::channel(config);
+    let tmux = match &options.tmux_label {
+        Some(label) => Tmux::with_label(label),
+        None => Tmux::for_worker(&options.worker_id),
+    };
+    // Nothing of a previous life of this worker keeps running.
+    tmux.kill_server().await;
+    let exe = match &options.pane_runner {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()?,
+    };
     let mut worker = Worker {
+        agent_host: AgentHost { tmux, exe },
         endpoint: endpoint(&options.server)?,
         auth: BearerAuth::new(options.token.as_deref())?,
         options,
@@ -162,6 +175,8 @@ fn heartbeat_interval(period: Duration) -> Interval {
 
 struct Worker {
     options: WorkerOptions,
+    /// tmux server and pane runner of AI agent runs.
+    agent_host: AgentHost,
     endpoint: Endpoint,
     auth: BearerAuth,
     config: RuntimeConfig,
@@ -283,6 +298,7 @@ impl Worker {
         for run in self.runs.values_mut() {
             run.log.rewind();
             run.finish_sent = false;
+            run.session_sent = false;
         }
         self.link = Link::Down {
             retry_at: Instant::now() + delay,
@@ -462,6 +478,7 @@ impl Worker {
                                        "the server's acknowledged offset does not match ours"),
                     }
                     run.finish_sent = false;
+                    run.session_sent = false;
                     debug!(execution_id = %id, from = run.log.acked(), "resuming run");
                 }
                 None if run.is_alive() => {
@@ -532,13 +549,15 @@ impl Worker {
         let cap = u64::try_from(assign.max_output_bytes)
             .ok()
             .filter(|&cap| cap > 0);
-        let prepared = adapter_for(&assign).and_then(|adapter| adapter.prepare(&assign));
+        let prepared = prepare(&assign);
         let mut run = Run {
             key: key.clone(),
             log: OutputLog::new(start, cap),
             phase: Phase::Ended(Outcome::failed(String::new())),
             finish_sent: false,
             orphaned: false,
+            session_ref: None,
+            session_sent: false,
         };
         match prepared {
             Err(error) => {
@@ -549,15 +568,25 @@ impl Worker {
                 self.grant(1);
                 return;
             }
-            Ok(spec) => {
+            Ok(prepared) => {
                 let (control_tx, control_rx) = mpsc::unbounded_channel();
-                tokio::spawn(supervise(
-                    key.clone(),
-                    spec,
-                    self.events_tx.clone(),
-                    control_rx,
-                    self.config_tx.subscribe(),
-                ));
+                match prepared {
+                    Prepared::Process(spec) => tokio::spawn(supervise(
+                        key.clone(),
+                        spec,
+                        self.events_tx.clone(),
+                        control_rx,
+                        self.config_tx.subscribe(),
+                    )),
+                    Prepared::Agent(agent) => tokio::spawn(supervise_agent(
+                        key.clone(),
+                        agent,
+                        self.agent_host.clone(),
+                        self.events_tx.clone(),
+                        control_rx,
+                        self.config_tx.subscribe(),
+                    )),
+                };
                 run.phase = Phase::Alive {
                     control: control_tx,
                     pid: None,
@@ -619,7 +648,7 @@ impl Worker {
             return;
         }
         match kind {
-            RunEventKind::Started { pid } => {
+            RunEventKind::Started { pid, tmux_session } => {
                 if let Phase::Alive { pid: slot, .. } = &mut run.phase {
                     *slot = Some(pid);
                 }
@@ -628,9 +657,15 @@ impl Worker {
                         execution_id: key.execution_id.clone(),
                         attempt_token: key.attempt_token.clone(),
                         pid: i32::try_from(pid).unwrap_or_default(),
-                        tmux_session_name: None,
+                        tmux_session_name: tmux_session,
                     }));
                 }
+            }
+            RunEventKind::Session(session_ref) => {
+                info!(execution_id = %key.execution_id, %session_ref, "agent session detected");
+                run.session_ref = Some(session_ref);
+                run.session_sent = false;
+                self.flush(&key.execution_id);
             }
             RunEventKind::Output(data) => {
                 run.log.push(&data);
@@ -679,6 +714,19 @@ impl Worker {
             return;
         }
         let Some(session) = session else { return };
+        if !run.session_sent
+            && let Some(session_ref) = &run.session_ref
+        {
+            let detected = SessionDetected {
+                execution_id: run.key.execution_id.clone(),
+                attempt_token: run.key.attempt_token.clone(),
+                session_ref: session_ref.clone(),
+            };
+            run.session_sent = session
+                .tx
+                .send(request(connect_request::Message::SessionDetected(detected)))
+                .is_ok();
+        }
         while let Some((offset, data)) = run.log.next_chunk(chunk_bytes) {
             let chunk = LogChunk {
                 execution_id: run.key.execution_id.clone(),

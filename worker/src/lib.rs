@@ -31,6 +31,14 @@ use std::future::Future;
 
 pub use config::{Cli, RuntimeConfig, WorkerOptions};
 
+/// Runs the worker's internal subcommands (the tmux pane runner of AI agent
+/// runs) when this process was started as one, and returns its exit code.
+/// Any binary that runs a worker calls it first thing in `main`, since the
+/// pane runner is the worker's own executable.
+pub fn pane_dispatch() -> Option<std::process::ExitCode> {
+    run::pane::dispatch_from_args()
+}
+
 /// SIGKILLs the process group of every run still going. For a hard exit
 /// (`std::process::exit` runs no destructors); `run` itself never leaves
 /// children behind when its runtime shuts down.

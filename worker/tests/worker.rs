@@ -244,7 +244,8 @@ async fn output_cap_appends_a_marker() {
 }
 
 /// (f) Runs that cannot start fail with a clear error (no Started), and the
-/// worker keeps serving: missing binary, bad working directory, prompt mode.
+/// worker keeps serving: missing binary, bad working directory, an AI agent
+/// without a protocol.
 #[tokio::test]
 async fn failures_to_start_do_not_stop_the_worker() {
     let mut server = FakeServer::start().await;
@@ -286,14 +287,18 @@ async fn failures_to_start_do_not_stop_the_worker() {
     }
     assert_eq!(conn.expect_grant().await, 1);
 
-    let mut a = assign("exec-f3", &[]);
+    // An AI agent without a protocol cannot be spoken to.
+    let mut a = assign("exec-f3", &["claude"]);
     a.mode = InteractionMode::Prompt as i32;
     a.prompt = Some("do things".into());
     conn.send(Down::Assign(a));
     match conn.recv().await {
         Up::Finished(f) => assert_eq!(
             f.error.as_deref(),
-            Some("prompt mode is not supported by this worker version")
+            Some(
+                "agent  has no session_config.bidirectional_protocol: \
+                 a prompt-mode run needs stream-json, app-server or tmux"
+            )
         ),
         other => panic!("expected Finished, got {other:?}"),
     }

@@ -1,32 +1,49 @@
-//! How an assignment becomes a process: one adapter per interaction mode.
+//! How an assignment becomes something to run.
 //!
-//! Template mode runs `Assign.argv` exactly (no shell). Prompt mode (Claude
-//! stream-json, Codex app-server, Gemini through tmux) will add adapters here;
-//! until then a prompt-mode assignment fails with a clear error.
+//! - **Template mode**: `Assign.argv` exactly (no shell), as a plain child.
+//! - **Prompt mode**: an AI coding agent CLI, in a tmux session, spoken to
+//!   through the [`AgentProtocol`] of the agent's
+//!   `session_config.bidirectional_protocol`: Claude Code `stream-json`,
+//!   Codex `app-server`, or an interactive CLI in the terminal (Gemini).
+//!   `Assign.argv` is the CLI and its base args; this module adds the
+//!   resume flags of a continuation and the MCP launch configuration.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use amon_proto::v1::{Assign, InteractionMode};
+use amon_proto::v1::{
+    AgentSessionConfig, Assign, BidirectionalProtocol, InteractionMode, SessionIdSource,
+};
+use regex::Regex;
+use serde_json::json;
 
 use super::ProcessSpec;
+use super::agent::AgentProtocol;
+use super::agent::claude::StreamJson;
+use super::agent::codex::AppServer;
+use super::agent::discovery::Discovery;
+use super::agent::gemini::Interactive;
+use super::agent::supervise::{AgentRun, SettingsFile};
 use crate::env::build_env;
 
-/// Turns an assignment into the process to run.
-pub(crate) trait Adapter: Send + Sync {
-    /// The process for `assign`, or the one-line error the run fails with.
-    fn prepare(&self, assign: &Assign) -> Result<ProcessSpec, String>;
+/// Name of the Agent Monitor MCP server in the agents' configurations.
+pub(crate) const MCP_SERVER_NAME: &str = "agent-monitor";
+/// Environment variable pointing Gemini CLI at an extra settings file.
+pub(crate) const GEMINI_SETTINGS_ENV: &str = "GEMINI_CLI_SYSTEM_SETTINGS_PATH";
+
+/// What an assignment runs as.
+pub(crate) enum Prepared {
+    Process(ProcessSpec),
+    Agent(AgentRun),
 }
 
-/// Error of a prompt-mode assignment (no adapter yet).
-pub(crate) const PROMPT_MODE_UNSUPPORTED: &str =
-    "prompt mode is not supported by this worker version";
-
-/// The adapter of the assignment's mode (unspecified means template).
-pub(crate) fn adapter_for(assign: &Assign) -> Result<&'static dyn Adapter, String> {
+/// Turns `assign` into what to run, or the one-line error the run fails with.
+pub(crate) fn prepare(assign: &Assign) -> Result<Prepared, String> {
     match InteractionMode::try_from(assign.mode) {
-        Ok(InteractionMode::Template | InteractionMode::Unspecified) => Ok(&TemplateAdapter),
-        Ok(InteractionMode::Prompt) => Err(PROMPT_MODE_UNSUPPORTED.to_string()),
+        Ok(InteractionMode::Template | InteractionMode::Unspecified) => {
+            template(assign).map(Prepared::Process)
+        }
+        Ok(InteractionMode::Prompt) => prompt(assign).map(Prepared::Agent),
         Err(_) => Err(format!(
             "interaction mode {} is not supported by this worker version",
             assign.mode
@@ -34,32 +51,201 @@ pub(crate) fn adapter_for(assign: &Assign) -> Result<&'static dyn Adapter, Strin
     }
 }
 
-/// Template mode: `argv` as given, the env of the allowlist plus overrides.
-pub(crate) struct TemplateAdapter;
-
-impl Adapter for TemplateAdapter {
-    fn prepare(&self, assign: &Assign) -> Result<ProcessSpec, String> {
-        if assign.argv.is_empty() {
-            return Err("the assignment has an empty argv".to_string());
-        }
-        Ok(ProcessSpec {
-            argv: assign.argv.clone(),
-            working_dir: (!assign.working_dir.is_empty())
-                .then(|| PathBuf::from(&assign.working_dir)),
-            env: build_env(&assign.env_allowlist, &assign.env, |name| {
-                std::env::var_os(name)
-            }),
-            timeout: assign
-                .timeout
-                .and_then(|d| Duration::try_from(d).ok())
-                .filter(|d| !d.is_zero()),
-        })
+fn base_spec(assign: &Assign) -> Result<ProcessSpec, String> {
+    if assign.argv.is_empty() {
+        return Err("the assignment has an empty argv".to_string());
     }
+    Ok(ProcessSpec {
+        argv: assign.argv.clone(),
+        working_dir: (!assign.working_dir.is_empty()).then(|| PathBuf::from(&assign.working_dir)),
+        env: build_env(&assign.env_allowlist, &assign.env, |name| {
+            std::env::var_os(name)
+        }),
+        timeout: assign
+            .timeout
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero()),
+    })
+}
+
+/// Template mode: `argv` as given, the env of the allowlist plus overrides.
+fn template(assign: &Assign) -> Result<ProcessSpec, String> {
+    base_spec(assign)
+}
+
+fn prompt(assign: &Assign) -> Result<AgentRun, String> {
+    let mut spec = base_spec(assign)?;
+    let agent = assign.agent.as_ref();
+    let slug = agent.map_or("", |a| a.slug.as_str());
+    let config = agent
+        .and_then(|a| a.session_config.clone())
+        .unwrap_or_default();
+    let protocol = BidirectionalProtocol::try_from(config.bidirectional_protocol)
+        .unwrap_or(BidirectionalProtocol::Unspecified);
+    if protocol == BidirectionalProtocol::Unspecified {
+        return Err(format!(
+            "agent {slug} has no session_config.bidirectional_protocol: \
+             a prompt-mode run needs stream-json, app-server or tmux"
+        ));
+    }
+    let prompt = assign
+        .prompt
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| "the assignment has no prompt".to_string())?;
+    let resume = assign.resume_session_ref.clone().filter(|r| !r.is_empty());
+    if let Some(session) = &resume
+        && protocol != BidirectionalProtocol::AppServer
+    {
+        spec.argv.extend(resume_flags(&config, session, slug)?);
+    }
+    let mcp_url = assign
+        .mcp_server_url
+        .clone()
+        .filter(|_| agent.is_some_and(|a| a.mcp_enabled));
+    let mut settings = None;
+    if let Some(url) = &mcp_url {
+        match protocol {
+            BidirectionalProtocol::StreamJson => {
+                let config = json!({"mcpServers": {MCP_SERVER_NAME: {"type": "http", "url": url}}});
+                // `=`: the flag takes several values and would swallow what follows.
+                spec.argv.push(format!("--mcp-config={config}"));
+            }
+            BidirectionalProtocol::AppServer => {
+                spec.argv.push("-c".into());
+                spec.argv
+                    .push(format!("mcp_servers.{MCP_SERVER_NAME}.url={}", json!(url)));
+            }
+            _ => {
+                settings = Some(SettingsFile {
+                    env_var: GEMINI_SETTINGS_ENV.into(),
+                    file_name: "gemini-settings.json".into(),
+                    contents: json!({"mcpServers": {MCP_SERVER_NAME: {"httpUrl": url}}})
+                        .to_string(),
+                });
+            }
+        }
+    }
+    let cwd = spec
+        .working_dir
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let protocol: Box<dyn AgentProtocol> = match protocol {
+        BidirectionalProtocol::StreamJson => {
+            Box::new(StreamJson::new(prompt, config.session_id_field.clone()))
+        }
+        BidirectionalProtocol::AppServer => Box::new(AppServer::new(
+            prompt,
+            cwd.to_string_lossy().into_owned(),
+            resume,
+        )),
+        _ => Box::new(Interactive::new(
+            prompt,
+            config
+                .completion_idle
+                .and_then(|d| Duration::try_from(d).ok()),
+        )),
+    };
+    Ok(AgentRun {
+        spec,
+        session_name: assign
+            .tmux_session_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("amon-{}", assign.execution_id)),
+        protocol,
+        discovery: discovery(&config)?,
+        settings,
+    })
+}
+
+/// The flags resuming `session`: `resumeFlags` with `{{sessionRef}}`
+/// replaced, else `continueFlags` (the latest session).
+fn resume_flags(
+    config: &AgentSessionConfig,
+    session: &str,
+    slug: &str,
+) -> Result<Vec<String>, String> {
+    if !config.resume_flags.is_empty() {
+        return Ok(config
+            .resume_flags
+            .iter()
+            .map(|flag| {
+                flag.replace("{{sessionRef}}", session)
+                    .replace("{{ sessionRef }}", session)
+            })
+            .collect());
+    }
+    if !config.continue_flags.is_empty() {
+        return Ok(config.continue_flags.clone());
+    }
+    Err(format!(
+        "agent {slug} has neither resumeFlags nor continueFlags: its session cannot be resumed"
+    ))
+}
+
+fn discovery(config: &AgentSessionConfig) -> Result<Option<Discovery>, String> {
+    let pattern = |required: bool| -> Result<Option<Regex>, String> {
+        match config
+            .list_sessions_pattern
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        {
+            Some(p) => Regex::new(p)
+                .map(Some)
+                .map_err(|e| format!("listSessionsPattern: {e}")),
+            None if required => Err("listSessionsPattern is not set".to_string()),
+            None => Ok(None),
+        }
+    };
+    Ok(match SessionIdSource::try_from(config.session_id_source) {
+        Ok(SessionIdSource::ListCommand) => Some(Discovery::ListCommand {
+            argv: config.list_sessions_command.clone(),
+            pattern: pattern(true)?.expect("required"),
+        }),
+        Ok(SessionIdSource::Filesystem) => match config.session_file_glob.clone() {
+            Some(glob) if !glob.is_empty() => Some(Discovery::Files {
+                glob,
+                pattern: pattern(false)?,
+            }),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amon_proto::v1::Agent;
+
+    fn agent_assign(protocol: BidirectionalProtocol) -> Assign {
+        Assign {
+            execution_id: "e-1".into(),
+            mode: InteractionMode::Prompt as i32,
+            argv: vec!["claude".into(), "-p".into()],
+            prompt: Some("do it".into()),
+            agent: Some(Agent {
+                slug: "claude".into(),
+                session_config: Some(AgentSessionConfig {
+                    bidirectional_protocol: protocol as i32,
+                    resume_flags: vec!["--resume".into(), "{{sessionRef}}".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn agent(assign: &Assign) -> AgentRun {
+        match prepare(assign) {
+            Ok(Prepared::Agent(run)) => run,
+            Ok(Prepared::Process(_)) => panic!("a template run"),
+            Err(e) => panic!("{e}"),
+        }
+    }
 
     #[test]
     fn modes() {
@@ -67,29 +253,12 @@ mod tests {
             argv: vec!["true".into()],
             ..Default::default()
         };
-        assert!(adapter_for(&assign).is_ok());
-        assign.mode = InteractionMode::Template as i32;
-        let spec = adapter_for(&assign).unwrap().prepare(&assign).unwrap();
-        assert_eq!(spec.argv, vec!["true".to_string()]);
-        assert_eq!(spec.working_dir, None);
-        assert_eq!(spec.timeout, None);
-        assign.mode = InteractionMode::Prompt as i32;
-        assert_eq!(
-            adapter_for(&assign).err().as_deref(),
-            Some(PROMPT_MODE_UNSUPPORTED)
-        );
+        assert!(matches!(prepare(&assign), Ok(Prepared::Process(_))));
         assign.mode = 99;
-        assert!(adapter_for(&assign).is_err());
-    }
-
-    #[test]
-    fn template_fields() {
-        let assign = Assign {
-            argv: vec![],
-            ..Default::default()
-        };
-        assert!(TemplateAdapter.prepare(&assign).is_err());
-        let assign = Assign {
+        assert!(prepare(&assign).is_err());
+        let empty = Assign::default();
+        assert!(prepare(&empty).is_err());
+        let spec = match prepare(&Assign {
             argv: vec!["ls".into(), "-l".into()],
             working_dir: "/tmp".into(),
             timeout: Some(prost_types::Duration {
@@ -97,10 +266,127 @@ mod tests {
                 nanos: 0,
             }),
             ..Default::default()
+        }) {
+            Ok(Prepared::Process(spec)) => spec,
+            _ => panic!("template"),
         };
-        let spec = TemplateAdapter.prepare(&assign).unwrap();
         assert_eq!(spec.working_dir, Some(PathBuf::from("/tmp")));
         assert_eq!(spec.timeout, Some(Duration::from_secs(2)));
         assert!(spec.env.is_empty());
+    }
+
+    #[test]
+    fn prompt_runs() {
+        let mut assign = agent_assign(BidirectionalProtocol::StreamJson);
+        let run = agent(&assign);
+        assert_eq!(run.spec.argv, vec!["claude", "-p"]);
+        assert_eq!(run.session_name, "amon-e-1");
+        assign.tmux_session_name = Some("amon-x".into());
+        assign.resume_session_ref = Some("s-9".into());
+        assign.mcp_server_url = Some("http://h:1/mcp".into());
+        assign.agent.as_mut().unwrap().mcp_enabled = true;
+        let run = agent(&assign);
+        assert_eq!(run.session_name, "amon-x");
+        assert_eq!(
+            run.spec.argv,
+            vec![
+                "claude",
+                "-p",
+                "--resume",
+                "s-9",
+                r#"--mcp-config={"mcpServers":{"agent-monitor":{"type":"http","url":"http://h:1/mcp"}}}"#
+            ]
+        );
+
+        let mut assign = agent_assign(BidirectionalProtocol::AppServer);
+        assign.resume_session_ref = Some("thr".into());
+        assign.mcp_server_url = Some("http://h:1/mcp".into());
+        assign.agent.as_mut().unwrap().mcp_enabled = true;
+        let run = agent(&assign);
+        // app-server resumes with thread/resume, not flags.
+        assert_eq!(
+            run.spec.argv,
+            vec![
+                "claude",
+                "-p",
+                "-c",
+                r#"mcp_servers.agent-monitor.url="http://h:1/mcp""#
+            ]
+        );
+
+        let mut assign = agent_assign(BidirectionalProtocol::Tmux);
+        assign.mcp_server_url = Some("http://h:1/mcp".into());
+        let run = agent(&assign);
+        assert!(run.settings.is_none(), "MCP only for mcp_enabled agents");
+        assign.agent.as_mut().unwrap().mcp_enabled = true;
+        let run = agent(&assign);
+        let settings = run.settings.expect("gemini settings file");
+        assert_eq!(settings.env_var, GEMINI_SETTINGS_ENV);
+        assert!(settings.contents.contains("http://h:1/mcp"));
+    }
+
+    #[test]
+    fn prompt_errors() {
+        let mut assign = agent_assign(BidirectionalProtocol::Unspecified);
+        assert!(
+            prepare(&assign)
+                .err()
+                .unwrap()
+                .contains("bidirectional_protocol")
+        );
+        assign = agent_assign(BidirectionalProtocol::StreamJson);
+        assign.prompt = None;
+        assert!(prepare(&assign).err().unwrap().contains("no prompt"));
+        assign = agent_assign(BidirectionalProtocol::Tmux);
+        assign.resume_session_ref = Some("x".into());
+        let config = assign
+            .agent
+            .as_mut()
+            .unwrap()
+            .session_config
+            .as_mut()
+            .unwrap();
+        config.resume_flags.clear();
+        assert!(
+            prepare(&assign)
+                .err()
+                .unwrap()
+                .contains("cannot be resumed")
+        );
+        let config = assign
+            .agent
+            .as_mut()
+            .unwrap()
+            .session_config
+            .as_mut()
+            .unwrap();
+        config.continue_flags = vec!["--continue".into()];
+        assert!(
+            agent(&assign)
+                .spec
+                .argv
+                .ends_with(&["--continue".to_string()])
+        );
+        config_pattern_errors();
+    }
+
+    fn config_pattern_errors() {
+        let mut assign = agent_assign(BidirectionalProtocol::Tmux);
+        let config = assign
+            .agent
+            .as_mut()
+            .unwrap()
+            .session_config
+            .as_mut()
+            .unwrap();
+        config.session_id_source = SessionIdSource::ListCommand as i32;
+        config.list_sessions_command = vec!["gemini".into(), "--list-sessions".into()];
+        config.list_sessions_pattern = Some("(".into());
+        assert!(
+            prepare(&assign)
+                .err()
+                .unwrap()
+                .contains("listSessionsPattern")
+        );
     }
 }

@@ -1,10 +1,15 @@
-//! Runs: one per assignment. [`process`] spawns and supervises the child,
-//! [`output`] keeps its log until the server has stored it, [`adapter`]
-//! turns an assignment into a process.
+//! Runs: one per assignment. [`adapter`] turns an assignment into what to
+//! run: a plain child ([`process`] spawns and supervises it) or an AI agent
+//! ([`agent`]: its protocols, run in a [`tmux`] session through the
+//! [`pane`] runner). [`output`] keeps a run's log until the server has
+//! stored it.
 
 pub(crate) mod adapter;
+pub(crate) mod agent;
 pub(crate) mod output;
+pub mod pane;
 pub(crate) mod process;
+pub(crate) mod tmux;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -45,8 +50,13 @@ pub(crate) struct RunEvent {
 
 #[derive(Debug)]
 pub(crate) enum RunEventKind {
-    /// The child is running.
-    Started { pid: u32 },
+    /// The child is running (in that tmux session, for an AI agent).
+    Started {
+        pid: u32,
+        tmux_session: Option<String>,
+    },
+    /// The AI agent's session id is known.
+    Session(String),
     /// Bytes the child wrote (stdout and stderr, in order).
     Output(Vec<u8>),
     /// The child exited and its output is read (or the run never started).
@@ -133,7 +143,7 @@ impl Outcome {
     }
 }
 
-fn signal_name(sig: i32) -> String {
+pub(crate) fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| sig.to_string())
@@ -162,6 +172,10 @@ pub(crate) struct Run {
     /// The server did not resume it after a reconnect: it is being stopped,
     /// its output is not sent, and it is forgotten once it ends.
     pub orphaned: bool,
+    /// The AI agent's session id, once known.
+    pub session_ref: Option<String>,
+    /// `SessionDetected` went out on the current connection.
+    pub session_sent: bool,
 }
 
 impl Run {

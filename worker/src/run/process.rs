@@ -69,7 +69,10 @@ pub(crate) async fn supervise(
             let pid = child.id().unwrap_or_default();
             info!(execution_id = %key.execution_id, pid, argv = ?spec.argv, "run started");
             if events
-                .send(report(RunEventKind::Started { pid }))
+                .send(report(RunEventKind::Started {
+                    pid,
+                    tmux_session: None,
+                }))
                 .await
                 .is_err()
             {
@@ -161,10 +164,10 @@ pub(crate) fn kill_all_groups() {
 /// Holds a run's process group: listed in [`LIVE_GROUPS`] while it lives,
 /// SIGKILLed when dropped, whatever ends the supervision (the run's end, the
 /// worker going away, the runtime shutting down).
-struct GroupGuard(u32);
+pub(crate) struct GroupGuard(u32);
 
 impl GroupGuard {
-    fn new(pgid: u32) -> Self {
+    pub(crate) fn new(pgid: u32) -> Self {
         LIVE_GROUPS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -196,7 +199,7 @@ pub(crate) fn kill_group(pgid: u32, signal: Signal) {
 }
 
 /// Waits until `at`, or forever when `None`.
-async fn sleep_opt(at: Option<Instant>) {
+pub(crate) async fn sleep_opt(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,

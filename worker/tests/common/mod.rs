@@ -328,6 +328,7 @@ pub fn assign(execution_id: &str, argv: &[&str]) -> Assign {
         resume_session_ref: None,
         tmux_session_name: None,
         log_offset: 0,
+        mcp_server_url: None,
     }
 }
 

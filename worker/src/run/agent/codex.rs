@@ -1,0 +1,278 @@
+//! Codex `app-server`: JSON-RPC 2.0 over stdin/stdout, one JSON object per
+//! line, without the `"jsonrpc"` member (as the app-server speaks it).
+//!
+//! Handshake and turn: `initialize` → `initialized` (notification) →
+//! `thread/start {cwd}` (or `thread/resume {threadId}` for a continuation)
+//! → `turn/start {threadId, input}` → wait for the `turn/completed`
+//! notification, whose `turn.status` says how it went. The thread id is the
+//! session ref. Requests from the app-server (approvals) are declined: a run
+//! has nobody to ask, and the agent is started with `approvalPolicy: never`.
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{Action, AgentProtocol, Exit, Verdict};
+use crate::run::pane::StdioMode;
+
+const INITIALIZE: u64 = 1;
+const THREAD: u64 = 2;
+const TURN: u64 = 3;
+
+pub(crate) struct AppServer {
+    prompt: String,
+    cwd: String,
+    resume: Option<String>,
+    thread_id: Option<String>,
+    finished: bool,
+}
+
+impl AppServer {
+    pub fn new(prompt: String, cwd: String, resume: Option<String>) -> Self {
+        Self {
+            prompt,
+            cwd,
+            resume,
+            thread_id: None,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, verdict: Verdict) -> Vec<Action> {
+        self.finished = true;
+        vec![Action::Finish(verdict)]
+    }
+
+    fn on_response(&mut self, id: u64, value: &Value) -> Vec<Action> {
+        if let Some(error) = value.get("error") {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            let call = match id {
+                INITIALIZE => "initialize",
+                THREAD if self.resume.is_some() => "thread/resume",
+                THREAD => "thread/start",
+                TURN => "turn/start",
+                _ => return Vec::new(),
+            };
+            return self.finish(Verdict::failure(format!("codex {call} failed: {message}")));
+        }
+        let result = value.get("result").unwrap_or(&Value::Null);
+        match id {
+            INITIALIZE => {
+                let thread = match &self.resume {
+                    Some(thread_id) => {
+                        request(THREAD, "thread/resume", json!({ "threadId": thread_id }))
+                    }
+                    None => request(
+                        THREAD,
+                        "thread/start",
+                        json!({ "cwd": self.cwd, "approvalPolicy": "never" }),
+                    ),
+                };
+                vec![
+                    Action::Write(line(&json!({ "method": "initialized" }))),
+                    Action::Write(thread),
+                ]
+            }
+            THREAD => {
+                let Some(thread_id) = result
+                    .pointer("/thread/id")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty())
+                else {
+                    return self.finish(Verdict::failure(
+                        "codex answered the thread request without a thread id",
+                    ));
+                };
+                self.thread_id = Some(thread_id.to_string());
+                vec![
+                    Action::Session(thread_id.to_string()),
+                    Action::Write(request(
+                        TURN,
+                        "turn/start",
+                        json!({
+                            "threadId": thread_id,
+                            "input": [{ "type": "text", "text": self.prompt }],
+                        }),
+                    )),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_notification(&mut self, method: &str, params: &Value) -> Vec<Action> {
+        if method != "turn/completed" {
+            return Vec::new();
+        }
+        let turn = params.get("turn").unwrap_or(&Value::Null);
+        let status = turn.get("status").and_then(Value::as_str).unwrap_or("");
+        let verdict = match status {
+            "completed" => Verdict::success(),
+            "interrupted" => Verdict::failure("codex turn was interrupted"),
+            other => {
+                let message = turn
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no error message");
+                let status = if other.is_empty() { "unknown" } else { other };
+                Verdict::failure(format!("codex turn {status}: {message}"))
+            }
+        };
+        self.finish(verdict)
+    }
+}
+
+/// Answer to a request of the app-server: approvals are declined, anything
+/// else is not something this client implements.
+fn answer(id: &Value, method: &str) -> Action {
+    let reply = if method.ends_with("requestApproval") {
+        json!({ "id": id, "result": { "decision": "decline" } })
+    } else {
+        json!({
+            "id": id,
+            "error": { "code": -32601, "message": format!("{method} is not supported by Agent Monitor") },
+        })
+    };
+    Action::Write(line(&reply))
+}
+
+fn request(id: u64, method: &str, params: Value) -> Vec<u8> {
+    line(&json!({ "id": id, "method": method, "params": params }))
+}
+
+fn line(value: &Value) -> Vec<u8> {
+    let mut out = value.to_string().into_bytes();
+    out.push(b'\n');
+    out
+}
+
+impl AgentProtocol for AppServer {
+    fn stdio(&self) -> StdioMode {
+        StdioMode::Pipes
+    }
+
+    fn start(&mut self, _now: Instant) -> Vec<Action> {
+        vec![Action::Write(request(
+            INITIALIZE,
+            "initialize",
+            json!({
+                "clientInfo": {
+                    "name": "agent-monitor",
+                    "title": "Agent Monitor",
+                    "version": env!("CARGO_PKG_VERSION"),
+                },
+            }),
+        ))]
+    }
+
+    fn on_line(&mut self, raw: &[u8]) -> Vec<Action> {
+        if self.finished {
+            return Vec::new();
+        }
+        let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(raw) else {
+            return Vec::new();
+        };
+        let method = value.get("method").and_then(Value::as_str);
+        match (value.get("id"), method) {
+            (Some(id), Some(method)) => vec![answer(id, method)],
+            (Some(id), None) => match id.as_u64() {
+                Some(id) => self.on_response(id, &value),
+                None => Vec::new(),
+            },
+            (None, Some(method)) => {
+                self.on_notification(method, value.get("params").unwrap_or(&Value::Null))
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn on_exit(&mut self, exit: Exit) -> Verdict {
+        let stage = match self.thread_id {
+            None => "before a thread was started",
+            Some(_) => "before the turn completed",
+        };
+        Verdict::failure(format!("codex app-server {exit} {stage}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(actions: &[Action]) -> Vec<Value> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(bytes) => Some(serde_json::from_slice(bytes).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn new_thread() {
+        let mut p = AppServer::new("hello".into(), "/work".into(), None);
+        let init = sent(&p.start(Instant::now()));
+        assert_eq!(init[0]["method"], "initialize");
+        assert_eq!(init[0]["id"], 1);
+        assert!(init[0].get("jsonrpc").is_none());
+        let next = sent(&p.on_line(br#"{"id":1,"result":{"userAgent":"codex/1"}}"#));
+        assert_eq!(next[0]["method"], "initialized");
+        assert_eq!(next[1]["method"], "thread/start");
+        assert_eq!(next[1]["params"]["cwd"], "/work");
+        let actions = p.on_line(br#"{"id":2,"result":{"thread":{"id":"thr_9"}}}"#);
+        assert_eq!(actions[0], Action::Session("thr_9".into()));
+        let turn = sent(&actions);
+        assert_eq!(turn[0]["method"], "turn/start");
+        assert_eq!(turn[0]["params"]["threadId"], "thr_9");
+        assert_eq!(turn[0]["params"]["input"][0]["text"], "hello");
+        assert!(
+            p.on_line(br#"{"method":"item/agentMessage/delta","params":{"delta":"hi"}}"#)
+                .is_empty()
+        );
+        let approval = sent(&p.on_line(
+            br#"{"id":"s1","method":"item/commandExecution/requestApproval","params":{}}"#,
+        ));
+        assert_eq!(approval[0]["id"], "s1");
+        assert_eq!(approval[0]["result"]["decision"], "decline");
+        assert_eq!(
+            p.on_line(br#"{"method":"turn/completed","params":{"threadId":"thr_9","turn":{"id":"t","status":"completed"}}}"#),
+            vec![Action::Finish(Verdict::success())]
+        );
+    }
+
+    #[test]
+    fn resume_and_failures() {
+        let mut p = AppServer::new("more".into(), "/".into(), Some("thr_1".into()));
+        p.start(Instant::now());
+        let next = sent(&p.on_line(br#"{"id":1,"result":{}}"#));
+        assert_eq!(next[1]["method"], "thread/resume");
+        assert_eq!(next[1]["params"]["threadId"], "thr_1");
+        p.on_line(br#"{"id":2,"result":{"thread":{"id":"thr_1"}}}"#);
+        assert_eq!(
+            p.on_line(br#"{"method":"turn/completed","params":{"turn":{"status":"failed","error":{"message":"usage limit"}}}}"#),
+            vec![Action::Finish(Verdict::failure("codex turn failed: usage limit"))]
+        );
+
+        let mut p = AppServer::new("x".into(), "/".into(), None);
+        p.start(Instant::now());
+        assert_eq!(
+            p.on_line(br#"{"id":1,"error":{"code":-1,"message":"not logged in"}}"#),
+            vec![Action::Finish(Verdict::failure(
+                "codex initialize failed: not logged in"
+            ))]
+        );
+        let mut p = AppServer::new("x".into(), "/".into(), None);
+        assert_eq!(
+            p.on_exit(Exit {
+                code: Some(1),
+                signal: None
+            })
+            .error
+            .as_deref(),
+            Some("codex app-server exited with status 1 before a thread was started")
+        );
+    }
+}
