@@ -219,6 +219,7 @@ pub fn session_config(c: &AgentSessionConfig) -> Value {
         "resume_flags": c.resume_flags,
         "continue_flags": c.continue_flags,
         "bidirectional_protocol": enumeration::<BidirectionalProtocol>(c.bidirectional_protocol),
+        "completion_idle": duration(c.completion_idle.as_ref()),
     })
 }
 

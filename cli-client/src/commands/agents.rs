@@ -1,7 +1,8 @@
 //! `amon agents`: the agent registry.
 
 use amon_proto::v1::{
-    Agent, AgentKind, AgentMetadata, CreateAgentRequest, DeleteAgentRequest, UpdateAgentRequest,
+    Agent, AgentKind, AgentMetadata, CreateAgentRequest, CreatePresetAgentRequest,
+    DeleteAgentRequest, ListAgentPresetsRequest, UpdateAgentRequest,
 };
 use clap::{Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
@@ -19,6 +20,11 @@ use crate::{
 pub enum AgentsCmd {
     /// Register an agent.
     Create(CreateArgs),
+    /// Register an AI coding agent (claude, codex or gemini) from its preset,
+    /// with a `prompt` capability: `amon agents preset claude --binary ~/.local/bin/claude`.
+    Preset(PresetArgs),
+    /// List the AI coding agent presets.
+    Presets,
     /// Show one agent (by id, id prefix or slug).
     #[command(visible_alias = "show")]
     Get {
@@ -80,6 +86,36 @@ pub struct CreateArgs {
     /// Tool type: cli-tool, ai-agent, daemon or shell-util.
     #[arg(long, value_name = "TYPE")]
     pub tool_type: Option<String>,
+}
+
+/// `amon agents preset`.
+#[derive(Debug, Args)]
+pub struct PresetArgs {
+    /// Preset: claude, codex or gemini.
+    #[arg(value_parser = PossibleValuesParser::new(["claude", "codex", "gemini"]))]
+    pub preset: String,
+    /// The installed CLI on the workers: a path or a name looked up in PATH
+    /// (default: the preset's command name).
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<String>,
+    /// Slug (default: the preset name).
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Name (default: the preset's display name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Working directory for runs when the task names none.
+    #[arg(long, value_name = "DIR")]
+    pub working_dir: Option<String>,
+    /// Extra argument after the preset's (repeat; values may start with '-').
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub extra_args: Vec<String>,
+    /// Most runs of this agent at once, across all workers (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_concurrent: Option<i32>,
+    /// Launch it configured to reach the Agent Monitor MCP server.
+    #[arg(long)]
+    pub mcp: bool,
 }
 
 /// `amon agents list`.
@@ -166,6 +202,80 @@ pub async fn run(ctx: &Ctx, cmd: AgentsCmd) -> anyhow::Result<()> {
                 .into_inner();
             let agent = response.agent.ok_or_else(|| missing("agent"))?;
             show(ctx, || json::agent(&agent), || table::agent(&agent))
+        }
+        AgentsCmd::Preset(args) => {
+            let response = ctx
+                .agents()
+                .create_preset_agent(CreatePresetAgentRequest {
+                    preset: args.preset,
+                    binary_path: args.binary,
+                    slug: args.slug,
+                    name: args.name,
+                    working_dir: args.working_dir,
+                    mcp_enabled: args.mcp,
+                    extra_args: args.extra_args,
+                    max_concurrent: args.max_concurrent,
+                })
+                .await?
+                .into_inner();
+            let agent = response.agent.ok_or_else(|| missing("agent"))?;
+            let capability = response.capability.ok_or_else(|| missing("capability"))?;
+            show(
+                ctx,
+                || serde_json::json!({"agent": json::agent(&agent), "capability": json::capability(&capability)}),
+                || {
+                    format!(
+                        "{}\ncapability: {}/{} (run it: amon run TASK {}/{})",
+                        table::agent(&agent),
+                        agent.slug,
+                        capability.key,
+                        agent.slug,
+                        capability.key
+                    )
+                },
+            )
+        }
+        AgentsCmd::Presets => {
+            let presets = ctx
+                .agents()
+                .list_agent_presets(ListAgentPresetsRequest {})
+                .await?
+                .into_inner()
+                .presets;
+            show_list(
+                ctx,
+                presets
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "name": p.name,
+                            "display_name": p.display_name,
+                            "default_binary": p.default_binary,
+                            "base_args": p.base_args,
+                            "env_allowlist": p.env_allowlist,
+                            "session_config": p.session_config.as_ref().map(json::session_config),
+                            "prompt_template": p.prompt_template,
+                            "timeout_sec": p.timeout_sec,
+                        })
+                    })
+                    .collect(),
+                "presets",
+                || {
+                    presets
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{:<8} {:<12} {} {}",
+                                p.name,
+                                p.display_name,
+                                p.default_binary,
+                                p.base_args.join(" ")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )
         }
         AgentsCmd::Get { agent } => {
             let agent = resolve::agent(ctx, &agent).await?;
