@@ -23,7 +23,9 @@
 //!    `error <message>` on the control connection, then exits.
 //!
 //! The runner and the agent share the pane's process group, which is the
-//! group the worker signals. The runner survives SIGTERM/SIGHUP/SIGINT (a
+//! group the worker signals. If the worker goes away (its control
+//! connection closes) while the agent runs, the runner kills that group: an
+//! agent never outlives the worker that captures it. The runner survives SIGTERM/SIGHUP/SIGINT (a
 //! handler, not SIG_IGN, so the agent does not inherit the disposition) to
 //! report how the agent ended; SIGKILL ends both, and the worker then sees
 //! the control connection close without a status.
@@ -134,6 +136,23 @@ fn pane_run(dir: &Path) -> io::Result<()> {
     if go.trim() != "go" {
         return Err(io::Error::other("the worker did not say go"));
     }
+    // The agent never outlives its worker: when the worker's end of the
+    // control connection closes before the agent ended, the whole pane
+    // group (this runner included) is killed.
+    let watch = ctl.try_clone()?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut watch = watch;
+        loop {
+            match watch.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), nix::sys::signal::Signal::SIGKILL);
+    });
     let status = match start_and_wait(&spec, io_stream) {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => format!("exit {code}"),

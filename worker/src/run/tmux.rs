@@ -168,8 +168,18 @@ impl Tmux {
             .await;
     }
 
-    /// Stops this server and every session in it.
+    /// Stops this server and every session in it, killing each pane's
+    /// process group first (a process that ignores SIGHUP would outlive a
+    /// plain `kill-server`).
     pub async fn kill_server(&self) {
+        if let Ok(pids) = self
+            .run("list-panes", ["list-panes", "-a", "-F", "#{pane_pid}"])
+            .await
+        {
+            for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
+                crate::run::process::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         let _ = self.run("kill-server", ["kill-server"]).await;
     }
 }

@@ -1,0 +1,746 @@
+//! AI coding agents end to end: a real server, real `amon-worker` processes,
+//! and fake CLIs (`tests/fixtures/`) speaking Claude Code's stream-json,
+//! Codex's app-server JSON-RPC and an interactive Gemini-like terminal UI,
+//! on SQLite and PostgreSQL. What a user sees: statuses, errors, session
+//! refs, continuation chains, raw logs, and no tmux session left behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use amon_proto::v1::{
+    Agent, AgentSessionConfig, Capability, ContinueExecutionRequest, CreatePresetAgentRequest,
+    Execution, ExecutionStatus, GetExecutionRequest, Task, TaskInputContext, UpdateAgentRequest,
+    UpdateCapabilityRequest,
+};
+use amon_tests::{
+    api::{Api, strings},
+    both_backends,
+    db::TestDb,
+    server::TestServer,
+    worker::TestWorker,
+};
+use anyhow::Result;
+use serde_json::{Value, json};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A worker id no other test uses: it names the worker's tmux server.
+fn unique_worker(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Setup {
+    server: TestServer,
+    api: Api,
+    worker: Option<TestWorker>,
+    worker_id: String,
+    /// Where the fakes record how they were started.
+    record: tempfile::TempDir,
+    /// The worker's HOME.
+    home: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(db: &TestDb, slots: u32) -> Self {
+        let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+        let api = Api::new(server.channel().await);
+        let worker_id = unique_worker("ai");
+        // Its own HOME: the fakes keep their sessions there, as the real
+        // CLIs do, and concurrent tests must not see each other's.
+        let home = tempfile::tempdir().expect("tempdir");
+        let worker = TestWorker::start(
+            &server,
+            &worker_id,
+            slots,
+            &[("HOME", home.path().to_str().unwrap())],
+        );
+        Self {
+            server,
+            api,
+            worker: Some(worker),
+            worker_id,
+            record: tempfile::tempdir().expect("tempdir"),
+            home,
+        }
+    }
+
+    /// `tmux -L` label of the worker's tmux server.
+    fn tmux_label(&self) -> String {
+        format!("amon-{}", self.worker_id)
+    }
+
+    /// Sessions alive on the worker's tmux server.
+    fn tmux_sessions(&self) -> Vec<String> {
+        let output = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &self.tmux_label(),
+                "list-sessions",
+                "-F",
+                "#{session_name}",
+            ])
+            .output()
+            .expect("running tmux");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.record.path().join(format!("{name}.jsonl"))
+    }
+
+    /// The JSON lines a fake recorded.
+    fn recorded(&self, name: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.record_path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record line is JSON"))
+            .collect()
+    }
+
+    async fn preset(
+        &mut self,
+        preset: &str,
+        slug: &str,
+        binary: &str,
+        mcp: bool,
+    ) -> (Agent, Capability) {
+        let response = self
+            .api
+            .agents
+            .create_preset_agent(CreatePresetAgentRequest {
+                preset: preset.into(),
+                binary_path: Some(fixture(binary)),
+                slug: Some(slug.into()),
+                mcp_enabled: mcp,
+                max_concurrent: Some(4),
+                ..Default::default()
+            })
+            .await
+            .expect("create preset agent")
+            .into_inner();
+        (response.agent.unwrap(), response.capability.unwrap())
+    }
+
+    /// A task whose runs give the fake `mode` and record to `record`.
+    async fn task(&mut self, title: &str, mode: &str, record: &str) -> Task {
+        let env = [
+            ("FAKE_CLI_MODE".to_string(), mode.to_string()),
+            (
+                "FAKE_CLI_RECORD".to_string(),
+                self.record_path(record).to_string_lossy().into_owned(),
+            ),
+        ];
+        self.api
+            .task(Task {
+                title: title.into(),
+                description: Some("Details of the task.".into()),
+                input_context: Some(TaskInputContext {
+                    env_overrides: env.into_iter().collect(),
+                    prompt_additions: Some("Keep it short.".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+    }
+
+    async fn run_to_end(&mut self, task: &Task, capability: &Capability) -> Execution {
+        let execution = self.api.run(task, capability, json!({}), 0).await;
+        self.wait_end(&execution.id).await
+    }
+
+    async fn wait_end(&mut self, id: &str) -> Execution {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let execution = self.api.execution(id).await;
+            if matches!(
+                execution.status(),
+                ExecutionStatus::Succeeded
+                    | ExecutionStatus::Failed
+                    | ExecutionStatus::Cancelled
+                    | ExecutionStatus::TimedOut
+            ) {
+                return execution;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "execution {id} still {:?}",
+                execution.status()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn continue_with(
+        &mut self,
+        parent: &str,
+        prompt: &str,
+    ) -> Result<Execution, tonic::Status> {
+        self.api
+            .executions
+            .continue_execution(ContinueExecutionRequest {
+                id: parent.into(),
+                prompt: prompt.into(),
+            })
+            .await
+            .map(|r| r.into_inner().execution.expect("execution"))
+    }
+
+    async fn ancestors(&mut self, id: &str) -> Vec<String> {
+        self.api
+            .executions
+            .get_execution(GetExecutionRequest { id: id.into() })
+            .await
+            .expect("get execution")
+            .into_inner()
+            .ancestor_execution_ids
+    }
+
+    /// Asserts the run's tmux session is gone (and the run had one).
+    fn assert_no_tmux_left(&self, execution: &Execution) {
+        let name = execution
+            .tmux_session_name
+            .clone()
+            .expect("an AI agent run records its tmux session");
+        assert!(name.starts_with("amon-"), "{name}");
+        assert!(
+            !self.tmux_sessions().contains(&name),
+            "tmux session {name} left behind"
+        );
+    }
+
+    async fn set_capability_timeout(&mut self, capability: &Capability, seconds: i32) {
+        self.api
+            .agents
+            .update_capability(UpdateCapabilityRequest {
+                capability: Some(Capability {
+                    id: capability.id.clone(),
+                    timeout_sec: Some(seconds),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: strings(&["timeout_sec"]),
+                }),
+            })
+            .await
+            .expect("update capability");
+    }
+}
+
+/// The lines of a log, each parsed as JSON (all must be).
+fn json_lines(log: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(log)
+        .expect("utf-8 log")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
+        .collect()
+}
+
+fn argv(record: &Value) -> Vec<String> {
+    record["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn claude_stream_json(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 2).await;
+    let (_, prompt) = s.preset("claude", "claude", "fake-claude", false).await;
+    let task = s.task("Fix the flaky test", "", "claude").await;
+
+    let first = s.run_to_end(&task, &prompt).await;
+    assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
+    assert_eq!(first.exit_code, Some(0));
+    assert_eq!(
+        first.prompt.as_deref(),
+        Some("Fix the flaky test\n\nDetails of the task.\n\nKeep it short.")
+    );
+    // The log is the CLI's stream-json, line for line: init, assistant, result.
+    let log = s.api.log(&first.id).await;
+    let lines = json_lines(&log);
+    assert_eq!(lines.first().unwrap()["subtype"], "init");
+    assert_eq!(lines.last().unwrap()["type"], "result");
+    let session = lines[0]["session_id"].as_str().unwrap();
+    assert_eq!(first.session_ref.as_deref(), Some(session));
+    assert_eq!(first.log_byte_size as usize, log.len());
+    s.assert_no_tmux_left(&first);
+
+    // The prompt went in as one stream-json user message; no resume flag.
+    let records = s.recorded("claude");
+    assert_eq!(records.len(), 1);
+    let args = argv(&records[0]);
+    for flag in [
+        "-p",
+        "--verbose",
+        "--output-format",
+        "--input-format",
+        "stream-json",
+    ] {
+        assert!(args.contains(&flag.to_string()), "{args:?}");
+    }
+    assert!(!args.contains(&"--resume".to_string()), "{args:?}");
+    let stdin: Value = serde_json::from_str(records[0]["stdin"][0].as_str().unwrap())?;
+    assert_eq!(stdin["type"], "user");
+    assert_eq!(stdin["message"]["content"], first.prompt.clone().unwrap());
+
+    // Continuation: a new execution resuming the session with --resume <ref>.
+    let second = s.continue_with(&first.id, "Now add a comment").await?;
+    assert_eq!(
+        second.parent_execution_id.as_deref(),
+        Some(first.id.as_str())
+    );
+    let second = s.wait_end(&second.id).await;
+    assert_eq!(second.status(), ExecutionStatus::Succeeded, "{second:?}");
+    assert_eq!(second.session_ref.as_deref(), Some(session));
+    let records = s.recorded("claude");
+    let args = argv(&records[1]);
+    let at = args
+        .iter()
+        .position(|a| a == "--resume")
+        .expect("--resume passed");
+    assert_eq!(args[at + 1], session);
+    assert!(String::from_utf8(s.api.log(&second.id).await)?.contains("echo: Now add a comment"));
+
+    // A chain of continuations: GetExecution lists the ancestors in order.
+    let third = s.continue_with(&second.id, "And a test").await?;
+    let third = s.wait_end(&third.id).await;
+    assert_eq!(third.status(), ExecutionStatus::Succeeded);
+    assert_eq!(
+        s.ancestors(&third.id).await,
+        vec![first.id.clone(), second.id.clone()]
+    );
+    assert!(s.ancestors(&first.id).await.is_empty());
+    s.assert_no_tmux_left(&third);
+    Ok(())
+}
+
+async fn codex_app_server(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 2).await;
+    let (_, prompt) = s.preset("codex", "codex", "fake-codex", false).await;
+    let task = s.task("Refactor the parser", "", "codex").await;
+
+    let first = s.run_to_end(&task, &prompt).await;
+    assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
+    let lines = json_lines(&s.api.log(&first.id).await);
+    // Every JSON-RPC message the app-server wrote, unchanged.
+    let thread = lines
+        .iter()
+        .find(|l| l["id"] == 2)
+        .and_then(|l| l["result"]["thread"]["id"].as_str())
+        .expect("thread/start result in the log")
+        .to_string();
+    assert_eq!(first.session_ref.as_deref(), Some(thread.as_str()));
+    assert!(lines.iter().any(|l| l["method"] == "turn/completed"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["method"] == "item/agentMessage/delta")
+    );
+    s.assert_no_tmux_left(&first);
+
+    let records = s.recorded("codex");
+    assert_eq!(argv(&records[0])[0], "app-server");
+    assert_eq!(records[0]["threads"][0]["method"], "thread/start");
+    assert_eq!(
+        records[0]["threads"][0]["params"]["approvalPolicy"],
+        "never"
+    );
+
+    // Continuation resumes the thread through the protocol: thread/resume.
+    let second = s.continue_with(&first.id, "Also rename it").await?;
+    let second = s.wait_end(&second.id).await;
+    assert_eq!(second.status(), ExecutionStatus::Succeeded, "{second:?}");
+    assert_eq!(second.session_ref.as_deref(), Some(thread.as_str()));
+    let records = s.recorded("codex");
+    assert_eq!(records[1]["threads"][0]["method"], "thread/resume");
+    assert_eq!(
+        records[1]["threads"][0]["params"]["threadId"],
+        thread.as_str()
+    );
+    assert_eq!(s.ancestors(&second.id).await, vec![first.id.clone()]);
+
+    // A failed turn is a failed run with the agent's message.
+    let failing = s.task("Break", "error-result", "codex-fail").await;
+    let failed = s.run_to_end(&failing, &prompt).await;
+    assert_eq!(failed.status(), ExecutionStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(error.starts_with("codex turn failed: "), "{error}");
+    Ok(())
+}
+
+async fn gemini_in_tmux(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 2).await;
+    let (agent, prompt) = s.preset("gemini", "gemini", "fake-gemini", false).await;
+    // The idle rule, shortened for the test (the preset waits 10 s).
+    let mut config = agent.session_config.clone().unwrap();
+    config.completion_idle = Some(prost_types::Duration {
+        seconds: 1,
+        nanos: 0,
+    });
+    s.api
+        .agents
+        .update_agent(UpdateAgentRequest {
+            agent: Some(Agent {
+                id: agent.id.clone(),
+                session_config: Some(config),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: strings(&["session_config"]),
+            }),
+        })
+        .await?;
+    let task = s.task("Explain the build", "", "gemini").await;
+
+    let first = s.run_to_end(&task, &prompt).await;
+    assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
+    let log = String::from_utf8_lossy(&s.api.log(&first.id).await).into_owned();
+    // The terminal as the CLI drew it: banner, the typed prompt, the reply.
+    assert!(log.contains("GEMINI"), "{log}");
+    assert!(log.contains("echo: Explain the build"), "{log}");
+    // The session id comes from `gemini --list-sessions` (run before and
+    // after the turn, with the run's environment: those runs record too).
+    let turns = |records: Vec<Value>| -> Vec<Value> {
+        records
+            .into_iter()
+            .filter(|r| !argv(r).contains(&"--list-sessions".to_string()))
+            .collect()
+    };
+    let records = turns(s.recorded("gemini"));
+    assert_eq!(records.len(), 1, "{records:?}");
+    let session = records[0]["session_id"].as_str().unwrap().to_string();
+    assert_eq!(first.session_ref.as_deref(), Some(session.as_str()));
+    s.assert_no_tmux_left(&first);
+
+    // Continuation: --resume <ref> on the command line.
+    let second = s.continue_with(&first.id, "Shorter please").await?;
+    let second = s.wait_end(&second.id).await;
+    assert_eq!(second.status(), ExecutionStatus::Succeeded, "{second:?}");
+    let records = turns(s.recorded("gemini"));
+    let args = argv(&records[1]);
+    assert_eq!(args, vec!["--resume".to_string(), session.clone()]);
+
+    // A CLI that exits after replying ends the run by itself.
+    let exiting = s
+        .task("One answer", "exit-after-reply", "gemini-exit")
+        .await;
+    let ended = s.run_to_end(&exiting, &prompt).await;
+    assert_eq!(ended.status(), ExecutionStatus::Succeeded, "{ended:?}");
+    assert_eq!(ended.exit_code, Some(0));
+    s.assert_no_tmux_left(&ended);
+    Ok(())
+}
+
+async fn misbehaving_clis(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 4).await;
+    s.api.tune(120_000, 30_000, 500).await;
+    let (_, claude) = s.preset("claude", "claude", "fake-claude", false).await;
+
+    // Exits without a result line.
+    let task = s.task("No result", "no-result", "no-result").await;
+    let run = s.run_to_end(&task, &claude).await;
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("claude exited with status 0 without a result line")
+    );
+    assert!(
+        run.session_ref.is_some(),
+        "the init line still gave the session"
+    );
+
+    // Garbage between JSON lines: kept in the log, the turn still counts.
+    let task = s.task("Malformed", "malformed", "malformed").await;
+    let run = s.run_to_end(&task, &claude).await;
+    assert_eq!(run.status(), ExecutionStatus::Succeeded, "{run:?}");
+    let log = String::from_utf8(s.api.log(&run.id).await)?;
+    let garbage: Vec<&str> = log
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_err())
+        .collect();
+    assert!(
+        !garbage.is_empty(),
+        "the malformed line is in the log: {log}"
+    );
+
+    // Only garbage: failed, no session, and it cannot be continued.
+    let task = s.task("Garbage", "malformed-only", "garbage").await;
+    let run = s.run_to_end(&task, &claude).await;
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("not JSON"), "{error}");
+    assert_eq!(run.session_ref, None);
+    let refused = s.continue_with(&run.id, "again").await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    // The agent reports an error.
+    let task = s.task("Error", "error-result", "error").await;
+    let run = s.run_to_end(&task, &claude).await;
+    assert_eq!(run.status(), ExecutionStatus::Failed);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("claude reported error_during_execution"),
+        "{error}"
+    );
+
+    // Never answers: timed out, and no tmux session or process left.
+    s.set_capability_timeout(&claude, 2).await;
+    let task = s.task("Hang", "hang", "hang").await;
+    let run = s.run_to_end(&task, &claude).await;
+    assert_eq!(run.status(), ExecutionStatus::TimedOut, "{run:?}");
+    s.assert_no_tmux_left(&run);
+    assert_gone(&s.recorded("hang")[0]).await;
+
+    // Ignores SIGTERM: cancelled, SIGKILLed after the grace, nothing left.
+    s.set_capability_timeout(&claude, 300).await;
+    let task = s.task("Stubborn", "ignore-term", "stubborn").await;
+    let execution = s.api.run(&task, &claude, json!({}), 0).await;
+    s.api
+        .wait_for(&execution.id, ExecutionStatus::Running, WAIT)
+        .await;
+    // Wait until it is really up (it recorded itself).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.recorded("stubborn").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fake never started"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    s.api
+        .executions
+        .cancel_execution(amon_proto::v1::CancelExecutionRequest {
+            id: execution.id.clone(),
+            reason: "changed my mind".into(),
+        })
+        .await?;
+    let run = s.wait_end(&execution.id).await;
+    assert_eq!(run.status(), ExecutionStatus::Cancelled, "{run:?}");
+    let error = run.error.clone().unwrap_or_default();
+    assert!(error.contains("SIGKILL"), "{error}");
+    s.assert_no_tmux_left(&run);
+    assert_gone(&s.recorded("stubborn")[0]).await;
+    Ok(())
+}
+
+/// The fake's process is gone (a zombie awaiting its reaper counts as gone).
+async fn assert_gone(record: &Value) {
+    let pid = record["pid"].as_i64().expect("pid recorded");
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state != 'Z' && state != 'X')
+            })
+            .unwrap_or(false)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while alive() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent process {pid} outlived its run"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn worker_restart_leaves_no_session(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 1).await;
+    s.api.tune(2_000, 500, 500).await;
+    let (_, claude) = s.preset("claude", "claude", "fake-claude", false).await;
+    let task = s.task("Long", "hang", "long").await;
+    let execution = s.api.run(&task, &claude, json!({}), 0).await;
+    let running = s
+        .api
+        .wait_for(&execution.id, ExecutionStatus::Running, WAIT)
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.recorded("long").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fake never started"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let name = s
+        .api
+        .execution(&running.id)
+        .await
+        .tmux_session_name
+        .unwrap();
+    assert!(s.tmux_sessions().contains(&name), "running inside tmux");
+
+    // kill -9: nobody captures the agent any more, so it goes too (its pane
+    // runner sees the worker's connection close), and with it the session.
+    s.worker.as_mut().unwrap().kill_hard();
+    drop(s.worker.take());
+    assert_gone(&s.recorded("long")[0]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.tmux_sessions().contains(&name) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tmux session {name} outlived its worker"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The worker comes back: the run is not left hanging.
+    let worker = TestWorker::start(
+        &s.server,
+        &s.worker_id,
+        1,
+        &[("HOME", s.home.path().to_str().unwrap())],
+    );
+    let run = s.wait_end(&execution.id).await;
+    assert_ne!(run.status(), ExecutionStatus::Succeeded);
+    assert!(s.tmux_sessions().is_empty(), "{:?}", s.tmux_sessions());
+    drop(worker);
+    Ok(())
+}
+
+async fn mcp_launch_configuration(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 2).await;
+    let mcp_url = format!("http://{}/mcp", s.server.addr());
+    let (_, claude) = s.preset("claude", "claude-mcp", "fake-claude", true).await;
+    let (_, codex) = s.preset("codex", "codex-mcp", "fake-codex", true).await;
+    let (_, plain) = s
+        .preset("claude", "claude-plain", "fake-claude", false)
+        .await;
+
+    let task = s.task("With MCP", "", "claude-mcp").await;
+    assert_eq!(
+        s.run_to_end(&task, &claude).await.status(),
+        ExecutionStatus::Succeeded
+    );
+    let record = &s.recorded("claude-mcp")[0];
+    let config: Value = serde_json::from_str(record["mcp_config"][0].as_str().unwrap())?;
+    assert_eq!(
+        config["mcpServers"]["agent-monitor"]["url"],
+        mcp_url.as_str()
+    );
+    assert_eq!(config["mcpServers"]["agent-monitor"]["type"], "http");
+
+    let task = s.task("With MCP", "", "codex-mcp").await;
+    assert_eq!(
+        s.run_to_end(&task, &codex).await.status(),
+        ExecutionStatus::Succeeded
+    );
+    let record = &s.recorded("codex-mcp")[0];
+    assert_eq!(
+        record["config_overrides"][0],
+        format!("mcp_servers.agent-monitor.url=\"{mcp_url}\"").as_str()
+    );
+
+    let task = s.task("Without", "", "plain").await;
+    assert_eq!(
+        s.run_to_end(&task, &plain).await.status(),
+        ExecutionStatus::Succeeded
+    );
+    let record = &s.recorded("plain")[0];
+    assert!(!argv(record).iter().any(|a| a.starts_with("--mcp-config")));
+    Ok(())
+}
+
+async fn refusals(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 1).await;
+    let unknown = s
+        .api
+        .agents
+        .create_preset_agent(CreatePresetAgentRequest {
+            preset: "cursor".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(unknown.message().contains("preset"), "{unknown:?}");
+    let (agent, _) = s.preset("claude", "claude", "fake-claude", false).await;
+    assert_eq!(agent.kind(), amon_proto::v1::AgentKind::Builtin);
+    assert_eq!(
+        agent.discovery_method(),
+        amon_proto::v1::DiscoveryMethod::Preset
+    );
+    let taken = s
+        .api
+        .agents
+        .create_preset_agent(CreatePresetAgentRequest {
+            preset: "claude".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+
+    // A prompt-mode capability on an agent that speaks no protocol.
+    let bare = s
+        .api
+        .agent(Agent {
+            name: "bare".into(),
+            slug: "bare".into(),
+            binary_path: fixture("fake-claude"),
+            session_config: Some(AgentSessionConfig {
+                session_id_source: amon_proto::v1::SessionIdSource::None as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let capability = s
+        .api
+        .capability(Capability {
+            agent_id: bare.id.clone(),
+            key: "ask".into(),
+            label: "Ask".into(),
+            interaction_mode: amon_proto::v1::InteractionMode::Prompt as i32,
+            prompt_template: Some("{{ task_title }}".into()),
+            ..Default::default()
+        })
+        .await;
+    let task = s.api.titled("t").await;
+    let refused = s
+        .api
+        .executions
+        .create_execution(amon_proto::v1::CreateExecutionRequest {
+            task_id: task.id.clone(),
+            capability_id: capability.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("bidirectional_protocol"),
+        "{refused:?}"
+    );
+    Ok(())
+}
+
+both_backends!(
+    claude_stream_json,
+    codex_app_server,
+    gemini_in_tmux,
+    misbehaving_clis,
+    worker_restart_leaves_no_session,
+    mcp_launch_configuration,
+    refusals,
+);
