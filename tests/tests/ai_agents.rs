@@ -651,6 +651,27 @@ async fn mcp_launch_configuration(db: TestDb) -> Result<()> {
         format!("mcp_servers.agent-monitor.url=\"{mcp_url}\"").as_str()
     );
 
+    // Gemini reads its MCP servers from a settings file the worker writes.
+    let (_, gemini) = s.preset("gemini", "gemini-mcp", "fake-gemini", true).await;
+    let task = s.task("With MCP", "exit-after-reply", "gemini-mcp").await;
+    assert_eq!(
+        s.run_to_end(&task, &gemini).await.status(),
+        ExecutionStatus::Succeeded
+    );
+    let record = s
+        .recorded("gemini-mcp")
+        .into_iter()
+        .find(|r| !argv(r).contains(&"--list-sessions".to_string()))
+        .expect("the turn recorded");
+    let settings = record["mcp_settings"].as_object().expect("mcp_settings");
+    assert!(
+        settings
+            .iter()
+            .any(|(path, names)| path.ends_with("gemini-settings.json")
+                && names == &json!(["agent-monitor"])),
+        "{settings:?}"
+    );
+
     let task = s.task("Without", "", "plain").await;
     assert_eq!(
         s.run_to_end(&task, &plain).await.status(),
