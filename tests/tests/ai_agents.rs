@@ -245,6 +245,18 @@ impl Setup {
     }
 }
 
+/// Waits (up to [`WAIT`]) until `done`.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {WAIT:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// The lines of a log, each parsed as JSON (all must be).
 fn json_lines(log: &[u8]) -> Vec<Value> {
     std::str::from_utf8(log)
@@ -518,15 +530,8 @@ async fn misbehaving_clis(db: TestDb) -> Result<()> {
     s.api
         .wait_for(&execution.id, ExecutionStatus::Running, WAIT)
         .await;
-    // Wait until it is really up (it recorded itself).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.recorded("stubborn").is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the fake never started"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // Up for real once it recorded itself.
+    eventually("the fake to start", || !s.recorded("stubborn").is_empty()).await;
     s.api
         .executions
         .cancel_execution(amon_proto::v1::CancelExecutionRequest {
@@ -575,14 +580,8 @@ async fn worker_restart_leaves_no_session(db: TestDb) -> Result<()> {
         .api
         .wait_for(&execution.id, ExecutionStatus::Running, WAIT)
         .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.recorded("long").is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the fake never started"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // Up for real once it recorded itself.
+    eventually("the fake to start", || !s.recorded("long").is_empty()).await;
     let name = s
         .api
         .execution(&running.id)
@@ -596,14 +595,10 @@ async fn worker_restart_leaves_no_session(db: TestDb) -> Result<()> {
     s.worker.as_mut().unwrap().kill_hard();
     drop(s.worker.take());
     assert_gone(&s.recorded("long")[0]).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.tmux_sessions().contains(&name) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "tmux session {name} outlived its worker"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually("the tmux session to go", || {
+        !s.tmux_sessions().contains(&name)
+    })
+    .await;
     // The worker comes back: the run is not left hanging.
     let worker = TestWorker::start(
         &s.server,

@@ -239,6 +239,11 @@ mod tests {
         }
     }
 
+    fn config_of(assign: &mut Assign) -> &mut AgentSessionConfig {
+        let agent = assign.agent.as_mut().expect("agent");
+        agent.session_config.as_mut().expect("session config")
+    }
+
     fn agent(assign: &Assign) -> AgentRun {
         match prepare(assign) {
             Ok(Prepared::Agent(run)) => run,
@@ -339,13 +344,7 @@ mod tests {
         assert!(prepare(&assign).err().unwrap().contains("no prompt"));
         assign = agent_assign(BidirectionalProtocol::Tmux);
         assign.resume_session_ref = Some("x".into());
-        let config = assign
-            .agent
-            .as_mut()
-            .unwrap()
-            .session_config
-            .as_mut()
-            .unwrap();
+        let config = config_of(&mut assign);
         config.resume_flags.clear();
         assert!(
             prepare(&assign)
@@ -353,13 +352,7 @@ mod tests {
                 .unwrap()
                 .contains("cannot be resumed")
         );
-        let config = assign
-            .agent
-            .as_mut()
-            .unwrap()
-            .session_config
-            .as_mut()
-            .unwrap();
+        let config = config_of(&mut assign);
         config.continue_flags = vec!["--continue".into()];
         assert!(
             agent(&assign)
@@ -372,13 +365,7 @@ mod tests {
 
     fn config_pattern_errors() {
         let mut assign = agent_assign(BidirectionalProtocol::Tmux);
-        let config = assign
-            .agent
-            .as_mut()
-            .unwrap()
-            .session_config
-            .as_mut()
-            .unwrap();
+        let config = config_of(&mut assign);
         config.session_id_source = SessionIdSource::ListCommand as i32;
         config.list_sessions_command = vec!["gemini".into(), "--list-sessions".into()];
         config.list_sessions_pattern = Some("(".into());

@@ -97,20 +97,7 @@ pub(crate) async fn supervise(
 
 /// Checks the working directory, resolves the binary, spawns the child.
 fn spawn(spec: &ProcessSpec) -> Result<(tokio::process::Child, pipe::Receiver), String> {
-    let cwd = match &spec.working_dir {
-        Some(dir) => {
-            let meta = std::fs::metadata(dir)
-                .map_err(|e| format!("working directory {}: {e}", dir.display()))?;
-            if !meta.is_dir() {
-                return Err(format!(
-                    "working directory {}: not a directory",
-                    dir.display()
-                ));
-            }
-            dir.clone()
-        }
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-    };
+    let cwd = working_dir(spec.working_dir.as_deref())?;
     let argv0 = spec
         .argv
         .first()
@@ -148,6 +135,23 @@ fn spawn(spec: &ProcessSpec) -> Result<(tokio::process::Child, pipe::Receiver), 
         format!("reading the output pipe: {e}")
     })?;
     Ok((child, reader))
+}
+
+/// The run's working directory: `dir`, which must be a directory, or the
+/// worker's own. The error is the run's one-line error.
+pub(crate) fn working_dir(dir: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    let Some(dir) = dir else {
+        return Ok(std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")));
+    };
+    let meta =
+        std::fs::metadata(dir).map_err(|e| format!("working directory {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "working directory {}: not a directory",
+            dir.display()
+        ));
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// Process groups of the children alive now, for [`kill_all_groups`].

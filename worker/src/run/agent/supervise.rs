@@ -30,7 +30,7 @@ use crate::env::resolve_binary;
 use crate::run::pane::{
     CTL_SOCKET, IO_SOCKET, PANE_PIPE, PANE_RUN, PaneSpec, SPEC_FILE, StdioMode,
 };
-use crate::run::process::{EXIT_GRACE, GroupGuard, kill_group, sleep_opt};
+use crate::run::process::{EXIT_GRACE, GroupGuard, kill_group, sleep_opt, working_dir};
 use crate::run::tmux::{Tmux, shell_quote};
 use crate::run::{Control, Outcome, ProcessSpec, RunEvent, RunEventKind, RunKey, StopReason};
 
@@ -166,20 +166,7 @@ struct Prepared {
 
 impl Prepared {
     async fn new(run: &mut AgentRun, _host: &AgentHost) -> Result<Self, String> {
-        let cwd = match &run.spec.working_dir {
-            Some(dir) => {
-                let meta = std::fs::metadata(dir)
-                    .map_err(|e| format!("working directory {}: {e}", dir.display()))?;
-                if !meta.is_dir() {
-                    return Err(format!(
-                        "working directory {}: not a directory",
-                        dir.display()
-                    ));
-                }
-                dir.clone()
-            }
-            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-        };
+        let cwd = working_dir(run.spec.working_dir.as_deref())?;
         let argv0 = run
             .spec
             .argv
