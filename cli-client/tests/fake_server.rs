@@ -38,6 +38,7 @@ struct Seen {
     created_tasks: Vec<Task>,
     executions: Vec<CreateExecutionRequest>,
     update_masks: Vec<Vec<String>>,
+    presets: Vec<CreatePresetAgentRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -255,9 +256,27 @@ impl AgentService for Fake {
 
     async fn create_preset_agent(
         &self,
-        _: Request<CreatePresetAgentRequest>,
+        request: Request<CreatePresetAgentRequest>,
     ) -> Result<Response<CreatePresetAgentResponse>, Status> {
-        unimplemented("CreatePresetAgent")
+        let request = request.into_inner();
+        self.seen.lock().unwrap().presets.push(request.clone());
+        let slug = request.slug.unwrap_or_else(|| request.preset.clone());
+        Ok(Response::new(CreatePresetAgentResponse {
+            agent: Some(Agent {
+                id: "eeeeeeee-0000-4000-8000-00000000000e".into(),
+                slug: slug.clone(),
+                name: "Codex".into(),
+                binary_path: request.binary_path.unwrap_or_default(),
+                mcp_enabled: request.mcp_enabled,
+                ..Default::default()
+            }),
+            capability: Some(Capability {
+                id: "ffffffff-0000-4000-8000-00000000000f".into(),
+                key: "prompt".into(),
+                label: "Prompt".into(),
+                ..Default::default()
+            }),
+        }))
     }
 
     async fn create_agent(
@@ -614,6 +633,51 @@ async fn create_sends_args_as_a_struct_and_the_token() {
         "{:?}",
         seen.authorization
     );
+}
+
+#[tokio::test]
+async fn agents_preset_sends_the_choices() {
+    let (addr, fake) = start().await;
+    let run = amon(
+        addr,
+        &[
+            "agents",
+            "preset",
+            "codex",
+            "--binary",
+            "/opt/codex",
+            "--mcp",
+            "--arg",
+            "--model",
+            "--arg",
+            "o3",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout().contains("amon run TASK codex/prompt"),
+        "{}",
+        run.stdout()
+    );
+    {
+        let seen = fake.seen.lock().unwrap();
+        let request = &seen.presets[0];
+        assert_eq!(request.preset, "codex");
+        assert_eq!(request.binary_path.as_deref(), Some("/opt/codex"));
+        assert!(request.mcp_enabled);
+        assert_eq!(request.extra_args, vec!["--model", "o3"]);
+        assert_eq!(request.slug, None);
+    }
+    let run = amon(addr, &["--json", "agents", "preset", "codex"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["agent"]["slug"], "codex");
+    assert_eq!(json["capability"]["key"], "prompt");
+    // Unknown presets never reach the server.
+    let run = amon(addr, &["agents", "preset", "cursor"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(fake.seen.lock().unwrap().presets.len(), 2);
 }
 
 #[tokio::test]
