@@ -54,6 +54,8 @@ pub async fn raw_spawn_rate(count: usize) -> anyhow::Result<f64> {
 /// What one queue run measured.
 pub struct QueueRun {
     pub rate: f64,
+    /// Creates per second (until the last CreateExecution returned).
+    pub create_rate: f64,
     pub failed: i64,
 }
 
@@ -108,6 +110,7 @@ pub async fn queue_rate(backend: Backend, count: usize, noop: bool) -> anyhow::R
     while let Some(done) = creators.join_next().await {
         done??;
     }
+    let create_rate = count as f64 / start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(600);
     let (done, failed) = loop {
         let counts = rig.status_counts().await?;
@@ -127,6 +130,7 @@ pub async fn queue_rate(backend: Backend, count: usize, noop: bool) -> anyhow::R
     drop(rig);
     Ok(QueueRun {
         rate: done as f64 / elapsed,
+        create_rate,
         failed,
     })
 }
@@ -243,12 +247,14 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
             };
             eprintln!("[throughput] {label}");
             let mut rates = Vec::new();
+            let mut creates = Vec::new();
             let mut failed = 0;
             for _ in 0..settings.reps {
                 match queue_rate(backend, n, noop).await {
                     Ok(run) => {
                         failed += run.failed;
                         rates.push(run.rate);
+                        creates.push(run.create_rate);
                     }
                     Err(e) => {
                         notes.push(format!("{label}: {e:#}"));
@@ -258,11 +264,13 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
             }
             if !rates.is_empty() {
                 let s = summarize(&rates);
-                let note = if failed > 0 {
-                    format!("{failed} runs failed")
-                } else {
-                    String::new()
-                };
+                let mut note = format!(
+                    "creates alone: {}/s (all {n} created while workers ran)",
+                    summarize(&creates).show(0)
+                );
+                if failed > 0 {
+                    let _ = write!(note, "; {failed} runs failed");
+                }
                 rows.push((label, s, note));
             }
         }

@@ -146,6 +146,11 @@ fn prepare_binaries(self_exe: &std::path::Path) -> anyhow::Result<()> {
             build.env_remove(&name);
         }
     }
+    // Build into the target directory this binary lives in (`<target>/release`),
+    // whatever CARGO_TARGET_DIR says.
+    if let Some(target) = dir.parent() {
+        build.env("CARGO_TARGET_DIR", target);
+    }
     eprintln!("building the release binaries of amon-server and amon-worker");
     let status = build
         .args(["build", "--release", "--quiet", "--bins"])
