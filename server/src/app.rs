@@ -96,10 +96,28 @@ impl BoundServer {
         builder
             .layer(AuthLayer::new(self.tokens))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
             .await
             .context("serving gRPC")
     }
+}
+
+/// Accepted connections with Nagle's algorithm off. Tonic sets TCP_NODELAY
+/// only on listeners it binds itself; without it every small streamed message
+/// (an assignment, a watch event, a log line) waited up to 40 ms for the
+/// peer's delayed ACK.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+        accepted
+    })
 }
 
 /// The URL without its password, for messages.

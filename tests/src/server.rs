@@ -112,6 +112,11 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The server's process id (for reading its memory and CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
@@ -139,10 +144,19 @@ impl TestServer {
     }
 }
 
+/// Directory holding prebuilt workspace binaries: when `AMON_BIN_DIR` is set
+/// (the benchmark points it at `target/release`), [`binary`] uses it as is
+/// and builds nothing.
+pub const BIN_DIR_ENV: &str = "AMON_BIN_DIR";
+
 /// Path of a workspace binary, rebuilt once per test process so a test never
 /// runs a stale server, worker or CLI (`cargo test -p amon-tests` alone does
 /// not rebuild other packages' binaries; when they are fresh this is a no-op).
+/// With `AMON_BIN_DIR` set, the binary in that directory, unbuilt.
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+        return PathBuf::from(dir).join(name);
+    }
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

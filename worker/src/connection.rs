@@ -571,6 +571,9 @@ impl Worker {
             Ok(prepared) => {
                 let (control_tx, control_rx) = mpsc::unbounded_channel();
                 match prepared {
+                    Prepared::Process(spec) if bench_noop(&spec.argv) => {
+                        tokio::spawn(bench_noop_run(key.clone(), self.events_tx.clone()))
+                    }
                     Prepared::Process(spec) => tokio::spawn(supervise(
                         key.clone(),
                         spec,
@@ -781,6 +784,39 @@ impl Worker {
         warn!(stopped, "drain timeout: cancelling the runs still going");
         self.give_up_at =
             Some(Instant::now() + self.config.cancel_grace + EXIT_GRACE * 2 + DELIVERY_PATIENCE);
+    }
+}
+
+/// BENCHMARK ONLY, off unless the variable is set: runs whose `argv[0]`
+/// equals `AMON_BENCH_NOOP_ARGV0` succeed at once without spawning anything,
+/// so `amon-bench` can measure the queue's own cost with the spawn taken out.
+const BENCH_NOOP_ENV: &str = "AMON_BENCH_NOOP_ARGV0";
+
+fn bench_noop(argv: &[String]) -> bool {
+    static SENTINEL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let sentinel = SENTINEL.get_or_init(|| std::env::var(BENCH_NOOP_ENV).ok());
+    sentinel
+        .as_deref()
+        .is_some_and(|s| !s.is_empty() && argv.first().map(String::as_str) == Some(s))
+}
+
+/// The events of a run that started and exited 0 with no output.
+async fn bench_noop_run(key: RunKey, events: mpsc::Sender<RunEvent>) {
+    let started = RunEvent {
+        key: key.clone(),
+        kind: RunEventKind::Started {
+            pid: 0,
+            tmux_session: None,
+        },
+    };
+    if events.send(started).await.is_ok() {
+        let outcome = Outcome::from_exit(Some(0), None, None);
+        let _ = events
+            .send(RunEvent {
+                key,
+                kind: RunEventKind::Ended(outcome),
+            })
+            .await;
     }
 }
 

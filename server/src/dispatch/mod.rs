@@ -138,10 +138,27 @@ impl Engine {
     }
 
     async fn reap_loop(self) {
+        let period = |window: Duration| {
+            (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(15))
+        };
+        let mut tuning = self.settings.subscribe();
         loop {
+            let mut next = tokio::time::Instant::now() + period(self.settings().stale_window);
+            // A shorter stale window set meanwhile takes effect now, not
+            // after the old (up to 15 s) period.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    changed = tuning.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let window = tuning.borrow_and_update().stale_window;
+                        next = next.min(tokio::time::Instant::now() + period(window));
+                    }
+                }
+            }
             let window = self.settings().stale_window;
-            let period = (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
-            tokio::time::sleep(period).await;
             match runs::reap_stale(&self.store, window).await {
                 Ok(reaped) => {
                     for run in reaped {
