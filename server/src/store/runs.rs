@@ -65,20 +65,34 @@ struct CandidateId {
     id: Uuid,
 }
 
-/// Queued executions whose dependencies are all done, in claim order
-/// (task priority, then age). On PostgreSQL the rows are locked with
-/// `SKIP LOCKED`, so concurrent claimers (several servers) never take the
-/// same execution.
+/// How many of the oldest runnable queued executions the claim orders by
+/// priority. The data model's queue index is `(status, created_at)`, and
+/// priority lives on the task, so a strict priority order over the whole
+/// queue means sorting all of it on every claim (6.7 ms per claim with
+/// 10,000 queued on SQLite, which capped throughput near 150 runs/s). The
+/// window is an index walk: 0.3 ms at any queue length.
+pub const PRIORITY_WINDOW: u64 = 256;
+
+/// Queued executions whose dependencies are all done, in claim order: the
+/// [`PRIORITY_WINDOW`] oldest runnable ones, by task priority, then age. On
+/// PostgreSQL the rows are locked with `SKIP LOCKED`, so concurrent claimers
+/// (several servers) never take the same execution.
 async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec<Uuid>> {
+    // The derived table (with its own LIMIT) is computed first on both
+    // backends: an index walk that stops after the window.
     const RUNNABLE: &str = "
-        FROM executions e
+        FROM (
+            SELECT q.id FROM executions q
+            WHERE q.status = 'queued'
+              AND NOT EXISTS (
+                  SELECT 1 FROM task_dependencies d
+                  JOIN tasks dt ON dt.id = d.depends_on_task_id
+                  WHERE d.task_id = q.task_id AND dt.status <> 'done')
+            ORDER BY q.created_at, q.id
+            LIMIT {window}) w
+        JOIN executions e ON e.id = w.id
         JOIN tasks t ON t.id = e.task_id
-        WHERE e.status = 'queued'
-          AND t.workspace_id = {workspace}
-          AND NOT EXISTS (
-              SELECT 1 FROM task_dependencies d
-              JOIN tasks dt ON dt.id = d.depends_on_task_id
-              WHERE d.task_id = e.task_id AND dt.status <> 'done')
+        WHERE t.workspace_id = {workspace}
         ORDER BY t.priority, e.created_at, e.id
         LIMIT {limit}";
     let backend = conn.get_database_backend();
@@ -86,12 +100,16 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
         DbBackend::Postgres => format!(
             "SELECT e.id {} FOR UPDATE OF e SKIP LOCKED",
             RUNNABLE
+                .replace("{window}", &PRIORITY_WINDOW.to_string())
                 .replace("{workspace}", "$1")
                 .replace("{limit}", "$2")
         ),
         _ => format!(
             "SELECT e.id {}",
-            RUNNABLE.replace("{workspace}", "?").replace("{limit}", "?")
+            RUNNABLE
+                .replace("{window}", &PRIORITY_WINDOW.to_string())
+                .replace("{workspace}", "?")
+                .replace("{limit}", "?")
         ),
     };
     let rows = CandidateId::find_by_statement(Statement::from_sql_and_values(
