@@ -449,42 +449,6 @@ async fn only_runnable_work_is_claimed_in_priority_order(db: TestDb) -> Result<(
     Ok(())
 }
 
-/// An agent at its `max_concurrent` with a long queue does not hold back
-/// other agents' work queued behind it.
-async fn a_busy_agent_does_not_starve_the_others(db: TestDb) -> Result<()> {
-    let (server, mut api) = start(&db).await;
-    let single = api
-        .agent(amon_proto::v1::Agent {
-            name: "single".into(),
-            slug: "single".into(),
-            binary_path: "/bin/true".into(),
-            max_concurrent: Some(1),
-            ..Default::default()
-        })
-        .await;
-    let other = api.tool("other", "/bin/true", &[]).await;
-    let go = api.command(&single, "go", &["go"]).await;
-    let also = api.command(&other, "also", &["also"]).await;
-    let task = api.titled("queue").await;
-    // More than the claim's over-fetch for 4 slots (4 × 4 + 16).
-    for _ in 0..40 {
-        api.run(&task, &go, json!({}), 0).await;
-    }
-    let behind = api.run(&task, &also, json!({}), 0).await;
-
-    let mut worker =
-        FakeWorker::connect(server.channel().await, FakeWorker::register("w", 4)).await?;
-    worker.grant(4).await;
-    let first = worker.next_assign().await;
-    assert_ne!(first.execution_id, behind.id, "the oldest run goes first");
-    let second = worker.next_assign().await;
-    assert_eq!(
-        second.execution_id, behind.id,
-        "the other agent's run is claimed while the busy agent is at its limit"
-    );
-    Ok(())
-}
-
 async fn wait_until_gone(api: &mut Api, worker_id: &str) {
     for _ in 0..500 {
         let workers = api
@@ -702,7 +666,6 @@ both_backends!(
     stale_attempts_are_refused,
     concurrent_claimers_never_share_a_run,
     only_runnable_work_is_claimed_in_priority_order,
-    a_busy_agent_does_not_starve_the_others,
     cancel_queued_and_running,
     reconnect_resumes_without_loss_or_doubling,
     many_tails_get_the_same_bytes

@@ -73,9 +73,7 @@ struct CandidateId {
 /// window is an index walk: 0.3 ms at any queue length.
 pub const PRIORITY_WINDOW: u64 = 256;
 
-/// Queued executions whose dependencies are all done and whose agent is
-/// below its `max_concurrent` (re-checked under lock by the claim), in claim
-/// order: the
+/// Queued executions whose dependencies are all done, in claim order: the
 /// [`PRIORITY_WINDOW`] oldest runnable ones, by task priority, then age. On
 /// PostgreSQL the rows are locked with `SKIP LOCKED`, so concurrent claimers
 /// (several servers) never take the same execution.
@@ -90,12 +88,6 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
                   SELECT 1 FROM task_dependencies d
                   JOIN tasks dt ON dt.id = d.depends_on_task_id
                   WHERE d.task_id = q.task_id AND dt.status <> 'done')
-              -- An agent at its max_concurrent would fill the candidates
-              -- and starve every other agent's work behind it.
-              AND (SELECT COUNT(*) FROM executions r
-                   WHERE r.agent_id = q.agent_id
-                     AND r.status IN ('running', 'cancelling'))
-                  < (SELECT a.max_concurrent FROM agents a WHERE a.id = q.agent_id)
             ORDER BY q.created_at, q.id
             LIMIT {window}) w
         JOIN executions e ON e.id = w.id
