@@ -3,12 +3,14 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use amon_proto::v1::{CreateExecutionRequest, ExecutionStatus, Task};
-use amon_tests::{api::object, db::Backend, worker::TestWorker};
+use amon_proto::v1::{ExecutionStatus, Task};
+use amon_tests::{db::Backend, worker::TestWorker};
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use super::{Instant, Percentiles, Rig, Settings, Watched, is_final, micros_between, percentiles};
+use super::{
+    Instant, Percentiles, Rig, Settings, Watched, is_final, micros_between, percentiles, repeat,
+};
 
 /// Latencies of one sequence, in milliseconds.
 #[derive(Default)]
@@ -35,19 +37,7 @@ pub async fn sequence(
     let mut out = Sequence::default();
     for _ in 0..count {
         let sent = Instant::now();
-        let created = rig
-            .api
-            .executions
-            .create_execution(CreateExecutionRequest {
-                task_id: task_id.into(),
-                capability_id: capability_id.into(),
-                args: Some(object(serde_json::json!({}))),
-                max_retries: 0,
-            })
-            .await?
-            .into_inner()
-            .execution
-            .context("no execution")?;
+        let created = rig.create(task_id, capability_id).await?;
         let (mut claimed, mut spawned) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -148,16 +138,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
     let mut notes = Vec::new();
     for &backend in &settings.backends {
         eprintln!("[latency] {backend}");
-        let mut reps = Vec::new();
-        for _ in 0..settings.reps {
-            match repetition(backend, n).await {
-                Ok(seq) => reps.push(seq),
-                Err(e) => {
-                    notes.push(format!("{backend}: {e:#}"));
-                    break;
-                }
-            }
-        }
+        let reps = repeat(settings.reps, &format!("{backend}"), &mut notes, || {
+            repetition(backend, n)
+        })
+        .await;
         if reps.is_empty() {
             continue;
         }

@@ -4,12 +4,12 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use amon_proto::v1::{CreateExecutionRequest, ExecutionStatus, StreamLogsRequest, Task};
-use amon_tests::{api::object, db::Backend, worker::TestWorker};
+use amon_proto::v1::{ExecutionStatus, Task};
+use amon_tests::{db::Backend, worker::TestWorker};
 use anyhow::Context;
 use tokio_stream::StreamExt;
 
-use super::{Instant, Rig, Settings, is_final, percentiles, summarize, unix_nanos};
+use super::{Instant, Rig, Settings, is_final, percentiles, repeat, summarize, unix_nanos};
 
 /// The time `sh -c script` takes.
 async fn timed_shell(script: &str) -> anyhow::Result<f64> {
@@ -57,29 +57,8 @@ async fn bulk(backend: Backend, bytes: u64) -> anyhow::Result<Bulk> {
     rig.wait_workers(1).await?;
 
     let start = Instant::now();
-    let execution = rig
-        .api
-        .executions
-        .create_execution(CreateExecutionRequest {
-            task_id: task.id.clone(),
-            capability_id: capability.id.clone(),
-            args: Some(object(serde_json::json!({}))),
-            max_retries: 0,
-        })
-        .await?
-        .into_inner()
-        .execution
-        .context("no execution")?;
-    let mut tail = rig
-        .api
-        .executions
-        .stream_logs(StreamLogsRequest {
-            execution_id: execution.id.clone(),
-            offset: 0,
-            follow: true,
-        })
-        .await?
-        .into_inner();
+    let execution = rig.create(&task.id, &capability.id).await?;
+    let mut tail = rig.tail(&execution.id).await?;
     let tailer = tokio::spawn(async move {
         let mut received = 0u64;
         while let Some(chunk) = tail.next().await {
@@ -183,29 +162,8 @@ async fn line_latency(backend: Backend, self_exe: &str, count: usize) -> anyhow:
         .await;
     let worker = TestWorker::start(&rig.server, "bench-lines", 1, &[]);
     rig.wait_workers(1).await?;
-    let execution = rig
-        .api
-        .executions
-        .create_execution(CreateExecutionRequest {
-            task_id: task.id.clone(),
-            capability_id: capability.id.clone(),
-            args: Some(object(serde_json::json!({}))),
-            max_retries: 0,
-        })
-        .await?
-        .into_inner()
-        .execution
-        .context("no execution")?;
-    let mut tail = rig
-        .api
-        .executions
-        .stream_logs(StreamLogsRequest {
-            execution_id: execution.id.clone(),
-            offset: 0,
-            follow: true,
-        })
-        .await?
-        .into_inner();
+    let execution = rig.create(&task.id, &capability.id).await?;
+    let mut tail = rig.tail(&execution.id).await?;
     let mut latencies = Vec::with_capacity(count);
     let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = tail.next().await {
@@ -262,16 +220,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
     );
     for &backend in &settings.backends {
         eprintln!("[logs] throughput, {backend}");
-        let mut runs = Vec::new();
-        for _ in 0..settings.reps {
-            match bulk(backend, bytes).await {
-                Ok(b) => runs.push(b),
-                Err(e) => {
-                    notes.push(format!("throughput on {backend}: {e:#}"));
-                    break;
-                }
-            }
-        }
+        let runs = repeat(
+            settings.reps,
+            &format!("throughput on {backend}"),
+            &mut notes,
+            || bulk(backend, bytes),
+        )
+        .await;
         if runs.is_empty() {
             continue;
         }
@@ -303,16 +258,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
     );
     for &backend in &settings.backends {
         eprintln!("[logs] line latency, {backend}");
-        let mut reps = Vec::new();
-        for _ in 0..settings.reps {
-            match line_latency(backend, &settings.self_exe, settings.line_count).await {
-                Ok(l) => reps.push(l),
-                Err(e) => {
-                    notes.push(format!("line latency on {backend}: {e:#}"));
-                    break;
-                }
-            }
-        }
+        let reps = repeat(
+            settings.reps,
+            &format!("line latency on {backend}"),
+            &mut notes,
+            || line_latency(backend, &settings.self_exe, settings.line_count),
+        )
+        .await;
         if reps.is_empty() {
             continue;
         }

@@ -51,6 +51,43 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// Queues one run of `capability_id` for `task_id`, with no args.
+    pub async fn create(
+        &mut self,
+        task_id: &str,
+        capability_id: &str,
+    ) -> anyhow::Result<amon_proto::v1::Execution> {
+        self.api
+            .executions
+            .create_execution(amon_proto::v1::CreateExecutionRequest {
+                task_id: task_id.into(),
+                capability_id: capability_id.into(),
+                args: Some(object(serde_json::json!({}))),
+                max_retries: 0,
+            })
+            .await?
+            .into_inner()
+            .execution
+            .context("no execution")
+    }
+
+    /// Follows the log of `execution_id` from its first byte.
+    pub async fn tail(
+        &mut self,
+        execution_id: &str,
+    ) -> anyhow::Result<tonic::Streaming<amon_proto::v1::StreamLogsResponse>> {
+        Ok(self
+            .api
+            .executions
+            .stream_logs(amon_proto::v1::StreamLogsRequest {
+                execution_id: execution_id.into(),
+                offset: 0,
+                follow: true,
+            })
+            .await?
+            .into_inner())
+    }
+
     /// A new server on a new database; `None` when PostgreSQL is unreachable.
     pub async fn start(backend: Backend, extra_args: &[&str]) -> Option<Rig> {
         let db = TestDb::new(backend).await?;
@@ -177,6 +214,30 @@ pub struct Watched {
 }
 
 /// Whether the status is final.
+/// Runs `rep` `reps` times; the first failure is noted (after `what`) and
+/// ends the series, keeping the repetitions measured so far.
+pub async fn repeat<T, Fut>(
+    reps: usize,
+    what: &str,
+    notes: &mut Vec<String>,
+    mut rep: impl FnMut() -> Fut,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut done = Vec::new();
+    for _ in 0..reps {
+        match rep().await {
+            Ok(value) => done.push(value),
+            Err(e) => {
+                notes.push(format!("{what}: {e:#}"));
+                break;
+            }
+        }
+    }
+    done
+}
+
 pub fn is_final(status: ExecutionStatus) -> bool {
     matches!(
         status,

@@ -11,7 +11,7 @@ use nix::{
     unistd::Pid,
 };
 
-use super::{Instant, Rig, Settings, summarize};
+use super::{Instant, Rig, Settings, repeat, summarize};
 
 /// The stale window of the figure, and the heartbeat the workers use.
 pub const STALE_MS: u64 = 5_000;
@@ -120,16 +120,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
     let mut notes = Vec::new();
     for &backend in &settings.backends {
         eprintln!("[reassign] {backend}");
-        let mut reps = Vec::new();
-        for _ in 0..settings.reps {
-            match repetition(backend).await {
-                Ok(r) => reps.push(r),
-                Err(e) => {
-                    notes.push(format!("{backend}: {e:#}"));
-                    break;
-                }
-            }
-        }
+        let reps = repeat(settings.reps, &format!("{backend}"), &mut notes, || {
+            repetition(backend)
+        })
+        .await;
         if reps.is_empty() {
             continue;
         }

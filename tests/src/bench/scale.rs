@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{Instant, Rig, Settings, cpu_time, latency, percentiles, rss_kib};
+use super::{Instant, Rig, Settings, cpu_time, latency, percentiles, repeat, rss_kib};
 
 /// Executions held running for the followers to tail.
 const HELD: usize = 10;
@@ -252,16 +252,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
         String::from("| backend, measure | p50 | p95 | p99 | max |\n|---|---|---|---|---|\n");
     for &backend in &settings.backends {
         eprintln!("[scale] {backend}");
-        let mut reps = Vec::new();
-        for _ in 0..settings.reps {
-            match repetition(backend, settings).await {
-                Ok(load) => reps.push(load),
-                Err(e) => {
-                    notes.push(format!("{backend}: {e:#}"));
-                    break;
-                }
-            }
-        }
+        let reps = repeat(settings.reps, &format!("{backend}"), &mut notes, || {
+            repetition(backend, settings)
+        })
+        .await;
         if reps.is_empty() {
             continue;
         }

@@ -10,7 +10,7 @@ use amon_tests::{api::object, db::Backend, worker::TestWorker};
 use anyhow::Context;
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use super::{Instant, Rig, Settings, Summary, summarize};
+use super::{Instant, Rig, Settings, Summary, repeat, summarize};
 
 /// Workers and slots of the figure.
 pub const WORKERS: usize = 2;
@@ -246,22 +246,13 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
                 format!("amon, {backend}, spawn `true`")
             };
             eprintln!("[throughput] {label}");
-            let mut rates = Vec::new();
-            let mut creates = Vec::new();
-            let mut failed = 0;
-            for _ in 0..settings.reps {
-                match queue_rate(backend, n, noop).await {
-                    Ok(run) => {
-                        failed += run.failed;
-                        rates.push(run.rate);
-                        creates.push(run.create_rate);
-                    }
-                    Err(e) => {
-                        notes.push(format!("{label}: {e:#}"));
-                        break;
-                    }
-                }
-            }
+            let runs = repeat(settings.reps, &label, &mut notes, || {
+                queue_rate(backend, n, noop)
+            })
+            .await;
+            let rates: Vec<f64> = runs.iter().map(|run| run.rate).collect();
+            let creates: Vec<f64> = runs.iter().map(|run| run.create_rate).collect();
+            let failed: i64 = runs.iter().map(|run| run.failed).sum();
             if !rates.is_empty() {
                 let s = summarize(&rates);
                 let mut note = format!(
@@ -281,16 +272,8 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
         eprintln!("[throughput] peer: graphile-worker");
         match Peer::install(node_dir).await {
             Ok(p) => {
-                let mut rates = Vec::new();
-                for _ in 0..settings.reps {
-                    match p.rate(n).await {
-                        Ok(rate) => rates.push(rate),
-                        Err(e) => {
-                            notes.push(format!("graphile-worker: {e:#}"));
-                            break;
-                        }
-                    }
-                }
+                let rates =
+                    repeat(settings.reps, "graphile-worker", &mut notes, || p.rate(n)).await;
                 if !rates.is_empty() {
                     let s = summarize(&rates);
                     peer = Some(s);
