@@ -89,7 +89,7 @@ pub(crate) async fn supervise_agent(
         kind,
     };
     let name = run.session_name.clone();
-    let outcome = match Prepared::new(&mut run, &host).await {
+    let outcome = match Prepared::new(&run) {
         Err(error) => Outcome::failed(error),
         Ok(prepared) => {
             let before = match &run.discovery {
@@ -165,7 +165,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    async fn new(run: &mut AgentRun, _host: &AgentHost) -> Result<Self, String> {
+    fn new(run: &AgentRun) -> Result<Self, String> {
         let cwd = working_dir(run.spec.working_dir.as_deref())?;
         let argv0 = run
             .spec
