@@ -2,11 +2,12 @@
 //! Gemini CLI with the user's own installed CLI and login, so registering one
 //! is naming the preset and, at most, where the CLI is installed.
 
-use super::agents::{
-    AgentSpec, BidirectionalProtocol, SessionConfig, SessionIdSource, insert_agent, validate_agent,
+use super::{
+    Agents, StoreError, StoreResult,
+    agents::{AgentSpec, insert_agent, validate_agent},
+    capabilities::{CapabilitySpec, insert_capability, validate_capability},
+    columns::{BidirectionalProtocol, SessionConfig, SessionIdSource},
 };
-use super::capabilities::{CapabilitySpec, insert_capability, validate_capability};
-use super::{Store, StoreError, StoreResult};
 use crate::entity::{
     agent_capabilities, agents,
     enums::{AgentKind, CapabilitySource, DiscoveryMethod, InteractionMode},
@@ -167,10 +168,10 @@ pub fn prompt_capability(preset: &Preset) -> CapabilitySpec {
     }
 }
 
-impl Store {
+impl Agents<'_> {
     /// Registers a preset agent and its `prompt` capability, in one
     /// transaction: both or neither.
-    pub async fn create_preset_agent(
+    pub async fn create_from_preset(
         &self,
         request: PresetRequest,
     ) -> StoreResult<(agents::Model, agent_capabilities::Model)> {
@@ -205,7 +206,7 @@ impl Store {
         };
         let agent = validate_agent("agent", spec)?;
         let capability = validate_capability("capability", prompt_capability(&preset))?;
-        let txn = self.write().await?;
+        let txn = self.0.write().await?;
         let agent = insert_agent(&*txn, agent).await?;
         let capability = insert_capability(&*txn, agent.id, capability).await?;
         txn.commit().await?;
