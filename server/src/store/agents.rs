@@ -274,14 +274,18 @@ fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> 
     Ok(())
 }
 
-/// Inserts a validated agent in `conn`'s transaction; ALREADY_EXISTS when
-/// its slug is taken.
+/// Inserts a validated agent in `conn`'s transaction; ALREADY_EXISTS
+/// (naming the request's `slug_field`) when its slug is taken.
 pub(super) async fn insert_agent<C: ConnectionTrait>(
     conn: &C,
     agent: ValidAgent,
+    slug_field: &str,
 ) -> StoreResult<agents::Model> {
     if slug_exists(conn, &agent.slug, None).await? {
-        return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
+        return Err(StoreError::AlreadyExists(slug_taken(
+            &agent.slug,
+            slug_field,
+        )));
     }
     let now = Utc::now();
     let slug = agent.slug.clone();
@@ -312,7 +316,7 @@ pub(super) async fn insert_agent<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+    .map_err(|err| conflict(err, || slug_taken(&slug, slug_field)))?;
     Ok(model)
 }
 
@@ -395,8 +399,8 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
     })
 }
 
-fn slug_taken(slug: &str) -> String {
-    format!("an agent with slug {slug:?} already exists (agent.slug)")
+fn slug_taken(slug: &str, field: &str) -> String {
+    format!("an agent with slug {slug:?} already exists ({field})")
 }
 
 // ---------------------------------------------------------------------------
@@ -431,7 +435,7 @@ impl Agents<'_> {
     pub async fn create(&self, spec: AgentSpec) -> StoreResult<agents::Model> {
         let agent = validate_agent("agent", spec)?;
         let txn = self.0.write().await?;
-        let model = insert_agent(&*txn, agent).await?;
+        let model = insert_agent(&*txn, agent, "agent.slug").await?;
         txn.commit().await?;
         Ok(model)
     }
@@ -476,7 +480,10 @@ impl Agents<'_> {
         patch.apply(&mut spec);
         let agent = validate_agent("agent", spec)?;
         if agent.slug != current.slug && slug_exists(&*txn, &agent.slug, Some(id)).await? {
-            return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
+            return Err(StoreError::AlreadyExists(slug_taken(
+                &agent.slug,
+                "agent.slug",
+            )));
         }
         let slug = agent.slug.clone();
         let mut model: agents::ActiveModel = current.into();
@@ -502,7 +509,7 @@ impl Agents<'_> {
         let model = model
             .update(&*txn)
             .await
-            .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+            .map_err(|err| conflict(err, || slug_taken(&slug, "agent.slug")))?;
         txn.commit().await?;
         Ok(model)
     }

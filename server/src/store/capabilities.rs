@@ -11,9 +11,10 @@
 //!   never changes;
 //! - `key` `^[a-z0-9][a-z0-9._-]*$`, at most 63 characters, unique per agent;
 //!   `label` required (not blank); `description`, when present, not blank;
-//! - `interaction_mode` absent: template. Template mode needs non-empty
-//!   `command_tokens` and takes no `prompt_template`; prompt mode needs a
-//!   `prompt_template` and takes no `command_tokens`;
+//! - `interaction_mode` absent: template. Template mode takes
+//!   `command_tokens` (none at all is fine: the agent's binary and base args
+//!   alone) and no `prompt_template`; prompt mode needs a `prompt_template`
+//!   and takes no `command_tokens`;
 //! - `args_schema` absent: `{}`; it compiles as a JSON Schema whose `type`,
 //!   if given, is `"object"`; the templates parse and read only known
 //!   variables (see [`super::templates`]);
@@ -272,12 +273,9 @@ pub(super) fn validate_capability(
     let mode = spec.interaction_mode.unwrap_or(InteractionMode::Template);
     let command_tokens = match mode {
         InteractionMode::Template => {
-            if spec.command_tokens.is_empty() {
-                return Err(StoreError::invalid(
-                    tokens_field,
-                    "is required (at least one token) in template mode",
-                ));
-            }
+            // No tokens is a valid template (the data model allows an empty
+            // list): `date`, `env` or `uptime` take no arguments, and an
+            // agent's base args may already say everything.
             if spec.prompt_template.is_some() {
                 return Err(StoreError::invalid(
                     prompt_field,
@@ -516,6 +514,18 @@ mod tests {
             capability.command_tokens,
             Some(json!(["-e", "{{ pattern }}"]))
         );
+        let no_tokens = CapabilitySpec {
+            command_tokens: vec![],
+            args_schema: None,
+            ..template_spec()
+        };
+        assert_eq!(
+            validate_capability("capability", no_tokens)
+                .unwrap()
+                .command_tokens,
+            Some(json!([])),
+            "a tool that takes no arguments is a valid template"
+        );
         let prompt = validate_capability("capability", prompt_spec()).unwrap();
         assert_eq!(prompt.command_tokens, None);
         assert_eq!(prompt.args_schema, json!({}));
@@ -572,13 +582,6 @@ mod tests {
                     ..template_spec()
                 },
                 "capability.max_output_bytes",
-            ),
-            (
-                CapabilitySpec {
-                    command_tokens: vec![],
-                    ..template_spec()
-                },
-                "capability.command_tokens",
             ),
             (
                 CapabilitySpec {
