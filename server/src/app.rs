@@ -1,6 +1,7 @@
-//! Server assembly: state shared by the services, and serving until shutdown.
+//! Server assembly: opening the database and logs, building the engine, and
+//! serving the gRPC services until shutdown.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf};
+use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -14,26 +15,15 @@ use crate::{
     dispatch::Engine,
     grpc,
     logs::LogStore,
-    store::{Store, worker_config},
+    store::Store,
 };
-
-/// State shared by every service.
-#[derive(Clone)]
-pub struct AppState {
-    /// The store over the database (SQLite or PostgreSQL).
-    pub store: Store,
-    /// The execution engine: logs, connected workers, dispatcher.
-    pub engine: Engine,
-    /// Directory holding execution logs (and the SQLite file by default).
-    pub data_dir: PathBuf,
-}
 
 /// A server bound to its address, ready to serve.
 pub struct BoundServer {
     listener: TcpListener,
     tokens: Tokens,
     tls: Option<ServerTlsConfig>,
-    state: AppState,
+    engine: Engine,
 }
 
 impl BoundServer {
@@ -53,7 +43,9 @@ impl BoundServer {
         let store = Store::new(db);
         let logs = LogStore::new(&data_dir)
             .with_context(|| format!("creating the log directory in {}", data_dir.display()))?;
-        let settings = worker_config::load(&store)
+        let settings = store
+            .worker_config()
+            .load()
             .await
             .context("loading worker config")?;
         let mut engine = Engine::new(store.clone(), logs, settings);
@@ -72,11 +64,7 @@ impl BoundServer {
             listener,
             tokens: config.tokens(),
             tls,
-            state: AppState {
-                store,
-                engine,
-                data_dir,
-            },
+            engine,
         })
     }
 
@@ -87,8 +75,8 @@ impl BoundServer {
 
     /// Serves gRPC until `shutdown` completes, then lets in-flight calls finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        self.state.engine.spawn_background();
-        let routes = grpc::routes(self.state).await?;
+        self.engine.spawn_background();
+        let routes = grpc::routes(self.engine).await?;
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls).context("configuring TLS")?;

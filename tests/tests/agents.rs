@@ -1770,14 +1770,6 @@ async fn capability_validation(db: TestDb) -> anyhow::Result<()> {
         // Template mode.
         (
             pb::Capability {
-                command_tokens: vec![],
-                ..base.clone()
-            },
-            "capability.command_tokens",
-            "template mode",
-        ),
-        (
-            pb::Capability {
                 prompt_template: Some("Do it".into()),
                 ..base.clone()
             },

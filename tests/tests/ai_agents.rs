@@ -706,6 +706,50 @@ async fn refusals(db: TestDb) -> Result<()> {
         .await
         .unwrap_err();
     assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+    assert!(taken.message().contains("(slug)"), "{taken:?}");
+    // Errors name the request's fields, not the agent's it fills.
+    for (request, field) in [
+        (
+            CreatePresetAgentRequest {
+                preset: "codex".into(),
+                binary_path: Some("  ".into()),
+                slug: Some("Not A Slug".into()),
+                ..Default::default()
+            },
+            "slug:",
+        ),
+        (
+            CreatePresetAgentRequest {
+                preset: "codex".into(),
+                working_dir: Some(" ".into()),
+                ..Default::default()
+            },
+            "working_dir:",
+        ),
+        (
+            CreatePresetAgentRequest {
+                preset: "codex".into(),
+                extra_args: vec!["--ok".into(), "nul\0here".into()],
+                ..Default::default()
+            },
+            "extra_args[1]:",
+        ),
+        (
+            CreatePresetAgentRequest {
+                preset: "codex".into(),
+                max_concurrent: Some(0),
+                ..Default::default()
+            },
+            "max_concurrent:",
+        ),
+    ] {
+        let refused = s.api.agents.create_preset_agent(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().starts_with(field),
+            "{field} in {refused:?}"
+        );
+    }
 
     // A prompt-mode capability on an agent that speaks no protocol.
     let bare = s

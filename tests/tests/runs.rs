@@ -41,6 +41,37 @@ async fn shell(
     api.command(agent, key, &tokens).await
 }
 
+/// A template capability with no command tokens runs the agent's binary with
+/// its base args alone: tools such as `date` or `uptime` take no arguments.
+async fn capability_without_tokens(db: TestDb) -> Result<()> {
+    let (server, mut api) = start(&db).await;
+    let _worker = TestWorker::start(&server, "w1", 1, &[]);
+    let echo = api
+        .agent(Agent {
+            name: "greet".into(),
+            slug: "greet".into(),
+            binary_path: "/bin/echo".into(),
+            base_args: strings(&["hello", "world"]),
+            ..Default::default()
+        })
+        .await;
+    let greet = api
+        .capability(Capability {
+            agent_id: echo.id.clone(),
+            key: "greet".into(),
+            label: "Greet".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(greet.command_tokens.is_empty());
+    let task = api.titled("no tokens").await;
+    let run = api.run(&task, &greet, json!({}), 0).await;
+    api.wait_for(&run.id, ExecutionStatus::Succeeded, WAIT)
+        .await;
+    assert_eq!(api.log(&run.id).await, b"hello world\n");
+    Ok(())
+}
+
 async fn outcomes_and_environment(db: TestDb) -> Result<()> {
     let (server, mut api) = start(&db).await;
     let _worker = TestWorker::start(
@@ -376,6 +407,7 @@ async fn a_cut_stream_loses_no_byte(db: TestDb) -> Result<()> {
 }
 
 both_backends!(
+    capability_without_tokens,
     a_cut_stream_loses_no_byte,
     outcomes_and_environment,
     timeout_cancel_and_output_cap,

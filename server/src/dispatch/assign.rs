@@ -1,45 +1,22 @@
-//! Turning a claimed run into the `Assign` message a worker starts it from.
+//! Turning a claimed run into the [`Assignment`] a worker starts it from.
 
-use amon_proto::{
-    prost_types::Duration as ProtoDuration,
-    v1::{Assign, WorkerConfig, connect_response::Message},
-};
+use std::time::Duration;
+
 use chrono::Utc;
 
-use super::Engine;
+use super::{Engine, messages::Assignment};
 use crate::{
     entity::enums::InteractionMode,
-    grpc::convert::{agent::agent_to_proto, enums::WireEnum, json_strings},
-    store::{
-        executions::render_argv, runs::ClaimedRun, tasks::InputContext,
-        worker_config::WorkerSettings,
-    },
+    store::{columns::InputContext, columns::strings, executions::render_argv, runs::ClaimedRun},
 };
 
-/// The wire form of the tuning values.
-pub fn config_to_proto(settings: &WorkerSettings) -> WorkerConfig {
-    WorkerConfig {
-        stale_window: Some(duration(settings.stale_window)),
-        heartbeat_interval: Some(duration(settings.heartbeat_interval)),
-        cancel_grace: Some(duration(settings.cancel_grace)),
-        log_chunk_bytes: settings.log_chunk_bytes as i32,
-    }
-}
-
-fn duration(value: std::time::Duration) -> ProtoDuration {
-    ProtoDuration {
-        seconds: value.as_secs() as i64,
-        nanos: value.subsec_nanos() as i32,
-    }
-}
-
-/// The `Assign` for `run`. Writes the attempt header into the log first when
+/// The assignment of `run`. Writes the attempt header into the log first when
 /// this is a retry, so each attempt's output stays readable on its own.
-pub async fn assign_message(
+pub async fn assignment(
     engine: &Engine,
     run: &ClaimedRun,
     worker_id: &str,
-) -> Result<Message, String> {
+) -> Result<Assignment, String> {
     let execution = &run.execution;
     // Prompt mode: the CLI and its base args (a prompt-mode capability has
     // no tokens); the worker's adapter adds the protocol's own.
@@ -82,28 +59,25 @@ pub async fn assign_message(
         .clone()
         .or_else(|| run.agent.working_dir.clone())
         .unwrap_or_default();
-    Ok(Message::Assign(Assign {
-        execution_id: execution.id.to_string(),
+    Ok(Assignment {
+        execution_id: execution.id,
         attempt_token: run.attempt_token.clone(),
-        task_id: execution.task_id.to_string(),
-        agent: Some(agent_to_proto(&run.agent)),
-        mode: execution.mode.to_proto(),
+        task_id: execution.task_id,
+        agent: run.agent.clone(),
+        mode: execution.mode,
         argv,
         prompt: execution.prompt.clone(),
         working_dir,
-        env: context.env_overrides.into_iter().collect(),
-        env_allowlist: json_strings(&run.agent.env_allowlist),
-        timeout: Some(ProtoDuration {
-            seconds: i64::from(run.capability.timeout_sec),
-            nanos: 0,
-        }),
+        env: context.env_overrides,
+        env_allowlist: strings(&run.agent.env_allowlist),
+        timeout: Duration::from_secs(u64::try_from(run.capability.timeout_sec).unwrap_or(0)),
         max_output_bytes: i64::from(run.capability.max_output_bytes),
         attempt: execution.retry_count,
         resume_session_ref,
         tmux_session_name,
-        log_offset: log_offset as i64,
+        log_offset,
         mcp_server_url,
-    }))
+    })
 }
 
 /// The tmux session of an AI agent run: the execution id, and the attempt

@@ -5,14 +5,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use amon_proto::v1::{Cancel, ConnectResponse, connect_response::Message};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
-use tonic::Status;
 use uuid::Uuid;
 
+use super::messages::{Outgoing, ToWorker};
+
 /// Messages queued to one worker's stream.
-pub type WorkerSender = mpsc::Sender<Result<ConnectResponse, Status>>;
+pub type WorkerSender = mpsc::Sender<Outgoing>;
 
 /// What the server knows of a connected worker.
 #[derive(Debug, Clone)]
@@ -198,35 +198,24 @@ impl WorkerHub {
         worker_id: &str,
         session: u64,
         execution_id: Uuid,
-        message: Message,
+        message: ToWorker,
     ) -> bool {
         let sender = self.with_session(worker_id, session, |c| {
             c.credits = c.credits.saturating_sub(1);
             c.info.running.insert(execution_id);
             c.sender.clone()
         });
-        sender.is_some_and(|sender| {
-            sender
-                .try_send(Ok(ConnectResponse {
-                    message: Some(message),
-                }))
-                .is_ok()
-        })
+        sender.is_some_and(|sender| sender.try_send(Ok(message)).is_ok())
     }
 
     /// Sends a message to a worker's current session, if connected.
-    pub fn send(&self, worker_id: &str, message: Message) -> bool {
+    pub fn send(&self, worker_id: &str, message: ToWorker) -> bool {
         let sender = self
             .state()
             .workers
             .get(worker_id)
             .map(|c| c.sender.clone());
-        sender.is_some_and(|s| {
-            s.try_send(Ok(ConnectResponse {
-                message: Some(message),
-            }))
-            .is_ok()
-        })
+        sender.is_some_and(|s| s.try_send(Ok(message)).is_ok())
     }
 
     /// Asks a worker to stop a run.
@@ -239,16 +228,16 @@ impl WorkerHub {
     ) -> bool {
         self.send(
             worker_id,
-            Message::Cancel(Cancel {
-                execution_id: execution_id.to_string(),
+            ToWorker::Cancel {
+                execution_id,
                 attempt_token,
                 reason: reason.to_owned(),
-            }),
+            },
         )
     }
 
     /// Sends a message to every connected worker.
-    pub fn broadcast(&self, message: Message) {
+    pub fn broadcast(&self, message: ToWorker) {
         let senders: Vec<WorkerSender> = self
             .state()
             .workers
@@ -256,9 +245,7 @@ impl WorkerHub {
             .map(|c| c.sender.clone())
             .collect();
         for sender in senders {
-            let _ = sender.try_send(Ok(ConnectResponse {
-                message: Some(message.clone()),
-            }));
+            let _ = sender.try_send(Ok(message.clone()));
         }
     }
 

@@ -9,17 +9,24 @@
 
 mod assign;
 pub mod hub;
+pub mod messages;
+mod session;
 
 use std::{sync::Arc, time::Duration};
 
-use amon_proto::v1::connect_response::Message;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-pub use self::{assign::config_to_proto, hub::WorkerHub};
+pub use self::{
+    assign::tmux_session_name,
+    hub::{WorkerHub, WorkerInfo},
+    messages::{FromWorker, Outgoing, ToWorker},
+    session::Session,
+};
 use crate::{
+    entity::worker_heartbeats,
     logs::LogStore,
-    store::{Store, runs, worker_config::WorkerSettings},
+    store::{Store, StoreResult, worker_config::WorkerSettings},
 };
 
 /// How often the dispatcher looks for work nobody told it about (another
@@ -60,8 +67,7 @@ impl Engine {
     /// Puts new tuning in force and tells every connected worker.
     pub fn set_settings(&self, settings: WorkerSettings) {
         self.settings.send_replace(settings);
-        self.workers
-            .broadcast(Message::Config(assign::config_to_proto(&settings)));
+        self.workers.broadcast(ToWorker::Config(settings));
     }
 
     /// Starts the dispatcher and the reaper; they stop with the runtime.
@@ -71,7 +77,7 @@ impl Engine {
     }
 
     async fn dispatch_loop(self) {
-        let mut committed = self.store.events().subscribe();
+        let mut committed = self.store.event_hub().subscribe();
         loop {
             if let Err(err) = self.dispatch_once().await {
                 tracing::error!(error = %err, "dispatching failed; retrying shortly");
@@ -87,49 +93,39 @@ impl Engine {
 
     /// Claims work for every worker with free slots until none is left.
     pub async fn dispatch_once(&self) -> anyhow::Result<()> {
+        let runs = self.store.runs();
         for worker in self.workers.hungry() {
             let logs = self.logs.clone();
-            let claimed = runs::claim_runs(
-                &self.store,
-                &worker.worker_id,
-                &worker.agent_slugs,
-                worker.credits,
-                |id| logs.path(id).display().to_string(),
-            )
-            .await?;
+            let claimed = runs
+                .claim(
+                    &worker.worker_id,
+                    &worker.agent_slugs,
+                    worker.credits,
+                    |id| logs.path(id).display().to_string(),
+                )
+                .await?;
             for run in claimed {
                 let execution_id = run.execution.id;
                 let token = run.attempt_token.clone();
-                match assign::assign_message(self, &run, &worker.worker_id).await {
-                    Ok(message) => {
+                match assign::assignment(self, &run, &worker.worker_id).await {
+                    Ok(assignment) => {
                         if !self.workers.assign(
                             &worker.worker_id,
                             worker.session,
                             execution_id,
-                            message,
+                            ToWorker::Assign(Box::new(assignment)),
                         ) {
                             // The worker vanished between claim and send.
-                            runs::release_claim(
-                                &self.store,
-                                &worker.worker_id,
-                                execution_id,
-                                &token,
-                            )
-                            .await?;
+                            runs.release_claim(&worker.worker_id, execution_id, &token)
+                                .await?;
                         }
                     }
                     Err(error) => {
                         // The run cannot be started as stored (e.g. its
                         // capability changed since it was queued): fail it
                         // with the reason rather than retrying forever.
-                        runs::fail_unstartable(
-                            &self.store,
-                            &worker.worker_id,
-                            execution_id,
-                            &token,
-                            error,
-                        )
-                        .await?;
+                        runs.fail_unstartable(&worker.worker_id, execution_id, &token, error)
+                            .await?;
                     }
                 }
             }
@@ -159,7 +155,7 @@ impl Engine {
                 }
             }
             let window = self.settings().stale_window;
-            match runs::reap_stale(&self.store, window).await {
+            match self.store.runs().reap_stale(window).await {
                 Ok(reaped) => {
                     for run in reaped {
                         let id = run.execution.id;
@@ -198,5 +194,48 @@ impl Engine {
         {
             tracing::info!(%execution_id, worker_id, "owner not connected; the cancel is re-sent when it reconnects or the run is reaped");
         }
+    }
+}
+
+/// A worker as `ListWorkers` shows it: connected now, seen through its last
+/// heartbeat, or both.
+#[derive(Debug, Clone)]
+pub struct KnownWorker {
+    /// Its registration, while its stream is open.
+    pub connected: Option<WorkerInfo>,
+    /// Its last heartbeat row, if it ever sent one.
+    pub last_heartbeat: Option<worker_heartbeats::Model>,
+}
+
+impl Engine {
+    /// The workers connected now, by id, then (unless `connected_only`)
+    /// those only seen before, by id.
+    pub async fn known_workers(&self, connected_only: bool) -> StoreResult<Vec<KnownWorker>> {
+        let mut seen: std::collections::HashMap<String, worker_heartbeats::Model> = self
+            .store
+            .workers()
+            .seen()
+            .await?
+            .into_iter()
+            .map(|row| (row.worker_id.clone(), row))
+            .collect();
+        let mut connected = self.workers.workers();
+        connected.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        let mut known: Vec<KnownWorker> = connected
+            .into_iter()
+            .map(|info| KnownWorker {
+                last_heartbeat: seen.remove(&info.worker_id),
+                connected: Some(info),
+            })
+            .collect();
+        if !connected_only {
+            let mut offline: Vec<worker_heartbeats::Model> = seen.into_values().collect();
+            offline.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+            known.extend(offline.into_iter().map(|row| KnownWorker {
+                connected: None,
+                last_heartbeat: Some(row),
+            }));
+        }
+        Ok(known)
     }
 }

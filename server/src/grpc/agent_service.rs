@@ -14,18 +14,18 @@ use amon_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::convert::{agent as convert, parse_id};
-use crate::app::AppState;
+use crate::store::Store;
 
 /// Handlers of `AgentService`.
 #[derive(Clone)]
 pub struct AgentApi {
-    state: AppState,
+    store: Store,
 }
 
 impl AgentApi {
-    /// Handlers over the shared server state.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// Handlers over the store.
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 }
 
@@ -48,7 +48,11 @@ impl AgentService for AgentApi {
         request: Request<CreatePresetAgentRequest>,
     ) -> Result<Response<CreatePresetAgentResponse>, Status> {
         let preset_request = convert::preset_request(request.into_inner());
-        let (agent, capability) = self.state.store.create_preset_agent(preset_request).await?;
+        let (agent, capability) = self
+            .store
+            .agents()
+            .create_from_preset(preset_request)
+            .await?;
         Ok(Response::new(CreatePresetAgentResponse {
             agent: Some(convert::agent_to_proto(&agent)),
             capability: Some(convert::capability_to_proto(&capability)),
@@ -60,7 +64,7 @@ impl AgentService for AgentApi {
         request: Request<CreateAgentRequest>,
     ) -> Result<Response<CreateAgentResponse>, Status> {
         let spec = convert::agent_spec(request.get_ref().agent.as_ref())?;
-        let agent = self.state.store.create_agent(spec).await?;
+        let agent = self.store.agents().create(spec).await?;
         Ok(Response::new(CreateAgentResponse {
             agent: Some(convert::agent_to_proto(&agent)),
         }))
@@ -71,7 +75,7 @@ impl AgentService for AgentApi {
         request: Request<GetAgentRequest>,
     ) -> Result<Response<GetAgentResponse>, Status> {
         let id = parse_id("id", &request.get_ref().id)?;
-        let agent = self.state.store.get_agent(id).await?;
+        let agent = self.store.agents().get(id).await?;
         Ok(Response::new(GetAgentResponse {
             agent: Some(convert::agent_to_proto(&agent)),
         }))
@@ -82,7 +86,7 @@ impl AgentService for AgentApi {
         request: Request<ListAgentsRequest>,
     ) -> Result<Response<ListAgentsResponse>, Status> {
         let (filter, page) = convert::agent_list(request.get_ref())?;
-        let (agents, next_page_token) = self.state.store.list_agents(filter, page).await?;
+        let (agents, next_page_token) = self.store.agents().list(filter, page).await?;
         Ok(Response::new(ListAgentsResponse {
             agents: agents.iter().map(convert::agent_to_proto).collect(),
             next_page_token,
@@ -95,7 +99,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<UpdateAgentResponse>, Status> {
         let request = request.get_ref();
         let (id, patch) = convert::agent_patch(request.agent.as_ref(), &request.update_mask)?;
-        let agent = self.state.store.update_agent(id, patch).await?;
+        let agent = self.store.agents().update(id, patch).await?;
         Ok(Response::new(UpdateAgentResponse {
             agent: Some(convert::agent_to_proto(&agent)),
         }))
@@ -106,7 +110,7 @@ impl AgentService for AgentApi {
         request: Request<DeleteAgentRequest>,
     ) -> Result<Response<DeleteAgentResponse>, Status> {
         let id = parse_id("id", &request.get_ref().id)?;
-        self.state.store.delete_agent(id).await?;
+        self.store.agents().delete(id).await?;
         Ok(Response::new(DeleteAgentResponse {}))
     }
 
@@ -115,7 +119,7 @@ impl AgentService for AgentApi {
         request: Request<CreateCapabilityRequest>,
     ) -> Result<Response<CreateCapabilityResponse>, Status> {
         let spec = convert::capability_spec(request.get_ref().capability.as_ref())?;
-        let capability = self.state.store.create_capability(spec).await?;
+        let capability = self.store.capabilities().create(spec).await?;
         Ok(Response::new(CreateCapabilityResponse {
             capability: Some(convert::capability_to_proto(&capability)),
         }))
@@ -126,7 +130,7 @@ impl AgentService for AgentApi {
         request: Request<GetCapabilityRequest>,
     ) -> Result<Response<GetCapabilityResponse>, Status> {
         let id = parse_id("id", &request.get_ref().id)?;
-        let capability = self.state.store.get_capability(id).await?;
+        let capability = self.store.capabilities().get(id).await?;
         Ok(Response::new(GetCapabilityResponse {
             capability: Some(convert::capability_to_proto(&capability)),
         }))
@@ -137,8 +141,7 @@ impl AgentService for AgentApi {
         request: Request<ListCapabilitiesRequest>,
     ) -> Result<Response<ListCapabilitiesResponse>, Status> {
         let (filter, page) = convert::capability_list(request.get_ref())?;
-        let (capabilities, next_page_token) =
-            self.state.store.list_capabilities(filter, page).await?;
+        let (capabilities, next_page_token) = self.store.capabilities().list(filter, page).await?;
         Ok(Response::new(ListCapabilitiesResponse {
             capabilities: capabilities
                 .iter()
@@ -155,7 +158,7 @@ impl AgentService for AgentApi {
         let request = request.get_ref();
         let (id, patch) =
             convert::capability_patch(request.capability.as_ref(), &request.update_mask)?;
-        let capability = self.state.store.update_capability(id, patch).await?;
+        let capability = self.store.capabilities().update(id, patch).await?;
         Ok(Response::new(UpdateCapabilityResponse {
             capability: Some(convert::capability_to_proto(&capability)),
         }))
@@ -166,7 +169,7 @@ impl AgentService for AgentApi {
         request: Request<DeleteCapabilityRequest>,
     ) -> Result<Response<DeleteCapabilityResponse>, Status> {
         let id = parse_id("id", &request.get_ref().id)?;
-        self.state.store.delete_capability(id).await?;
+        self.store.capabilities().delete(id).await?;
         Ok(Response::new(DeleteCapabilityResponse {}))
     }
 }

@@ -19,12 +19,12 @@ use super::convert::{
     parse_optional_id,
 };
 use crate::{
-    app::AppState,
+    dispatch::Engine,
     entity::enums::ExecutionStatus,
     store::{
         Actor, StoreError,
         execution_state::is_terminal,
-        executions::{self, ExecutionFilter, NewExecution},
+        executions::{ExecutionFilter, NewExecution},
         page::{PageRequest, RESOURCE_PAGES},
     },
 };
@@ -37,7 +37,7 @@ const STREAM_BUFFER: usize = 64;
 /// Sends stored bytes from `offset` up to `until` (or the end of the file),
 /// advancing `offset`. Returns false when the client is gone or reading failed.
 async fn send_stored(
-    engine: &crate::dispatch::Engine,
+    engine: &Engine,
     id: uuid::Uuid,
     offset: &mut u64,
     until: u64,
@@ -70,13 +70,17 @@ async fn send_stored(
 /// Handlers of `ExecutionService`.
 #[derive(Clone)]
 pub struct ExecutionApi {
-    state: AppState,
+    engine: Engine,
 }
 
 impl ExecutionApi {
-    /// Handlers over the shared server state.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// Handlers over the engine.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    fn executions(&self) -> crate::store::Executions<'_> {
+        self.engine.store.executions()
     }
 }
 
@@ -100,8 +104,10 @@ impl ExecutionService for ExecutionApi {
             args,
             max_retries: request.max_retries,
         };
-        let execution =
-            executions::create_execution(&self.state.store, new, None, None, Actor::user()).await?;
+        let execution = self
+            .executions()
+            .create(new, None, None, Actor::user())
+            .await?;
         Ok(Response::new(CreateExecutionResponse {
             execution: Some(execution_to_proto(&execution)),
         }))
@@ -112,7 +118,7 @@ impl ExecutionService for ExecutionApi {
         request: Request<GetExecutionRequest>,
     ) -> Result<Response<GetExecutionResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
-        let (execution, ancestors) = executions::get_execution(&self.state.store, id).await?;
+        let (execution, ancestors) = self.executions().get_with_ancestors(id).await?;
         Ok(Response::new(GetExecutionResponse {
             execution: Some(execution_to_proto(&execution)),
             ancestor_execution_ids: ancestors.iter().map(ToString::to_string).collect(),
@@ -131,8 +137,7 @@ impl ExecutionService for ExecutionApi {
             agent_id: parse_optional_id("agent_id", &request.agent_id)?,
             worker_id: Some(request.worker_id).filter(|w| !w.is_empty()),
         };
-        let (rows, next_page_token) =
-            executions::list_executions(&self.state.store, filter, page).await?;
+        let (rows, next_page_token) = self.executions().list(filter, page).await?;
         Ok(Response::new(ListExecutionsResponse {
             executions: rows.iter().map(execution_to_proto).collect(),
             next_page_token,
@@ -150,10 +155,9 @@ impl ExecutionService for ExecutionApi {
         } else {
             request.reason
         };
-        let cancelled =
-            executions::cancel_execution(&self.state.store, id, &reason, Actor::user()).await?;
+        let cancelled = self.executions().cancel(id, &reason, Actor::user()).await?;
         if let Some((worker_id, token)) = cancelled.stop_on_worker {
-            self.state.engine.stop_run(&worker_id, id, token, &reason);
+            self.engine.stop_run(&worker_id, id, token, &reason);
         }
         Ok(Response::new(CancelExecutionResponse {
             execution: Some(execution_to_proto(&cancelled.execution)),
@@ -165,7 +169,7 @@ impl ExecutionService for ExecutionApi {
         request: Request<RetryExecutionRequest>,
     ) -> Result<Response<RetryExecutionResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
-        let execution = executions::retry_execution(&self.state.store, id, Actor::user()).await?;
+        let execution = self.executions().retry(id, Actor::user()).await?;
         Ok(Response::new(RetryExecutionResponse {
             execution: Some(execution_to_proto(&execution)),
         }))
@@ -176,7 +180,7 @@ impl ExecutionService for ExecutionApi {
         request: Request<ApproveExecutionRequest>,
     ) -> Result<Response<ApproveExecutionResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
-        let execution = executions::approve_execution(&self.state.store, id, Actor::user()).await?;
+        let execution = self.executions().approve(id, Actor::user()).await?;
         Ok(Response::new(ApproveExecutionResponse {
             execution: Some(execution_to_proto(&execution)),
         }))
@@ -188,9 +192,10 @@ impl ExecutionService for ExecutionApi {
     ) -> Result<Response<ContinueExecutionResponse>, Status> {
         let request = request.into_inner();
         let id = parse_id("id", &request.id)?;
-        let execution =
-            executions::continue_execution(&self.state.store, id, request.prompt, Actor::user())
-                .await?;
+        let execution = self
+            .executions()
+            .continue_session(id, request.prompt, Actor::user())
+            .await?;
         Ok(Response::new(ContinueExecutionResponse {
             execution: Some(execution_to_proto(&execution)),
         }))
@@ -204,13 +209,13 @@ impl ExecutionService for ExecutionApi {
         let id = parse_id("execution_id", &request.execution_id)?;
         let mut offset = u64::try_from(request.offset)
             .map_err(|_| StoreError::invalid("offset", "must not be negative"))?;
-        let engine = self.state.engine.clone();
+        let engine = self.engine.clone();
         // Follow the status first, then read it, so no change slips between.
         let mut status = engine
             .store
-            .executions()
+            .execution_hub()
             .follow(id, ExecutionStatus::Queued);
-        let execution = executions::find_execution(engine.store.db(), id).await?;
+        let execution = engine.store.executions().get(id).await?;
         let mut current = execution.status;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         if !request.follow || is_terminal(current) {
@@ -267,7 +272,7 @@ impl ExecutionService for ExecutionApi {
         let request = request.into_inner();
         let task_id = parse_optional_id("task_id", &request.task_id)?;
         let execution_id = parse_optional_id("execution_id", &request.execution_id)?;
-        let mut changes = self.state.store.executions().subscribe();
+        let mut changes = self.engine.store.execution_hub().subscribe();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
             loop {

@@ -21,7 +21,7 @@ use tokio_stream::Stream;
 use tonic::{Status, server::NamedService, service::Routes};
 use tonic_health::server::HealthReporter;
 
-use crate::app::AppState;
+use crate::dispatch::Engine;
 
 pub use agent_service::AgentApi;
 pub use execution_service::ExecutionApi;
@@ -29,20 +29,20 @@ pub use task_service::TaskApi;
 pub use worker_service::WorkerApi;
 
 /// Builds the routes of every service this server answers.
-pub async fn routes(state: AppState) -> anyhow::Result<Routes> {
+pub async fn routes(engine: Engine) -> anyhow::Result<Routes> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
 
     let mut builder = Routes::builder();
-    let agent = AgentServiceServer::new(AgentApi::new(state.clone()));
+    let agent = AgentServiceServer::new(AgentApi::new(engine.store.clone()));
     mark_serving(&health_reporter, &agent).await;
     builder.add_service(agent);
-    let task = TaskServiceServer::new(TaskApi::new(state.clone()));
+    let task = TaskServiceServer::new(TaskApi::new(engine.store.clone()));
     mark_serving(&health_reporter, &task).await;
     builder.add_service(task);
-    let execution = ExecutionServiceServer::new(ExecutionApi::new(state.clone()));
+    let execution = ExecutionServiceServer::new(ExecutionApi::new(engine.clone()));
     mark_serving(&health_reporter, &execution).await;
     builder.add_service(execution);
-    let worker = WorkerServiceServer::new(WorkerApi::new(state));
+    let worker = WorkerServiceServer::new(WorkerApi::new(engine));
     mark_serving(&health_reporter, &worker).await;
     builder.add_service(worker);
 

@@ -16,6 +16,10 @@ impl From<StoreError> for Status {
                 tracing::error!(error = %db_err, "database error");
                 Status::new(Code::Internal, "internal database error")
             }
+            StoreError::Internal(message) => {
+                tracing::error!(error = %message, "internal error");
+                Status::new(Code::Internal, message)
+            }
         }
     }
 }

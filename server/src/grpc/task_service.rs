@@ -16,17 +16,16 @@ use tonic::{Request, Response, Status};
 use super::ResponseStream;
 use super::convert::{
     enums::WireEnum,
-    mask_paths, parse_id, parse_optional_id,
-    task::{dependency_to_proto, event_to_proto, task_draft, task_id, task_to_proto},
+    parse_id, parse_optional_id,
+    task::{dependency_to_proto, event_to_proto, task_draft, task_patch, task_to_proto},
 };
 use crate::{
-    app::AppState,
     entity::enums::TaskStatus,
     store::{
-        Actor, StoreError, dependencies,
-        events::{self, EventFilter},
-        page::{EVENT_PAGES, PageRequest, RESOURCE_PAGES, after_id_token, parse_after_id_token},
-        tasks::{self, Position, TaskField, TaskFilter},
+        Actor, Store, StoreError,
+        board::Position,
+        page::{EVENT_PAGES, PageRequest, RESOURCE_PAGES, parse_after_id_token},
+        tasks::TaskFilter,
     },
 };
 
@@ -38,13 +37,13 @@ const WATCH_BUFFER: usize = 256;
 /// Handlers of `TaskService`.
 #[derive(Clone)]
 pub struct TaskApi {
-    state: AppState,
+    store: Store,
 }
 
 impl TaskApi {
-    /// Handlers over the shared server state.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    /// Handlers over the store.
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 }
 
@@ -60,8 +59,11 @@ impl TaskService for TaskApi {
             .into_inner()
             .task
             .ok_or_else(|| StoreError::invalid("task", "is required"))?;
-        let created =
-            tasks::create_task(&self.state.store, task_draft(&task)?, Actor::user()).await?;
+        let created = self
+            .store
+            .tasks()
+            .create(task_draft(&task)?, Actor::user())
+            .await?;
         Ok(Response::new(CreateTaskResponse {
             task: Some(task_to_proto(&created)),
         }))
@@ -72,7 +74,7 @@ impl TaskService for TaskApi {
         request: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
-        let task = tasks::find_task(self.state.store.db(), id).await?;
+        let task = self.store.tasks().get(id).await?;
         Ok(Response::new(GetTaskResponse {
             task: Some(task_to_proto(&task)),
         }))
@@ -89,7 +91,7 @@ impl TaskService for TaskApi {
             assignee_agent_id: parse_optional_id("assignee_agent_id", &request.assignee_agent_id)?,
             parent_task_id: parse_optional_id("parent_task_id", &request.parent_task_id)?,
         };
-        let (rows, next_page_token) = tasks::list_tasks(&self.state.store, filter, page).await?;
+        let (rows, next_page_token) = self.store.tasks().list(filter, page).await?;
         Ok(Response::new(ListTasksResponse {
             tasks: rows.iter().map(task_to_proto).collect(),
             next_page_token,
@@ -101,23 +103,8 @@ impl TaskService for TaskApi {
         request: Request<UpdateTaskRequest>,
     ) -> Result<Response<UpdateTaskResponse>, Status> {
         let request = request.into_inner();
-        let task = request
-            .task
-            .ok_or_else(|| StoreError::invalid("task", "is required"))?;
-        let id = task_id(&task)?;
-        let fields: Vec<TaskField> =
-            mask_paths("update_mask", &request.update_mask, &TaskField::names())?
-                .iter()
-                .filter_map(|path| TaskField::from_name(path))
-                .collect();
-        let updated = tasks::update_task(
-            &self.state.store,
-            id,
-            &fields,
-            task_draft(&task)?,
-            Actor::user(),
-        )
-        .await?;
+        let (id, patch) = task_patch(request.task.as_ref(), &request.update_mask)?;
+        let updated = self.store.tasks().update(id, patch, Actor::user()).await?;
         Ok(Response::new(UpdateTaskResponse {
             task: Some(task_to_proto(&updated)),
         }))
@@ -128,7 +115,7 @@ impl TaskService for TaskApi {
         request: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteTaskResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
-        tasks::delete_task(&self.state.store, id, Actor::user()).await?;
+        self.store.tasks().delete(id, Actor::user()).await?;
         Ok(Response::new(DeleteTaskResponse {}))
     }
 
@@ -148,8 +135,11 @@ impl TaskService for TaskApi {
                 Position::Before(parse_id("before_task_id", before)?)
             }
         };
-        let moved =
-            tasks::move_task(&self.state.store, id, status, position, Actor::user()).await?;
+        let moved = self
+            .store
+            .tasks()
+            .move_to(id, status, position, Actor::user())
+            .await?;
         Ok(Response::new(MoveTaskResponse {
             task: Some(task_to_proto(&moved)),
         }))
@@ -159,7 +149,7 @@ impl TaskService for TaskApi {
         &self,
         _request: Request<GetBoardRequest>,
     ) -> Result<Response<GetBoardResponse>, Status> {
-        let columns = tasks::board(&self.state.store).await?;
+        let columns = self.store.tasks().board().await?;
         Ok(Response::new(GetBoardResponse {
             columns: columns
                 .into_iter()
@@ -178,9 +168,11 @@ impl TaskService for TaskApi {
         let request = request.into_inner();
         let task_id = parse_id("task_id", &request.task_id)?;
         let depends_on = parse_id("depends_on_task_id", &request.depends_on_task_id)?;
-        let edge =
-            dependencies::add_dependency(&self.state.store, task_id, depends_on, Actor::user())
-                .await?;
+        let edge = self
+            .store
+            .dependencies()
+            .add(task_id, depends_on, Actor::user())
+            .await?;
         Ok(Response::new(AddDependencyResponse {
             dependency: Some(dependency_to_proto(&edge)),
         }))
@@ -193,7 +185,9 @@ impl TaskService for TaskApi {
         let request = request.into_inner();
         let task_id = parse_id("task_id", &request.task_id)?;
         let depends_on = parse_id("depends_on_task_id", &request.depends_on_task_id)?;
-        dependencies::remove_dependency(&self.state.store, task_id, depends_on, Actor::user())
+        self.store
+            .dependencies()
+            .remove(task_id, depends_on, Actor::user())
             .await?;
         Ok(Response::new(RemoveDependencyResponse {}))
     }
@@ -203,7 +197,7 @@ impl TaskService for TaskApi {
         request: Request<ListDependenciesRequest>,
     ) -> Result<Response<ListDependenciesResponse>, Status> {
         let task_id = parse_id("task_id", &request.into_inner().task_id)?;
-        let edges = dependencies::list_dependencies(&self.state.store, task_id).await?;
+        let edges = self.store.dependencies().list(task_id).await?;
         Ok(Response::new(ListDependenciesResponse {
             dependencies: edges.dependencies.iter().map(dependency_to_proto).collect(),
             dependents: edges.dependents.iter().map(dependency_to_proto).collect(),
@@ -217,17 +211,11 @@ impl TaskService for TaskApi {
         let request = request.into_inner();
         let limit = PageRequest::parse(request.page_size, "", EVENT_PAGES)?.limit;
         let after_id = parse_after_id_token(&request.page_token)?;
-        let filter = self.event_filter(&request.task_id).await?;
-        let mut rows =
-            events::list_after(self.state.store.db(), filter, after_id, limit + 1).await?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|e| after_id_token(e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let events = self.store.events();
+        let filter = events
+            .filter(parse_optional_id("task_id", &request.task_id)?)
+            .await?;
+        let (rows, next_page_token) = events.list(filter, after_id, limit).await?;
         Ok(Response::new(ListTaskEventsResponse {
             events: rows.iter().map(event_to_proto).collect(),
             next_page_token,
@@ -242,22 +230,22 @@ impl TaskService for TaskApi {
         if request.after_event_id < 0 {
             return Err(StoreError::invalid("after_event_id", "must not be negative").into());
         }
-        let filter = self.event_filter(&request.task_id).await?;
-        let store = self.state.store.clone();
+        let filter = self
+            .store
+            .events()
+            .filter(parse_optional_id("task_id", &request.task_id)?)
+            .await?;
+        let store = self.store.clone();
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         // Subscribe before the first read, so no commit between the two is missed.
-        let mut committed = store.events().subscribe();
+        let mut committed = store.event_hub().subscribe();
         tokio::spawn(async move {
             let mut last_sent = request.after_event_id;
             loop {
-                let batch = match events::next_for_watcher(
-                    store.db(),
-                    store.events(),
-                    filter,
-                    last_sent,
-                    WATCH_BATCH,
-                )
-                .await
+                let batch = match store
+                    .events()
+                    .next_for_watcher(filter, last_sent, WATCH_BATCH)
+                    .await
                 {
                     Ok(batch) => batch,
                     Err(err) => {
@@ -285,16 +273,5 @@ impl TaskService for TaskApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-impl TaskApi {
-    /// The filter of a list or watch; a named task must exist.
-    async fn event_filter(&self, task_id: &str) -> Result<EventFilter, StoreError> {
-        let task_id = parse_optional_id("task_id", task_id)?;
-        if let Some(id) = task_id {
-            tasks::find_task(self.state.store.db(), id).await?;
-        }
-        Ok(EventFilter { task_id })
     }
 }

@@ -31,19 +31,24 @@
 
 use std::{collections::HashSet, sync::LazyLock};
 
-use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use regex::Regex;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    DEFAULT_OWNER_ID, DEFAULT_WORKSPACE_ID, Store, StoreError, StoreResult,
+    Agents, DEFAULT_OWNER_ID, DEFAULT_WORKSPACE_ID, StoreError, StoreResult, apply_patch,
+    columns::{AgentMetadata, SessionConfig, SessionIdSource, strings},
     page::{PageRequest, finish_page},
+    scope::InWorkspace,
+    validate::{
+        check_identifier, check_optional_text, check_required_text, check_strings, check_time,
+        conflict, is_env_var_name,
+    },
 };
 use crate::entity::{
     agent_capabilities, agents,
@@ -54,119 +59,8 @@ use crate::entity::{
 /// The values `tool_type` may take.
 pub const TOOL_TYPES: [&str; 4] = ["cli-tool", "ai-agent", "daemon", "shell-util"];
 
-/// Longest slug (and capability key): a DNS label's length.
-pub const MAX_SLUG_LEN: usize = 63;
-
 static SLUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]*$").expect("slug pattern"));
-static ENV_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("env name pattern"));
-
-// ---------------------------------------------------------------------------
-// The JSON columns' shapes (the data model's type helpers)
-// ---------------------------------------------------------------------------
-
-/// `agents.metadata`: presentation details, stored with absent keys omitted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub icon: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub color: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub homepage: Option<String>,
-}
-
-impl AgentMetadata {
-    /// Reads a stored `metadata` column; a value of another shape (written
-    /// outside this store) reads as empty rather than failing the request.
-    pub fn from_json(value: &Value) -> Self {
-        serde_json::from_value(value.clone()).unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "agents.metadata has an unexpected shape");
-            Self::default()
-        })
-    }
-
-    fn to_json(&self) -> Value {
-        serde_json::to_value(self).expect("metadata serializes")
-    }
-}
-
-/// `sessionIdSource`: where an AI agent's session id comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionIdSource {
-    /// `json_field`: a field of a JSON line of the agent's output.
-    JsonField,
-    /// `filesystem`: the newest file matching a glob.
-    Filesystem,
-    /// `list_command`: a command's output parsed with a regex.
-    ListCommand,
-    /// `none`: no resumable sessions.
-    None,
-}
-
-/// `bidirectionalProtocol`: how a worker talks to an AI agent CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BidirectionalProtocol {
-    /// `stream-json` (Claude Code).
-    StreamJson,
-    /// `app-server` (Codex).
-    AppServer,
-    /// `tmux` (Gemini).
-    Tmux,
-}
-
-/// `agents.session_config`: stored with the data model's camelCase keys,
-/// absent fields (and empty lists) omitted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionConfig {
-    /// Required; `None` only in a request, where it is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id_source: Option<SessionIdSource>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id_field: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_file_glob: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub list_sessions_command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_sessions_pattern: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resume_flags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub continue_flags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bidirectional_protocol: Option<BidirectionalProtocol>,
-    /// Tmux protocol: milliseconds of terminal quiet after the prompt that
-    /// complete a run (an extension of the data model's interface).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_idle_ms: Option<u64>,
-}
-
-impl SessionConfig {
-    /// Reads a stored `session_config` column; `null` is no config, and a
-    /// value of another shape reads as no config rather than failing.
-    pub fn from_json(value: &Value) -> Option<Self> {
-        if value.is_null() {
-            return None;
-        }
-        serde_json::from_value(value.clone())
-            .inspect_err(|err| {
-                tracing::warn!(error = %err, "agents.session_config has an unexpected shape");
-            })
-            .ok()
-    }
-
-    fn to_json(&self) -> Value {
-        serde_json::to_value(self).expect("session config serializes")
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Inputs
@@ -250,20 +144,9 @@ pub struct AgentPatch {
     pub metadata: Option<AgentMetadata>,
 }
 
-/// Moves each `Some` field of a patch onto the spec.
-macro_rules! apply_patch {
-    ($patch:expr, $spec:expr, [$($field:ident),+ $(,)?]) => {{
-        let patch = $patch;
-        let spec = $spec;
-        $(if let Some(value) = patch.$field {
-            spec.$field = value;
-        })+
-    }};
-}
-pub(super) use apply_patch;
-
 impl AgentPatch {
-    fn apply(self, spec: &mut AgentSpec) {
+    /// Moves each `Some` field onto `spec`.
+    pub fn apply(self, spec: &mut AgentSpec) {
         apply_patch!(
             self,
             spec,
@@ -325,106 +208,6 @@ pub(super) struct ValidAgent {
     session_config: Option<Value>,
     last_scanned_at: Option<DateTime<FixedOffset>>,
     metadata: Value,
-}
-
-/// Refuses text PostgreSQL cannot store.
-pub(super) fn check_no_nul(field: &str, value: &str) -> StoreResult<()> {
-    if value.contains('\0') {
-        return Err(StoreError::invalid(
-            field,
-            "must not contain NUL characters",
-        ));
-    }
-    Ok(())
-}
-
-/// A required text field: present, not blank, no NUL.
-pub(super) fn check_required_text(field: &str, value: &str) -> StoreResult<()> {
-    if value.trim().is_empty() {
-        return Err(StoreError::invalid(field, "is required"));
-    }
-    check_no_nul(field, value)
-}
-
-/// An optional text field: when present, not blank and no NUL.
-pub(super) fn check_optional_text(field: &str, value: &Option<String>) -> StoreResult<()> {
-    match value {
-        Some(text) if text.trim().is_empty() => Err(StoreError::invalid(
-            field,
-            "must not be blank when present (omit it instead)",
-        )),
-        Some(text) => check_no_nul(field, text),
-        None => Ok(()),
-    }
-}
-
-/// Every string of a list: no NUL.
-pub(super) fn check_strings(field: &str, values: &[String]) -> StoreResult<()> {
-    for (index, value) in values.iter().enumerate() {
-        check_no_nul(&format!("{field}[{index}]"), value)?;
-    }
-    Ok(())
-}
-
-/// Every key and string of a JSON document: no NUL (PostgreSQL's `jsonb`
-/// refuses `\u0000`).
-pub(super) fn check_json_text(field: &str, value: &Value) -> StoreResult<()> {
-    match value {
-        Value::String(text) => check_no_nul(field, text),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(index, item)| check_json_text(&format!("{field}/{index}"), item)),
-        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
-            if key.contains('\0') {
-                return Err(StoreError::invalid(
-                    field,
-                    "keys must not contain NUL characters",
-                ));
-            }
-            check_json_text(&format!("{field}/{key}"), item)
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// A slug-like identifier: not empty, starting with a lowercase letter or
-/// digit, then `rest`, at most [`MAX_SLUG_LEN`] characters.
-pub(super) fn check_identifier(
-    field: &str,
-    value: &str,
-    pattern: &Regex,
-    allowed: &str,
-) -> StoreResult<()> {
-    if value.is_empty() {
-        return Err(StoreError::invalid(field, "is required"));
-    }
-    if value.len() > MAX_SLUG_LEN {
-        return Err(StoreError::invalid(
-            field,
-            format!("must be at most {MAX_SLUG_LEN} characters"),
-        ));
-    }
-    if !pattern.is_match(value) {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "{value:?} must start with a lowercase letter or digit and contain only {allowed}"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses times the backends cannot both store and order (years 1–9999).
-pub(super) fn check_time(field: &str, value: &DateTime<FixedOffset>) -> StoreResult<()> {
-    if !(1..=9999).contains(&value.year()) {
-        return Err(StoreError::invalid(
-            field,
-            "must be within the years 1 to 9999",
-        ));
-    }
-    Ok(())
 }
 
 fn check_metadata(field: &str, metadata: &AgentMetadata) -> StoreResult<()> {
@@ -491,14 +274,18 @@ fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> 
     Ok(())
 }
 
-/// Inserts a validated agent in `conn`'s transaction; ALREADY_EXISTS when
-/// its slug is taken.
+/// Inserts a validated agent in `conn`'s transaction; ALREADY_EXISTS
+/// (naming the request's `slug_field`) when its slug is taken.
 pub(super) async fn insert_agent<C: ConnectionTrait>(
     conn: &C,
     agent: ValidAgent,
+    slug_field: &str,
 ) -> StoreResult<agents::Model> {
     if slug_exists(conn, &agent.slug, None).await? {
-        return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
+        return Err(StoreError::AlreadyExists(slug_taken(
+            &agent.slug,
+            slug_field,
+        )));
     }
     let now = Utc::now();
     let slug = agent.slug.clone();
@@ -529,7 +316,7 @@ pub(super) async fn insert_agent<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+    .map_err(|err| conflict(err, || slug_taken(&slug, slug_field)))?;
     Ok(model)
 }
 
@@ -550,7 +337,7 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
     let mut seen = HashSet::new();
     for (index, name) in spec.env_allowlist.iter().enumerate() {
         let entry = format!("{field}.env_allowlist[{index}]");
-        if !ENV_NAME.is_match(name) {
+        if !is_env_var_name(name) {
             return Err(StoreError::invalid(
                 entry,
                 format!("{name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
@@ -612,30 +399,8 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
     })
 }
 
-/// A JSON array of strings as a Vec (other items skipped).
-pub(super) fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Maps a unique violation of an insert or update to `message`; other
-/// errors as usual.
-pub(super) fn conflict(err: DbErr, message: impl FnOnce() -> String) -> StoreError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::AlreadyExists(message()),
-        _ => err.into(),
-    }
-}
-
-fn slug_taken(slug: &str) -> String {
-    format!("an agent with slug {slug:?} already exists (agent.slug)")
+fn slug_taken(slug: &str, field: &str) -> String {
+    format!("an agent with slug {slug:?} already exists ({field})")
 }
 
 // ---------------------------------------------------------------------------
@@ -648,7 +413,7 @@ pub(super) async fn find_agent<C: ConnectionTrait>(
     id: Uuid,
 ) -> StoreResult<Option<agents::Model>> {
     Ok(agents::Entity::find_by_id(id)
-        .filter(agents::Column::WorkspaceId.eq(DEFAULT_WORKSPACE_ID))
+        .in_workspace()
         .one(db)
         .await?)
 }
@@ -665,31 +430,30 @@ async fn slug_exists<C: ConnectionTrait>(
     Ok(query.count(db).await? > 0)
 }
 
-impl Store {
+impl Agents<'_> {
     /// Registers an agent.
-    pub async fn create_agent(&self, spec: AgentSpec) -> StoreResult<agents::Model> {
+    pub async fn create(&self, spec: AgentSpec) -> StoreResult<agents::Model> {
         let agent = validate_agent("agent", spec)?;
-        let txn = self.write().await?;
-        let model = insert_agent(&*txn, agent).await?;
+        let txn = self.0.write().await?;
+        let model = insert_agent(&*txn, agent, "agent.slug").await?;
         txn.commit().await?;
         Ok(model)
     }
 
     /// The agent `id`.
-    pub async fn get_agent(&self, id: Uuid) -> StoreResult<agents::Model> {
-        find_agent(self.db(), id)
+    pub async fn get(&self, id: Uuid) -> StoreResult<agents::Model> {
+        find_agent(self.0.db(), id)
             .await?
             .ok_or_else(|| StoreError::not_found("agent", id))
     }
 
     /// One page of agents, by name then id; returns the next page's token.
-    pub async fn list_agents(
+    pub async fn list(
         &self,
         filter: AgentFilter,
         page: PageRequest,
     ) -> StoreResult<(Vec<agents::Model>, String)> {
-        let mut query =
-            agents::Entity::find().filter(agents::Column::WorkspaceId.eq(DEFAULT_WORKSPACE_ID));
+        let mut query = agents::Entity::find().in_workspace();
         if let Some(is_active) = filter.is_active {
             query = query.filter(agents::Column::IsActive.eq(is_active));
         }
@@ -701,14 +465,14 @@ impl Store {
             .order_by_asc(agents::Column::Id)
             .offset(page.offset)
             .limit(page.limit + 1)
-            .all(self.db())
+            .all(self.0.db())
             .await?;
         Ok(finish_page(page, rows))
     }
 
     /// Applies `patch` to the agent `id`, re-validating the whole result.
-    pub async fn update_agent(&self, id: Uuid, patch: AgentPatch) -> StoreResult<agents::Model> {
-        let txn = self.write().await?;
+    pub async fn update(&self, id: Uuid, patch: AgentPatch) -> StoreResult<agents::Model> {
+        let txn = self.0.write().await?;
         let current = find_agent(&*txn, id)
             .await?
             .ok_or_else(|| StoreError::not_found("agent", id))?;
@@ -716,7 +480,10 @@ impl Store {
         patch.apply(&mut spec);
         let agent = validate_agent("agent", spec)?;
         if agent.slug != current.slug && slug_exists(&*txn, &agent.slug, Some(id)).await? {
-            return Err(StoreError::AlreadyExists(slug_taken(&agent.slug)));
+            return Err(StoreError::AlreadyExists(slug_taken(
+                &agent.slug,
+                "agent.slug",
+            )));
         }
         let slug = agent.slug.clone();
         let mut model: agents::ActiveModel = current.into();
@@ -742,15 +509,15 @@ impl Store {
         let model = model
             .update(&*txn)
             .await
-            .map_err(|err| conflict(err, || slug_taken(&slug)))?;
+            .map_err(|err| conflict(err, || slug_taken(&slug, "agent.slug")))?;
         txn.commit().await?;
         Ok(model)
     }
 
     /// Deletes the agent `id` and its capabilities, unless executions
     /// reference it or them.
-    pub async fn delete_agent(&self, id: Uuid) -> StoreResult<()> {
-        let txn = self.write().await?;
+    pub async fn delete(&self, id: Uuid) -> StoreResult<()> {
+        let txn = self.0.write().await?;
         let agent = find_agent(&*txn, id)
             .await?
             .ok_or_else(|| StoreError::not_found("agent", id))?;
@@ -942,53 +709,5 @@ mod tests {
                 "{spec:?}"
             );
         }
-    }
-
-    #[test]
-    fn json_columns_use_the_data_model_shapes() {
-        let config = SessionConfig {
-            session_id_source: Some(SessionIdSource::ListCommand),
-            list_sessions_command: vec!["gemini".into(), "--list-sessions".into()],
-            list_sessions_pattern: Some(r"^(\S+)".into()),
-            bidirectional_protocol: Some(BidirectionalProtocol::Tmux),
-            ..Default::default()
-        };
-        let json = config.to_json();
-        assert_eq!(
-            json,
-            json!({
-                "sessionIdSource": "list_command",
-                "listSessionsCommand": ["gemini", "--list-sessions"],
-                "listSessionsPattern": "^(\\S+)",
-                "bidirectionalProtocol": "tmux"
-            })
-        );
-        assert_eq!(SessionConfig::from_json(&json), Some(config));
-        assert_eq!(SessionConfig::from_json(&Value::Null), None);
-        assert_eq!(
-            SessionConfig::from_json(&json!({"sessionIdSource": 5})),
-            None
-        );
-        assert_eq!(
-            serde_json::to_value(BidirectionalProtocol::StreamJson).unwrap(),
-            json!("stream-json")
-        );
-        assert_eq!(
-            serde_json::to_value(BidirectionalProtocol::AppServer).unwrap(),
-            json!("app-server")
-        );
-        let metadata = AgentMetadata {
-            color: Some("#ff8800".into()),
-            ..Default::default()
-        };
-        assert_eq!(metadata.to_json(), json!({"color": "#ff8800"}));
-        assert_eq!(
-            AgentMetadata::from_json(&json!({"color": "#ff8800", "x": 1})),
-            metadata
-        );
-        assert_eq!(
-            AgentMetadata::from_json(&json!("nope")),
-            AgentMetadata::default()
-        );
     }
 }

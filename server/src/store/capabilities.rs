@@ -11,9 +11,10 @@
 //!   never changes;
 //! - `key` `^[a-z0-9][a-z0-9._-]*$`, at most 63 characters, unique per agent;
 //!   `label` required (not blank); `description`, when present, not blank;
-//! - `interaction_mode` absent: template. Template mode needs non-empty
-//!   `command_tokens` and takes no `prompt_template`; prompt mode needs a
-//!   `prompt_template` and takes no `command_tokens`;
+//! - `interaction_mode` absent: template. Template mode takes
+//!   `command_tokens` (none at all is fine: the agent's binary and base args
+//!   alone) and no `prompt_template`; prompt mode needs a `prompt_template`
+//!   and takes no `command_tokens`;
 //! - `args_schema` absent: `{}`; it compiles as a JSON Schema whose `type`,
 //!   if given, is `"object"`; the templates parse and read only known
 //!   variables (see [`super::templates`]);
@@ -36,13 +37,17 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    DEFAULT_WORKSPACE_ID, Store, StoreError, StoreResult,
-    agents::{
-        apply_patch, check_identifier, check_json_text, check_optional_text, check_required_text,
-        check_strings, conflict, find_agent, strings,
-    },
+    Capabilities, StoreError, StoreResult,
+    agents::find_agent,
+    apply_patch,
+    columns::strings,
     page::{PageRequest, finish_page},
+    scope::InWorkspace,
     templates,
+    validate::{
+        check_identifier, check_json_text, check_optional_text, check_required_text, check_strings,
+        conflict,
+    },
 };
 use crate::entity::{
     agent_capabilities, agents,
@@ -127,7 +132,8 @@ pub struct CapabilityPatch {
 }
 
 impl CapabilityPatch {
-    fn apply(self, spec: &mut CapabilitySpec) {
+    /// Moves each `Some` field onto `spec`.
+    pub fn apply(self, spec: &mut CapabilitySpec) {
         apply_patch!(
             self,
             spec,
@@ -267,12 +273,9 @@ pub(super) fn validate_capability(
     let mode = spec.interaction_mode.unwrap_or(InteractionMode::Template);
     let command_tokens = match mode {
         InteractionMode::Template => {
-            if spec.command_tokens.is_empty() {
-                return Err(StoreError::invalid(
-                    tokens_field,
-                    "is required (at least one token) in template mode",
-                ));
-            }
+            // No tokens is a valid template (the data model allows an empty
+            // list): `date`, `env` or `uptime` take no arguments, and an
+            // agent's base args may already say everything.
             if spec.prompt_template.is_some() {
                 return Err(StoreError::invalid(
                     prompt_field,
@@ -329,8 +332,7 @@ pub(super) async fn find_capability<C: ConnectionTrait>(
     id: Uuid,
 ) -> StoreResult<Option<agent_capabilities::Model>> {
     Ok(agent_capabilities::Entity::find_by_id(id)
-        .inner_join(agents::Entity)
-        .filter(agents::Column::WorkspaceId.eq(DEFAULT_WORKSPACE_ID))
+        .in_workspace()
         .one(db)
         .await?)
 }
@@ -344,15 +346,12 @@ async fn key_exists<C: ConnectionTrait>(db: &C, agent_id: Uuid, key: &str) -> St
         > 0)
 }
 
-impl Store {
+impl Capabilities<'_> {
     /// Adds a capability to its agent.
-    pub async fn create_capability(
-        &self,
-        spec: CapabilitySpec,
-    ) -> StoreResult<agent_capabilities::Model> {
+    pub async fn create(&self, spec: CapabilitySpec) -> StoreResult<agent_capabilities::Model> {
         let agent_id = spec.agent_id;
         let capability = validate_capability("capability", spec)?;
-        let txn = self.write().await?;
+        let txn = self.0.write().await?;
         if find_agent(&*txn, agent_id).await?.is_none() {
             return Err(StoreError::not_found(
                 "capability.agent_id: agent",
@@ -365,8 +364,8 @@ impl Store {
     }
 
     /// The capability `id`.
-    pub async fn get_capability(&self, id: Uuid) -> StoreResult<agent_capabilities::Model> {
-        find_capability(self.db(), id)
+    pub async fn get(&self, id: Uuid) -> StoreResult<agent_capabilities::Model> {
+        find_capability(self.0.db(), id)
             .await?
             .ok_or_else(|| StoreError::not_found("capability", id))
     }
@@ -374,16 +373,14 @@ impl Store {
     /// One page of capabilities, by agent name, agent, key and id; returns
     /// the next page's token. Filtering by an agent that does not exist is
     /// NOT_FOUND (naming `agent_id`), not an empty page.
-    pub async fn list_capabilities(
+    pub async fn list(
         &self,
         filter: CapabilityFilter,
         page: PageRequest,
     ) -> StoreResult<(Vec<agent_capabilities::Model>, String)> {
-        let mut query = agent_capabilities::Entity::find()
-            .inner_join(agents::Entity)
-            .filter(agents::Column::WorkspaceId.eq(DEFAULT_WORKSPACE_ID));
+        let mut query = agent_capabilities::Entity::find().in_workspace();
         if let Some(agent_id) = filter.agent_id {
-            if find_agent(self.db(), agent_id).await?.is_none() {
+            if find_agent(self.0.db(), agent_id).await?.is_none() {
                 return Err(StoreError::not_found("agent_id: agent", agent_id));
             }
             query = query.filter(agent_capabilities::Column::AgentId.eq(agent_id));
@@ -398,18 +395,18 @@ impl Store {
             .order_by_asc(agent_capabilities::Column::Id)
             .offset(page.offset)
             .limit(page.limit + 1)
-            .all(self.db())
+            .all(self.0.db())
             .await?;
         Ok(finish_page(page, rows))
     }
 
     /// Applies `patch` to the capability `id`, re-validating the whole result.
-    pub async fn update_capability(
+    pub async fn update(
         &self,
         id: Uuid,
         patch: CapabilityPatch,
     ) -> StoreResult<agent_capabilities::Model> {
-        let txn = self.write().await?;
+        let txn = self.0.write().await?;
         let current = find_capability(&*txn, id)
             .await?
             .ok_or_else(|| StoreError::not_found("capability", id))?;
@@ -445,8 +442,8 @@ impl Store {
     }
 
     /// Deletes the capability `id`, unless executions reference it.
-    pub async fn delete_capability(&self, id: Uuid) -> StoreResult<()> {
-        let txn = self.write().await?;
+    pub async fn delete(&self, id: Uuid) -> StoreResult<()> {
+        let txn = self.0.write().await?;
         let capability = find_capability(&*txn, id)
             .await?
             .ok_or_else(|| StoreError::not_found("capability", id))?;
@@ -517,6 +514,18 @@ mod tests {
             capability.command_tokens,
             Some(json!(["-e", "{{ pattern }}"]))
         );
+        let no_tokens = CapabilitySpec {
+            command_tokens: vec![],
+            args_schema: None,
+            ..template_spec()
+        };
+        assert_eq!(
+            validate_capability("capability", no_tokens)
+                .unwrap()
+                .command_tokens,
+            Some(json!([])),
+            "a tool that takes no arguments is a valid template"
+        );
         let prompt = validate_capability("capability", prompt_spec()).unwrap();
         assert_eq!(prompt.command_tokens, None);
         assert_eq!(prompt.args_schema, json!({}));
@@ -573,13 +582,6 @@ mod tests {
                     ..template_spec()
                 },
                 "capability.max_output_bytes",
-            ),
-            (
-                CapabilitySpec {
-                    command_tokens: vec![],
-                    ..template_spec()
-                },
-                "capability.command_tokens",
             ),
             (
                 CapabilitySpec {

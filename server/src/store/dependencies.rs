@@ -16,7 +16,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Actor, Store, StoreError, StoreResult, tasks::find_task};
+use super::{Actor, Dependencies, StoreError, StoreResult, tasks::find_task};
 use crate::entity::task_dependencies;
 
 /// Namespace of the graph lock's key (ASCII "amdg"); the workspace id fills the rest.
@@ -82,109 +82,111 @@ pub async fn find_path<C: ConnectionTrait>(
     Ok(None)
 }
 
-/// Makes `task_id` depend on `depends_on_task_id`.
-pub async fn add_dependency(
-    store: &Store,
-    task_id: Uuid,
-    depends_on_task_id: Uuid,
-    actor: Actor,
-) -> StoreResult<task_dependencies::Model> {
-    if task_id == depends_on_task_id {
-        return Err(StoreError::invalid(
-            "depends_on_task_id",
-            "a task cannot depend on itself",
-        ));
-    }
-    let mut txn = store.write().await?;
-    let task = find_task(&*txn, task_id).await?;
-    find_task(&*txn, depends_on_task_id).await.map_err(|_| {
-        StoreError::not_found("task", format!("{depends_on_task_id} (depends_on_task_id)"))
-    })?;
-    lock_graph(&*txn, task.workspace_id).await?;
+impl Dependencies<'_> {
+    /// Makes `task_id` depend on `depends_on_task_id`.
+    pub async fn add(
+        &self,
+        task_id: Uuid,
+        depends_on_task_id: Uuid,
+        actor: Actor,
+    ) -> StoreResult<task_dependencies::Model> {
+        if task_id == depends_on_task_id {
+            return Err(StoreError::invalid(
+                "depends_on_task_id",
+                "a task cannot depend on itself",
+            ));
+        }
+        let mut txn = self.0.write().await?;
+        let task = find_task(&*txn, task_id).await?;
+        find_task(&*txn, depends_on_task_id).await.map_err(|_| {
+            StoreError::not_found("task", format!("{depends_on_task_id} (depends_on_task_id)"))
+        })?;
+        lock_graph(&*txn, task.workspace_id).await?;
 
-    let existing = task_dependencies::Entity::find_by_id((task_id, depends_on_task_id))
-        .one(&*txn)
+        let existing = task_dependencies::Entity::find_by_id((task_id, depends_on_task_id))
+            .one(&*txn)
+            .await?;
+        if existing.is_some() {
+            return Err(StoreError::AlreadyExists(format!(
+                "task {task_id} already depends on {depends_on_task_id}"
+            )));
+        }
+        if let Some(path) = find_path(&*txn, depends_on_task_id, task_id).await? {
+            let cycle: Vec<String> = std::iter::once(task_id)
+                .chain(path)
+                .map(|id| id.to_string())
+                .collect();
+            return Err(StoreError::FailedPrecondition(format!(
+                "dependency would close a cycle: {}",
+                cycle.join(" -> ")
+            )));
+        }
+
+        let edge = task_dependencies::ActiveModel {
+            task_id: Set(task_id),
+            depends_on_task_id: Set(depends_on_task_id),
+            created_at: Set(Utc::now().into()),
+        }
+        .insert(&*txn)
         .await?;
-    if existing.is_some() {
-        return Err(StoreError::AlreadyExists(format!(
-            "task {task_id} already depends on {depends_on_task_id}"
-        )));
-    }
-    if let Some(path) = find_path(&*txn, depends_on_task_id, task_id).await? {
-        let cycle: Vec<String> = std::iter::once(task_id)
-            .chain(path)
-            .map(|id| id.to_string())
-            .collect();
-        return Err(StoreError::FailedPrecondition(format!(
-            "dependency would close a cycle: {}",
-            cycle.join(" -> ")
-        )));
+        txn.record_event(
+            task_id,
+            actor,
+            "dependency_added",
+            json!({ "depends_on_task_id": depends_on_task_id }),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(edge)
     }
 
-    let edge = task_dependencies::ActiveModel {
-        task_id: Set(task_id),
-        depends_on_task_id: Set(depends_on_task_id),
-        created_at: Set(Utc::now().into()),
+    /// Removes the edge `task_id → depends_on_task_id`.
+    pub async fn remove(
+        &self,
+        task_id: Uuid,
+        depends_on_task_id: Uuid,
+        actor: Actor,
+    ) -> StoreResult<()> {
+        let mut txn = self.0.write().await?;
+        let task = find_task(&*txn, task_id).await?;
+        lock_graph(&*txn, task.workspace_id).await?;
+        let removed = task_dependencies::Entity::delete_by_id((task_id, depends_on_task_id))
+            .exec(&*txn)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(StoreError::not_found(
+                "dependency",
+                format!("{task_id} -> {depends_on_task_id}"),
+            ));
+        }
+        txn.record_event(
+            task_id,
+            actor,
+            "dependency_removed",
+            json!({ "depends_on_task_id": depends_on_task_id }),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
-    .insert(&*txn)
-    .await?;
-    txn.record_event(
-        task_id,
-        actor,
-        "dependency_added",
-        json!({ "depends_on_task_id": depends_on_task_id }),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(edge)
-}
 
-/// Removes the edge `task_id → depends_on_task_id`.
-pub async fn remove_dependency(
-    store: &Store,
-    task_id: Uuid,
-    depends_on_task_id: Uuid,
-    actor: Actor,
-) -> StoreResult<()> {
-    let mut txn = store.write().await?;
-    let task = find_task(&*txn, task_id).await?;
-    lock_graph(&*txn, task.workspace_id).await?;
-    let removed = task_dependencies::Entity::delete_by_id((task_id, depends_on_task_id))
-        .exec(&*txn)
-        .await?;
-    if removed.rows_affected == 0 {
-        return Err(StoreError::not_found(
-            "dependency",
-            format!("{task_id} -> {depends_on_task_id}"),
-        ));
+    /// What a task depends on and what depends on it, oldest edges first.
+    pub async fn list(&self, task_id: Uuid) -> StoreResult<TaskDependencies> {
+        let db = self.0.db();
+        find_task(db, task_id).await?;
+        let dependencies = task_dependencies::Entity::find()
+            .filter(task_dependencies::Column::TaskId.eq(task_id))
+            .order_by_asc(task_dependencies::Column::CreatedAt)
+            .all(db)
+            .await?;
+        let dependents = task_dependencies::Entity::find()
+            .filter(task_dependencies::Column::DependsOnTaskId.eq(task_id))
+            .order_by_asc(task_dependencies::Column::CreatedAt)
+            .all(db)
+            .await?;
+        Ok(TaskDependencies {
+            dependencies,
+            dependents,
+        })
     }
-    txn.record_event(
-        task_id,
-        actor,
-        "dependency_removed",
-        json!({ "depends_on_task_id": depends_on_task_id }),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
-/// What a task depends on and what depends on it, oldest edges first.
-pub async fn list_dependencies(store: &Store, task_id: Uuid) -> StoreResult<TaskDependencies> {
-    let db = store.db();
-    find_task(db, task_id).await?;
-    let dependencies = task_dependencies::Entity::find()
-        .filter(task_dependencies::Column::TaskId.eq(task_id))
-        .order_by_asc(task_dependencies::Column::CreatedAt)
-        .all(db)
-        .await?;
-    let dependents = task_dependencies::Entity::find()
-        .filter(task_dependencies::Column::DependsOnTaskId.eq(task_id))
-        .order_by_asc(task_dependencies::Column::CreatedAt)
-        .all(db)
-        .await?;
-    Ok(TaskDependencies {
-        dependencies,
-        dependents,
-    })
 }

@@ -32,6 +32,10 @@ pub enum StoreError {
     /// The database failed; not the caller's fault.
     #[error("database error: {0}")]
     Database(DbErr),
+    /// Something else of the server's own failed (a log file, say); not the
+    /// caller's fault.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Result of a store call.

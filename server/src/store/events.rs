@@ -11,7 +11,8 @@
 //! id I sent", re-read whenever [`EventHub`] says the newest id moved.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use std::{
     collections::VecDeque,
@@ -22,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::{Events, StoreResult, scope::InWorkspace};
 use crate::entity::{enums::ActorType, task_events};
 
 /// Key of the advisory lock that orders event commits on PostgreSQL
@@ -165,55 +166,80 @@ pub struct EventFilter {
     pub task_id: Option<Uuid>,
 }
 
-/// Events with an id above `after_id`, oldest first, at most `limit`.
-pub async fn list_after<C: ConnectionTrait>(
-    conn: &C,
-    filter: EventFilter,
-    after_id: i64,
-    limit: u64,
-) -> StoreResult<Vec<task_events::Model>> {
-    use sea_orm::{
-        ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
-    };
-
-    use crate::entity::tasks;
-
-    let mut query = task_events::Entity::find()
-        .join(JoinType::InnerJoin, task_events::Relation::Task.def())
-        .filter(tasks::Column::WorkspaceId.eq(super::DEFAULT_WORKSPACE_ID))
-        .filter(task_events::Column::Id.gt(after_id));
-    if let Some(task_id) = filter.task_id {
-        query = query.filter(task_events::Column::TaskId.eq(task_id));
+impl Events<'_> {
+    /// The filter of a list or watch of `task_id`'s events (the whole
+    /// workspace's when `None`); a named task must exist.
+    pub async fn filter(&self, task_id: Option<Uuid>) -> StoreResult<EventFilter> {
+        if let Some(id) = task_id {
+            super::tasks::find_task(self.0.db(), id).await?;
+        }
+        Ok(EventFilter { task_id })
     }
-    Ok(query
-        .order_by_asc(task_events::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?)
-}
 
-/// The next events a watcher should send after `after_id`: committed rows
-/// and the tombstones of deleted tasks, merged in id order.
-pub async fn next_for_watcher<C: ConnectionTrait>(
-    conn: &C,
-    hub: &EventHub,
-    filter: EventFilter,
-    after_id: i64,
-    limit: u64,
-) -> StoreResult<Vec<task_events::Model>> {
-    let mut events = list_after(conn, filter, after_id, limit).await?;
-    // A full page may stop short of some tombstones; they come with the next page.
-    let ceiling = if events.len() as u64 == limit {
-        events.last().map_or(i64::MAX, |e| e.id)
-    } else {
-        i64::MAX
-    };
-    events.extend(
-        hub.tombstones_after(super::DEFAULT_WORKSPACE_ID, after_id)
-            .into_iter()
-            .filter(|e| e.id <= ceiling && filter.task_id.is_none_or(|t| t == e.task_id)),
-    );
-    events.sort_by_key(|e| e.id);
-    events.dedup_by_key(|e| e.id);
-    Ok(events)
+    /// One page of events with an id above `after_id`, oldest first, and
+    /// the token of the next page (empty on the last).
+    pub async fn list(
+        &self,
+        filter: EventFilter,
+        after_id: i64,
+        limit: u64,
+    ) -> StoreResult<(Vec<task_events::Model>, String)> {
+        let mut rows = self.after(filter, after_id, limit + 1).await?;
+        let next_page_token = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|e| super::page::after_id_token(e.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((rows, next_page_token))
+    }
+
+    /// Events with an id above `after_id`, oldest first, at most `limit`.
+    async fn after(
+        &self,
+        filter: EventFilter,
+        after_id: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<task_events::Model>> {
+        let mut query = task_events::Entity::find()
+            .in_workspace()
+            .filter(task_events::Column::Id.gt(after_id));
+        if let Some(task_id) = filter.task_id {
+            query = query.filter(task_events::Column::TaskId.eq(task_id));
+        }
+        Ok(query
+            .order_by_asc(task_events::Column::Id)
+            .limit(limit)
+            .all(self.0.db())
+            .await?)
+    }
+
+    /// The next events a watcher should send after `after_id`: committed rows
+    /// and the tombstones of deleted tasks, merged in id order.
+    pub async fn next_for_watcher(
+        &self,
+        filter: EventFilter,
+        after_id: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<task_events::Model>> {
+        let mut events = self.after(filter, after_id, limit).await?;
+        // A full page may stop short of some tombstones; they come with the next page.
+        let ceiling = if events.len() as u64 == limit {
+            events.last().map_or(i64::MAX, |e| e.id)
+        } else {
+            i64::MAX
+        };
+        events.extend(
+            self.0
+                .event_hub()
+                .tombstones_after(super::DEFAULT_WORKSPACE_ID, after_id)
+                .into_iter()
+                .filter(|e| e.id <= ceiling && filter.task_id.is_none_or(|t| t == e.task_id)),
+        );
+        events.sort_by_key(|e| e.id);
+        events.dedup_by_key(|e| e.id);
+        Ok(events)
+    }
 }

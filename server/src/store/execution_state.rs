@@ -13,13 +13,17 @@
 //! really ended.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter,
+};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::{Actor, StoreError, StoreResult, WriteTxn, tasks};
 use crate::entity::{
     enums::{ExecutionStatus, TaskStatus},
-    executions,
+    executions, task_events,
 };
 
 /// Whether no further transition leaves `status`.
@@ -116,6 +120,48 @@ pub async fn transition(
     }
     txn.execution_changed(updated.clone());
     Ok(updated)
+}
+
+/// The token of the current attempt of a running (or cancelling) execution:
+/// every report a worker makes about the run quotes it, and a report with
+/// another token is refused.
+pub fn attempt_token(execution: &executions::Model) -> Option<String> {
+    execution
+        .started_at
+        .map(|started| format!("{}.{}", execution.retry_count, started.timestamp_micros()))
+}
+
+/// Event recording an approval.
+pub const APPROVED_EVENT: &str = "execution_approved";
+
+/// The ids among `executions` that carry an approval event.
+///
+/// Approval lives in the audit trail (schema v3.0 has no approval column):
+/// the `execution_approved` event is both the record of who approved and
+/// the gate the claim checks.
+pub async fn approved_among<C: ConnectionTrait>(
+    conn: &C,
+    executions: &[&executions::Model],
+) -> StoreResult<Vec<Uuid>> {
+    if executions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let task_ids: Vec<Uuid> = executions.iter().map(|e| e.task_id).collect();
+    let approvals = task_events::Entity::find()
+        .filter(task_events::Column::TaskId.is_in(task_ids))
+        .filter(task_events::Column::EventType.eq(APPROVED_EVENT))
+        .all(conn)
+        .await?;
+    Ok(executions
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| {
+            let id = id.to_string();
+            approvals
+                .iter()
+                .any(|event| event.payload.get("execution_id").and_then(Value::as_str) == Some(&id))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,22 +12,25 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
-    Actor, DEFAULT_OWNER_ID, Store, StoreError, StoreResult,
-    execution_state::{self, is_terminal, status_name},
+    Actor, DEFAULT_OWNER_ID, Executions, StoreError, StoreResult,
+    columns::{InputContext, SessionConfig, strings},
+    execution_state::{
+        self, APPROVED_EVENT, approved_among, attempt_token, is_terminal, status_name,
+    },
     page::{PageRequest, finish_page},
-    tasks::{InputContext, find_task},
+    scope::InWorkspace,
+    tasks::find_task,
     templates::{self, PromptContext},
+    validate::{check_json_text, check_no_nul},
 };
 use crate::entity::{
     agent_capabilities, agents,
     enums::{ExecutionStatus, InteractionMode},
-    executions, task_events, tasks,
+    executions, tasks,
 };
 
 /// Most automatic retries a caller may ask for.
 pub const MAX_RETRIES_LIMIT: i32 = 10;
-/// Event recording an approval.
-pub const APPROVED_EVENT: &str = "execution_approved";
 
 /// What a caller asks to run.
 #[derive(Debug, Clone)]
@@ -61,8 +64,7 @@ pub async fn find_execution<C: ConnectionTrait>(
     id: Uuid,
 ) -> StoreResult<executions::Model> {
     let found = executions::Entity::find_by_id(id)
-        .inner_join(tasks::Entity)
-        .filter(tasks::Column::WorkspaceId.eq(super::DEFAULT_WORKSPACE_ID))
+        .in_workspace()
         .one(conn)
         .await?;
     found.ok_or_else(|| StoreError::not_found("execution", id))
@@ -77,12 +79,12 @@ pub fn render_argv(
     let tokens = capability
         .command_tokens
         .as_ref()
-        .map(crate::grpc::convert::json_strings)
+        .map(strings)
         .unwrap_or_default();
     let rendered = templates::render_command_tokens(&tokens, args)
         .map_err(|err| StoreError::invalid("args", err.to_string()))?;
     let mut argv = vec![agent.binary_path.clone()];
-    argv.extend(crate::grpc::convert::json_strings(&agent.base_args));
+    argv.extend(strings(&agent.base_args));
     argv.extend(rendered);
     Ok(argv)
 }
@@ -105,168 +107,6 @@ fn render_prompt(
         .map_err(|err| StoreError::invalid("args", err.to_string()))
 }
 
-/// Queues a run. Nothing is stored unless the args satisfy the schema and
-/// the command (or prompt) renders.
-pub async fn create_execution(
-    store: &Store,
-    new: NewExecution,
-    parent_execution_id: Option<Uuid>,
-    prompt_override: Option<String>,
-    actor: Actor,
-) -> StoreResult<executions::Model> {
-    if !(0..=MAX_RETRIES_LIMIT).contains(&new.max_retries) {
-        return Err(StoreError::invalid(
-            "max_retries",
-            format!("must be between 0 and {MAX_RETRIES_LIMIT}"),
-        ));
-    }
-    let mut txn = store.write().await?;
-    let task = find_task(&*txn, new.task_id)
-        .await
-        .map_err(|_| StoreError::not_found("task", format!("{} (task_id)", new.task_id)))?;
-    let capability = agent_capabilities::Entity::find_by_id(new.capability_id)
-        .one(&*txn)
-        .await?
-        .ok_or_else(|| {
-            StoreError::not_found(
-                "capability",
-                format!("{} (capability_id)", new.capability_id),
-            )
-        })?;
-    let agent = agents::Entity::find_by_id(capability.agent_id)
-        .filter(agents::Column::WorkspaceId.eq(super::DEFAULT_WORKSPACE_ID))
-        .one(&*txn)
-        .await?
-        .ok_or_else(|| StoreError::not_found("capability", new.capability_id))?;
-    if !capability.is_enabled {
-        return Err(StoreError::FailedPrecondition(format!(
-            "capability {} ({}) is disabled",
-            capability.key, capability.id
-        )));
-    }
-    if !agent.is_active {
-        return Err(StoreError::FailedPrecondition(format!(
-            "agent {} is inactive",
-            agent.slug
-        )));
-    }
-    if capability.interaction_mode == InteractionMode::Prompt
-        && agent
-            .session_config
-            .as_ref()
-            .and_then(super::agents::SessionConfig::from_json)
-            .and_then(|config| config.bidirectional_protocol)
-            .is_none()
-    {
-        return Err(StoreError::FailedPrecondition(format!(
-            "agent {} has no session_config.bidirectional_protocol: a prompt-mode capability \
-             needs stream-json, app-server or tmux (or register it with CreatePresetAgent)",
-            agent.slug
-        )));
-    }
-
-    let mut args = InputContext::from_json(&task.input_context).args;
-    args.extend(new.args);
-    let args = Value::Object(args);
-    super::agents::check_json_text("args", &args)?;
-    templates::validate_args(&capability.args_schema, &args)?;
-    let prompt = match capability.interaction_mode {
-        InteractionMode::Template => {
-            render_argv(&agent, &capability, &args)?;
-            None
-        }
-        InteractionMode::Prompt => match prompt_override {
-            Some(prompt) => Some(prompt),
-            None => Some(render_prompt(&task, &capability, &args)?),
-        },
-    };
-
-    let execution = executions::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        task_id: Set(task.id),
-        agent_id: Set(agent.id),
-        capability_id: Set(capability.id),
-        requested_by: Set(actor.id.unwrap_or(DEFAULT_OWNER_ID)),
-        status: Set(ExecutionStatus::Queued),
-        mode: Set(capability.interaction_mode),
-        args: Set(args),
-        prompt: Set(prompt),
-        parent_execution_id: Set(parent_execution_id),
-        max_retries: Set(new.max_retries),
-        created_at: Set(Utc::now().into()),
-        ..Default::default()
-    }
-    .insert(&*txn)
-    .await?;
-    txn.record_event(
-        task.id,
-        actor,
-        "execution_queued",
-        json!({
-            "execution_id": execution.id,
-            "capability_id": capability.id,
-            "capability_key": capability.key,
-            "agent_slug": agent.slug,
-            "requires_approval": capability.requires_approval,
-            "parent_execution_id": parent_execution_id,
-        }),
-    )
-    .await?;
-    txn.execution_changed(execution.clone());
-    txn.commit().await?;
-    Ok(execution)
-}
-
-/// An execution with the ids of the executions it continues, oldest first.
-pub async fn get_execution(store: &Store, id: Uuid) -> StoreResult<(executions::Model, Vec<Uuid>)> {
-    let execution = find_execution(store.db(), id).await?;
-    let mut ancestors = Vec::new();
-    let mut cursor = execution.parent_execution_id;
-    while let Some(parent_id) = cursor {
-        if ancestors.contains(&parent_id) || parent_id == execution.id {
-            break; // a corrupt loop must not hang the call
-        }
-        ancestors.push(parent_id);
-        cursor = executions::Entity::find_by_id(parent_id)
-            .one(store.db())
-            .await?
-            .and_then(|parent| parent.parent_execution_id);
-    }
-    ancestors.reverse();
-    Ok((execution, ancestors))
-}
-
-/// Lists executions, newest first.
-pub async fn list_executions(
-    store: &Store,
-    filter: ExecutionFilter,
-    page: PageRequest,
-) -> StoreResult<(Vec<executions::Model>, String)> {
-    let mut query = executions::Entity::find()
-        .inner_join(tasks::Entity)
-        .filter(tasks::Column::WorkspaceId.eq(super::DEFAULT_WORKSPACE_ID));
-    if let Some(task_id) = filter.task_id {
-        query = query.filter(executions::Column::TaskId.eq(task_id));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(executions::Column::Status.eq(status));
-    }
-    if let Some(agent_id) = filter.agent_id {
-        query = query.filter(executions::Column::AgentId.eq(agent_id));
-    }
-    if let Some(worker_id) = filter.worker_id {
-        query = query.filter(executions::Column::WorkerId.eq(worker_id));
-    }
-    let rows = query
-        .order_by_desc(executions::Column::CreatedAt)
-        .order_by_desc(executions::Column::Id)
-        .offset(page.offset)
-        .limit(page.limit + 1)
-        .all(store.db())
-        .await?;
-    Ok(finish_page(page, rows))
-}
-
 /// What a cancel did.
 #[derive(Debug, Clone)]
 pub struct Cancelled {
@@ -276,205 +116,327 @@ pub struct Cancelled {
     pub stop_on_worker: Option<(String, String)>,
 }
 
-/// Cancels a run: a queued one at once, a running one through `cancelling`.
-pub async fn cancel_execution(
-    store: &Store,
-    id: Uuid,
-    reason: &str,
-    actor: Actor,
-) -> StoreResult<Cancelled> {
-    let mut txn = store.write().await?;
-    let execution = find_execution(&*txn, id).await?;
-    let details = json!({ "reason": reason });
-    let result = match execution.status {
-        ExecutionStatus::Queued => Cancelled {
-            execution: execution_state::transition(
-                &mut txn,
-                execution,
-                ExecutionStatus::Cancelled,
-                actor,
-                details,
-                |_| {},
-            )
-            .await?,
-            stop_on_worker: None,
-        },
-        ExecutionStatus::Running => {
-            let token = super::runs::attempt_token(&execution);
-            let execution = execution_state::transition(
-                &mut txn,
-                execution,
-                ExecutionStatus::Cancelling,
-                actor,
-                details,
-                |_| {},
-            )
-            .await?;
-            let stop_on_worker = execution.worker_id.clone().zip(token);
-            Cancelled {
-                execution,
-                stop_on_worker,
-            }
+impl Executions<'_> {
+    /// The execution `id` of the caller's workspace.
+    pub async fn get(&self, id: Uuid) -> StoreResult<executions::Model> {
+        find_execution(self.0.db(), id).await
+    }
+
+    /// Queues a run. Nothing is stored unless the args satisfy the schema and
+    /// the command (or prompt) renders.
+    pub async fn create(
+        &self,
+        new: NewExecution,
+        parent_execution_id: Option<Uuid>,
+        prompt_override: Option<String>,
+        actor: Actor,
+    ) -> StoreResult<executions::Model> {
+        if !(0..=MAX_RETRIES_LIMIT).contains(&new.max_retries) {
+            return Err(StoreError::invalid(
+                "max_retries",
+                format!("must be between 0 and {MAX_RETRIES_LIMIT}"),
+            ));
         }
-        ExecutionStatus::Cancelling => {
-            // Asking again re-sends the stop: harmless, and helps after a reconnect.
-            let stop_on_worker = execution
-                .worker_id
-                .clone()
-                .zip(super::runs::attempt_token(&execution));
-            Cancelled {
-                execution,
-                stop_on_worker,
-            }
-        }
-        status => {
+        let mut txn = self.0.write().await?;
+        let task = find_task(&*txn, new.task_id)
+            .await
+            .map_err(|_| StoreError::not_found("task", format!("{} (task_id)", new.task_id)))?;
+        let capability = agent_capabilities::Entity::find_by_id(new.capability_id)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| {
+                StoreError::not_found(
+                    "capability",
+                    format!("{} (capability_id)", new.capability_id),
+                )
+            })?;
+        let agent = agents::Entity::find_by_id(capability.agent_id)
+            .in_workspace()
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("capability", new.capability_id))?;
+        if !capability.is_enabled {
             return Err(StoreError::FailedPrecondition(format!(
-                "execution {id} already ended ({})",
-                status_name(status)
+                "capability {} ({}) is disabled",
+                capability.key, capability.id
             )));
         }
-    };
-    txn.commit().await?;
-    Ok(result)
-}
+        if !agent.is_active {
+            return Err(StoreError::FailedPrecondition(format!(
+                "agent {} is inactive",
+                agent.slug
+            )));
+        }
+        if capability.interaction_mode == InteractionMode::Prompt
+            && agent
+                .session_config
+                .as_ref()
+                .and_then(SessionConfig::from_json)
+                .and_then(|config| config.bidirectional_protocol)
+                .is_none()
+        {
+            return Err(StoreError::FailedPrecondition(format!(
+                "agent {} has no session_config.bidirectional_protocol: a prompt-mode capability \
+                 needs stream-json, app-server or tmux (or register it with CreatePresetAgent)",
+                agent.slug
+            )));
+        }
 
-/// Queues a finished run again as a new execution with the same task,
-/// capability, args and retry budget.
-pub async fn retry_execution(
-    store: &Store,
-    id: Uuid,
-    actor: Actor,
-) -> StoreResult<executions::Model> {
-    let original = find_execution(store.db(), id).await?;
-    if !is_terminal(original.status) {
-        return Err(StoreError::FailedPrecondition(format!(
-            "execution {id} is {}; only a finished execution can be retried",
-            status_name(original.status)
-        )));
-    }
-    let args = original.args.as_object().cloned().unwrap_or_default();
-    create_execution(
-        store,
-        NewExecution {
-            task_id: original.task_id,
-            capability_id: original.capability_id,
-            args,
-            max_retries: original.max_retries,
-        },
-        None,
-        original.prompt.clone(),
-        actor,
-    )
-    .await
-}
+        let mut args = InputContext::from_json(&task.input_context).args;
+        args.extend(new.args);
+        let args = Value::Object(args);
+        check_json_text("args", &args)?;
+        templates::validate_args(&capability.args_schema, &args)?;
+        let prompt = match capability.interaction_mode {
+            InteractionMode::Template => {
+                render_argv(&agent, &capability, &args)?;
+                None
+            }
+            InteractionMode::Prompt => match prompt_override {
+                Some(prompt) => Some(prompt),
+                None => Some(render_prompt(&task, &capability, &args)?),
+            },
+        };
 
-/// Approves a queued run of a capability that requires approval.
-pub async fn approve_execution(
-    store: &Store,
-    id: Uuid,
-    actor: Actor,
-) -> StoreResult<executions::Model> {
-    let mut txn = store.write().await?;
-    let execution = find_execution(&*txn, id).await?;
-    let capability = agent_capabilities::Entity::find_by_id(execution.capability_id)
-        .one(&*txn)
-        .await?
-        .ok_or_else(|| StoreError::not_found("capability", execution.capability_id))?;
-    if !capability.requires_approval {
-        return Err(StoreError::FailedPrecondition(format!(
-            "capability {} does not require approval",
-            capability.key
-        )));
-    }
-    if execution.status != ExecutionStatus::Queued {
-        return Err(StoreError::FailedPrecondition(format!(
-            "execution {id} is {}; only a queued execution can be approved",
-            status_name(execution.status)
-        )));
-    }
-    if approved_among(&*txn, &[&execution])
-        .await?
-        .contains(&execution.id)
-    {
-        return Err(StoreError::FailedPrecondition(format!(
-            "execution {id} is already approved"
-        )));
-    }
-    txn.record_event(
-        execution.task_id,
-        actor,
-        APPROVED_EVENT,
-        json!({ "execution_id": execution.id, "approved_by": actor.id }),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(execution)
-}
-
-/// The ids among `executions` that carry an approval event.
-///
-/// Approval lives in the audit trail (schema v3.0 has no approval column):
-/// the `execution_approved` event is both the record of who approved and
-/// the gate the claim checks.
-pub async fn approved_among<C: ConnectionTrait>(
-    conn: &C,
-    executions: &[&executions::Model],
-) -> StoreResult<Vec<Uuid>> {
-    if executions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let task_ids: Vec<Uuid> = executions.iter().map(|e| e.task_id).collect();
-    let approvals = task_events::Entity::find()
-        .filter(task_events::Column::TaskId.is_in(task_ids))
-        .filter(task_events::Column::EventType.eq(APPROVED_EVENT))
-        .all(conn)
+        let execution = executions::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            task_id: Set(task.id),
+            agent_id: Set(agent.id),
+            capability_id: Set(capability.id),
+            requested_by: Set(actor.id.unwrap_or(DEFAULT_OWNER_ID)),
+            status: Set(ExecutionStatus::Queued),
+            mode: Set(capability.interaction_mode),
+            args: Set(args),
+            prompt: Set(prompt),
+            parent_execution_id: Set(parent_execution_id),
+            max_retries: Set(new.max_retries),
+            created_at: Set(Utc::now().into()),
+            ..Default::default()
+        }
+        .insert(&*txn)
         .await?;
-    Ok(executions
-        .iter()
-        .map(|e| e.id)
-        .filter(|id| {
-            let id = id.to_string();
-            approvals
-                .iter()
-                .any(|event| event.payload.get("execution_id").and_then(Value::as_str) == Some(&id))
-        })
-        .collect())
-}
+        txn.record_event(
+            task.id,
+            actor,
+            "execution_queued",
+            json!({
+                "execution_id": execution.id,
+                "capability_id": capability.id,
+                "capability_key": capability.key,
+                "agent_slug": agent.slug,
+                "requires_approval": capability.requires_approval,
+                "parent_execution_id": parent_execution_id,
+            }),
+        )
+        .await?;
+        txn.execution_changed(execution.clone());
+        txn.commit().await?;
+        Ok(execution)
+    }
 
-/// Queues a follow-up of a prompt-mode run that resumes its session.
-pub async fn continue_execution(
-    store: &Store,
-    id: Uuid,
-    prompt: String,
-    actor: Actor,
-) -> StoreResult<executions::Model> {
-    if prompt.trim().is_empty() {
-        return Err(StoreError::invalid("prompt", "is required"));
+    /// An execution with the ids of the executions it continues, oldest first.
+    pub async fn get_with_ancestors(
+        &self,
+        id: Uuid,
+    ) -> StoreResult<(executions::Model, Vec<Uuid>)> {
+        let execution = find_execution(self.0.db(), id).await?;
+        let mut ancestors = Vec::new();
+        let mut cursor = execution.parent_execution_id;
+        while let Some(parent_id) = cursor {
+            if ancestors.contains(&parent_id) || parent_id == execution.id {
+                break; // a corrupt loop must not hang the call
+            }
+            ancestors.push(parent_id);
+            cursor = executions::Entity::find_by_id(parent_id)
+                .one(self.0.db())
+                .await?
+                .and_then(|parent| parent.parent_execution_id);
+        }
+        ancestors.reverse();
+        Ok((execution, ancestors))
     }
-    super::agents::check_no_nul("prompt", &prompt)?;
-    let parent = find_execution(store.db(), id).await?;
-    if parent.mode != InteractionMode::Prompt {
-        return Err(StoreError::FailedPrecondition(format!(
-            "execution {id} is not a prompt-mode run; only agent sessions can be continued"
-        )));
+
+    /// Lists executions, newest first.
+    pub async fn list(
+        &self,
+        filter: ExecutionFilter,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<executions::Model>, String)> {
+        let mut query = executions::Entity::find().in_workspace();
+        if let Some(task_id) = filter.task_id {
+            query = query.filter(executions::Column::TaskId.eq(task_id));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(executions::Column::Status.eq(status));
+        }
+        if let Some(agent_id) = filter.agent_id {
+            query = query.filter(executions::Column::AgentId.eq(agent_id));
+        }
+        if let Some(worker_id) = filter.worker_id {
+            query = query.filter(executions::Column::WorkerId.eq(worker_id));
+        }
+        let rows = query
+            .order_by_desc(executions::Column::CreatedAt)
+            .order_by_desc(executions::Column::Id)
+            .offset(page.offset)
+            .limit(page.limit + 1)
+            .all(self.0.db())
+            .await?;
+        Ok(finish_page(page, rows))
     }
-    if parent.session_ref.is_none() {
-        return Err(StoreError::FailedPrecondition(format!(
-            "execution {id} recorded no session to resume"
-        )));
+
+    /// Cancels a run: a queued one at once, a running one through `cancelling`.
+    pub async fn cancel(&self, id: Uuid, reason: &str, actor: Actor) -> StoreResult<Cancelled> {
+        let mut txn = self.0.write().await?;
+        let execution = find_execution(&*txn, id).await?;
+        let details = json!({ "reason": reason });
+        let result = match execution.status {
+            ExecutionStatus::Queued => Cancelled {
+                execution: execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Cancelled,
+                    actor,
+                    details,
+                    |_| {},
+                )
+                .await?,
+                stop_on_worker: None,
+            },
+            ExecutionStatus::Running => {
+                let token = attempt_token(&execution);
+                let execution = execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Cancelling,
+                    actor,
+                    details,
+                    |_| {},
+                )
+                .await?;
+                let stop_on_worker = execution.worker_id.clone().zip(token);
+                Cancelled {
+                    execution,
+                    stop_on_worker,
+                }
+            }
+            ExecutionStatus::Cancelling => {
+                // Asking again re-sends the stop: harmless, and helps after a reconnect.
+                let stop_on_worker = execution.worker_id.clone().zip(attempt_token(&execution));
+                Cancelled {
+                    execution,
+                    stop_on_worker,
+                }
+            }
+            status => {
+                return Err(StoreError::FailedPrecondition(format!(
+                    "execution {id} already ended ({})",
+                    status_name(status)
+                )));
+            }
+        };
+        txn.commit().await?;
+        Ok(result)
     }
-    let args = parent.args.as_object().cloned().unwrap_or_default();
-    create_execution(
-        store,
-        NewExecution {
-            task_id: parent.task_id,
-            capability_id: parent.capability_id,
-            args,
-            max_retries: 0,
-        },
-        Some(parent.id),
-        Some(prompt),
-        actor,
-    )
-    .await
+
+    /// Queues a finished run again as a new execution with the same task,
+    /// capability, args and retry budget.
+    pub async fn retry(&self, id: Uuid, actor: Actor) -> StoreResult<executions::Model> {
+        let original = find_execution(self.0.db(), id).await?;
+        if !is_terminal(original.status) {
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is {}; only a finished execution can be retried",
+                status_name(original.status)
+            )));
+        }
+        let args = original.args.as_object().cloned().unwrap_or_default();
+        self.create(
+            NewExecution {
+                task_id: original.task_id,
+                capability_id: original.capability_id,
+                args,
+                max_retries: original.max_retries,
+            },
+            None,
+            original.prompt.clone(),
+            actor,
+        )
+        .await
+    }
+
+    /// Approves a queued run of a capability that requires approval.
+    pub async fn approve(&self, id: Uuid, actor: Actor) -> StoreResult<executions::Model> {
+        let mut txn = self.0.write().await?;
+        let execution = find_execution(&*txn, id).await?;
+        let capability = agent_capabilities::Entity::find_by_id(execution.capability_id)
+            .one(&*txn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("capability", execution.capability_id))?;
+        if !capability.requires_approval {
+            return Err(StoreError::FailedPrecondition(format!(
+                "capability {} does not require approval",
+                capability.key
+            )));
+        }
+        if execution.status != ExecutionStatus::Queued {
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is {}; only a queued execution can be approved",
+                status_name(execution.status)
+            )));
+        }
+        if approved_among(&*txn, &[&execution])
+            .await?
+            .contains(&execution.id)
+        {
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is already approved"
+            )));
+        }
+        txn.record_event(
+            execution.task_id,
+            actor,
+            APPROVED_EVENT,
+            json!({ "execution_id": execution.id, "approved_by": actor.id }),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(execution)
+    }
+
+    /// Queues a follow-up of a prompt-mode run that resumes its session.
+    pub async fn continue_session(
+        &self,
+        id: Uuid,
+        prompt: String,
+        actor: Actor,
+    ) -> StoreResult<executions::Model> {
+        if prompt.trim().is_empty() {
+            return Err(StoreError::invalid("prompt", "is required"));
+        }
+        check_no_nul("prompt", &prompt)?;
+        let parent = find_execution(self.0.db(), id).await?;
+        if parent.mode != InteractionMode::Prompt {
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is not a prompt-mode run; only agent sessions can be continued"
+            )));
+        }
+        if parent.session_ref.is_none() {
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} recorded no session to resume"
+            )));
+        }
+        let args = parent.args.as_object().cloned().unwrap_or_default();
+        self.create(
+            NewExecution {
+                task_id: parent.task_id,
+                capability_id: parent.capability_id,
+                args,
+                max_retries: 0,
+            },
+            Some(parent.id),
+            Some(prompt),
+            actor,
+        )
+        .await
+    }
 }

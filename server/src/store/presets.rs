@@ -2,11 +2,12 @@
 //! Gemini CLI with the user's own installed CLI and login, so registering one
 //! is naming the preset and, at most, where the CLI is installed.
 
-use super::agents::{
-    AgentSpec, BidirectionalProtocol, SessionConfig, SessionIdSource, insert_agent, validate_agent,
+use super::{
+    Agents, StoreError, StoreResult,
+    agents::{AgentSpec, insert_agent, validate_agent},
+    capabilities::{CapabilitySpec, insert_capability, validate_capability},
+    columns::{BidirectionalProtocol, SessionConfig, SessionIdSource},
 };
-use super::capabilities::{CapabilitySpec, insert_capability, validate_capability};
-use super::{Store, StoreError, StoreResult};
 use crate::entity::{
     agent_capabilities, agents,
     enums::{AgentKind, CapabilitySource, DiscoveryMethod, InteractionMode},
@@ -167,10 +168,10 @@ pub fn prompt_capability(preset: &Preset) -> CapabilitySpec {
     }
 }
 
-impl Store {
+impl Agents<'_> {
     /// Registers a preset agent and its `prompt` capability, in one
     /// transaction: both or neither.
-    pub async fn create_preset_agent(
+    pub async fn create_from_preset(
         &self,
         request: PresetRequest,
     ) -> StoreResult<(agents::Model, agent_capabilities::Model)> {
@@ -203,14 +204,42 @@ impl Store {
             session_config: Some(preset.session_config.clone()),
             ..AgentSpec::default()
         };
-        let agent = validate_agent("agent", spec)?;
+        let agent = validate_agent("agent", spec)
+            .map_err(|err| as_request_field(err, preset.base_args.len()))?;
         let capability = validate_capability("capability", prompt_capability(&preset))?;
-        let txn = self.write().await?;
-        let agent = insert_agent(&*txn, agent).await?;
+        let txn = self.0.write().await?;
+        let agent = insert_agent(&*txn, agent, "slug").await?;
         let capability = insert_capability(&*txn, agent.id, capability).await?;
         txn.commit().await?;
         Ok((agent, capability))
     }
+}
+
+/// Names a refused field as the `CreatePresetAgent` request calls it: the
+/// agent's `binary_path` is the request's, its `base_args[i]` past the
+/// preset's own are the request's `extra_args`; fields the preset itself
+/// fills keep the agent's path.
+fn as_request_field(err: StoreError, preset_args: usize) -> StoreError {
+    let StoreError::InvalidArgument { field, message } = err else {
+        return err;
+    };
+    let Some(agent_field) = field.strip_prefix("agent.") else {
+        return StoreError::InvalidArgument { field, message };
+    };
+    let field = match agent_field {
+        "name" | "slug" | "binary_path" | "working_dir" | "max_concurrent" => {
+            agent_field.to_owned()
+        }
+        other => match other
+            .strip_prefix("base_args[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|index| index.parse::<usize>().ok())
+        {
+            Some(index) if index >= preset_args => format!("extra_args[{}]", index - preset_args),
+            _ => field,
+        },
+    };
+    StoreError::InvalidArgument { field, message }
 }
 
 #[cfg(test)]
@@ -253,6 +282,28 @@ mod tests {
             "0a1b2c3d-1111-2222-3333-444455556666"
         );
         assert!(preset("cursor", None).is_none());
+    }
+
+    #[test]
+    fn errors_name_the_request_fields() {
+        let field = |agent_field: &str| match as_request_field(
+            StoreError::invalid(agent_field, "bad"),
+            2,
+        ) {
+            StoreError::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field("agent.binary_path"), "binary_path");
+        assert_eq!(field("agent.slug"), "slug");
+        assert_eq!(field("agent.name"), "name");
+        assert_eq!(field("agent.working_dir"), "working_dir");
+        assert_eq!(field("agent.max_concurrent"), "max_concurrent");
+        assert_eq!(field("agent.base_args[3]"), "extra_args[1]");
+        assert_eq!(field("agent.base_args[1]"), "agent.base_args[1]");
+        assert_eq!(
+            field("agent.session_config.session_id_field"),
+            "agent.session_config.session_id_field"
+        );
     }
 
     #[test]

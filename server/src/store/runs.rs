@@ -19,9 +19,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Actor, DEFAULT_WORKSPACE_ID, Store, StoreError, StoreResult,
-    execution_state::{self, is_terminal},
-    executions::approved_among,
+    Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
+    execution_state::{self, approved_among, attempt_token, is_terminal},
 };
 use crate::entity::{
     agent_capabilities, agents, enums::ExecutionStatus, executions, tasks, worker_heartbeats,
@@ -42,13 +41,6 @@ pub struct ClaimedRun {
     pub attempt_token: String,
     /// A continuation's parent session, which the run resumes.
     pub parent_session_ref: Option<String>,
-}
-
-/// The token of the current attempt of a running (or cancelling) execution.
-pub fn attempt_token(execution: &executions::Model) -> Option<String> {
-    execution
-        .started_at
-        .map(|started| format!("{}.{}", execution.retry_count, started.timestamp_micros()))
 }
 
 /// Now, at the microsecond precision both backends store, so a token
@@ -122,154 +114,9 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
-/// Claims up to `limit` runnable executions for `worker_id` in one
-/// transaction: queued, dependencies done, approved where required, agent
-/// active and (when `agent_slugs` is not empty) one the worker runs, and the
-/// agent below `max_concurrent` running executions across all workers.
-pub async fn claim_runs(
-    store: &Store,
-    worker_id: &str,
-    agent_slugs: &[String],
-    limit: usize,
-    log_path: impl Fn(Uuid) -> String,
-) -> StoreResult<Vec<ClaimedRun>> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let mut txn = store.write().await?;
-    // Over-fetch: some candidates may be held back by concurrency or approval.
-    let ids = candidates(&*txn, (limit * 4 + 16) as u64).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let queued = executions::Entity::find()
-        .filter(executions::Column::Id.is_in(ids.clone()))
-        .all(&*txn)
-        .await?;
-    let mut by_id: HashMap<Uuid, executions::Model> =
-        queued.into_iter().map(|e| (e.id, e)).collect();
-    let agent_ids: Vec<Uuid> = by_id.values().map(|e| e.agent_id).collect();
-    // Lock the agents (in id order, so claimers never deadlock) while their
-    // running counts are checked and raised: max_concurrent holds across
-    // every worker and server.
-    let mut agent_query = agents::Entity::find()
-        .filter(agents::Column::Id.is_in(agent_ids.clone()))
-        .order_by_asc(agents::Column::Id);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        agent_query = agent_query.lock_exclusive();
-    }
-    let agents: HashMap<Uuid, agents::Model> = agent_query
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a))
-        .collect();
-    let capabilities: HashMap<Uuid, agent_capabilities::Model> = agent_capabilities::Entity::find()
-        .filter(
-            agent_capabilities::Column::Id
-                .is_in(by_id.values().map(|e| e.capability_id).collect::<Vec<_>>()),
-        )
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    let mut active: HashMap<Uuid, i64> = executions::Entity::find()
-        .select_only()
-        .column(executions::Column::AgentId)
-        .column_as(executions::Column::Id.count(), "active")
-        .filter(executions::Column::AgentId.is_in(agent_ids))
-        .filter(
-            executions::Column::Status
-                .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
-        )
-        .group_by(executions::Column::AgentId)
-        .into_tuple::<(Uuid, i64)>()
-        .all(&*txn)
-        .await?
-        .into_iter()
-        .collect();
-    let needs_approval: Vec<&executions::Model> = by_id
-        .values()
-        .filter(|e| {
-            capabilities
-                .get(&e.capability_id)
-                .is_some_and(|c| c.requires_approval)
-        })
-        .collect();
-    let approved = approved_among(&*txn, &needs_approval).await?;
-
-    let mut claimed = Vec::new();
-    for id in ids {
-        if claimed.len() == limit {
-            break;
-        }
-        let Some(execution) = by_id.remove(&id) else {
-            continue;
-        };
-        let (Some(agent), Some(capability)) = (
-            agents.get(&execution.agent_id),
-            capabilities.get(&execution.capability_id),
-        ) else {
-            continue;
-        };
-        let running = active.entry(agent.id).or_default();
-        let runnable = agent.is_active
-            && capability.is_enabled
-            && (agent_slugs.is_empty() || agent_slugs.contains(&agent.slug))
-            && *running < i64::from(agent.max_concurrent)
-            && (!capability.requires_approval || approved.contains(&execution.id));
-        if !runnable {
-            continue;
-        }
-        *running += 1;
-        let started = now_micros();
-        let path = log_path(execution.id);
-        let execution = execution_state::transition(
-            &mut txn,
-            execution,
-            ExecutionStatus::Running,
-            Actor::system(),
-            json!({ "worker_id": worker_id }),
-            |row| {
-                row.worker_id = Set(Some(worker_id.to_owned()));
-                row.started_at = Set(Some(started));
-                row.heartbeat_at = Set(Some(started));
-                row.log_file_path = Set(Some(path));
-                row.pid = Set(None);
-                row.exit_code = Set(None);
-                row.ended_at = Set(None);
-            },
-        )
-        .await?;
-        let task = tasks::Entity::find_by_id(execution.task_id)
-            .one(&*txn)
-            .await?
-            .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
-        let attempt_token = attempt_token(&execution).unwrap_or_default();
-        let parent_session_ref = match execution.parent_execution_id {
-            Some(parent_id) => executions::Entity::find_by_id(parent_id)
-                .one(&*txn)
-                .await?
-                .and_then(|parent| parent.session_ref),
-            None => None,
-        };
-        claimed.push(ClaimedRun {
-            execution,
-            task,
-            agent: agent.clone(),
-            capability: capability.clone(),
-            attempt_token,
-            parent_session_ref,
-        });
-    }
-    txn.commit().await?;
-    Ok(claimed)
-}
-
 /// The execution a worker's report is about, if the report's attempt is the
 /// current one and the worker owns it; FAILED_PRECONDITION otherwise.
-pub async fn current_attempt<C: ConnectionTrait>(
+async fn current_attempt<C: ConnectionTrait>(
     conn: &C,
     worker_id: &str,
     execution_id: Uuid,
@@ -293,72 +140,6 @@ pub async fn current_attempt<C: ConnectionTrait>(
     }
 }
 
-/// Records the child's pid (and tmux session) once it started.
-pub async fn run_started(
-    store: &Store,
-    worker_id: &str,
-    execution_id: Uuid,
-    token: &str,
-    pid: i32,
-    tmux_session_name: Option<String>,
-) -> StoreResult<()> {
-    let txn = store.write().await?;
-    current_attempt(&*txn, worker_id, execution_id, token).await?;
-    executions::Entity::update_many()
-        .col_expr(executions::Column::Pid, Some(pid).into())
-        .col_expr(
-            executions::Column::TmuxSessionName,
-            tmux_session_name.into(),
-        )
-        .filter(executions::Column::Id.eq(execution_id))
-        .exec(&*txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
-/// Records the agent's session id.
-pub async fn session_detected(
-    store: &Store,
-    worker_id: &str,
-    execution_id: Uuid,
-    token: &str,
-    session_ref: String,
-) -> StoreResult<()> {
-    let txn = store.write().await?;
-    current_attempt(&*txn, worker_id, execution_id, token).await?;
-    executions::Entity::update_many()
-        .col_expr(executions::Column::SessionRef, Some(session_ref).into())
-        .filter(executions::Column::Id.eq(execution_id))
-        .exec(&*txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
-/// Stores the log's size and line count as the log store knows them.
-pub async fn record_log_progress(
-    store: &Store,
-    execution_id: Uuid,
-    byte_size: u64,
-    line_count: u64,
-) -> StoreResult<()> {
-    executions::Entity::update_many()
-        .col_expr(executions::Column::LogByteSize, (byte_size as i64).into())
-        .col_expr(
-            executions::Column::LogLineCount,
-            (line_count.min(i32::MAX as u64) as i32).into(),
-        )
-        .col_expr(
-            executions::Column::LogUpdatedAt,
-            Some(DateTime::<FixedOffset>::from(Utc::now())).into(),
-        )
-        .filter(executions::Column::Id.eq(execution_id))
-        .exec(store.db())
-        .await?;
-    Ok(())
-}
-
 /// How a worker says a run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -368,60 +149,6 @@ pub struct RunOutcome {
     pub exit_code: Option<i32>,
     /// One-line error.
     pub error: Option<String>,
-}
-
-/// Applies a worker's result. A failed or timed-out run with retries left
-/// goes back to the queue with `retry_count + 1`.
-pub async fn finish_run(
-    store: &Store,
-    worker_id: &str,
-    execution_id: Uuid,
-    token: &str,
-    outcome: RunOutcome,
-) -> StoreResult<executions::Model> {
-    if !is_terminal(outcome.status) {
-        return Err(StoreError::invalid(
-            "finished.status",
-            "must be succeeded, failed, timed_out or cancelled",
-        ));
-    }
-    let mut txn = store.write().await?;
-    let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
-    let details = json!({
-        "worker_id": worker_id,
-        "exit_code": outcome.exit_code,
-        "error": outcome.error,
-    });
-    let retry = matches!(
-        outcome.status,
-        ExecutionStatus::Failed | ExecutionStatus::TimedOut
-    ) && execution.status == ExecutionStatus::Running
-        && execution.retry_count < execution.max_retries;
-    let updated = if retry {
-        requeue(
-            &mut txn,
-            execution,
-            outcome.exit_code,
-            outcome.error,
-            details,
-        )
-        .await?
-    } else {
-        execution_state::transition(
-            &mut txn,
-            execution,
-            outcome.status,
-            Actor::system(),
-            details,
-            |row| {
-                row.exit_code = Set(outcome.exit_code);
-                row.error = Set(outcome.error.clone());
-            },
-        )
-        .await?
-    };
-    txn.commit().await?;
-    Ok(updated)
 }
 
 /// Puts a running execution back in the queue for its next attempt.
@@ -454,50 +181,6 @@ async fn requeue(
     .await
 }
 
-/// Records a worker's heartbeat: its runs' `heartbeat_at` and its row in
-/// `worker_heartbeats`.
-pub async fn heartbeat(
-    store: &Store,
-    worker_id: &str,
-    running: &[Uuid],
-    metadata: Value,
-) -> StoreResult<()> {
-    let now: DateTime<FixedOffset> = Utc::now().into();
-    let txn = store.write().await?;
-    if !running.is_empty() {
-        executions::Entity::update_many()
-            .col_expr(executions::Column::HeartbeatAt, Some(now).into())
-            .filter(executions::Column::Id.is_in(running.to_vec()))
-            .filter(executions::Column::WorkerId.eq(worker_id))
-            .filter(
-                executions::Column::Status
-                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
-            )
-            .exec(&*txn)
-            .await?;
-    }
-    let row = worker_heartbeats::ActiveModel {
-        worker_id: Set(worker_id.to_owned()),
-        last_seen_at: Set(now),
-        current_executions: Set(running.len() as i32),
-        metadata: Set(metadata),
-    };
-    worker_heartbeats::Entity::insert(row)
-        .on_conflict(
-            sea_orm::sea_query::OnConflict::column(worker_heartbeats::Column::WorkerId)
-                .update_columns([
-                    worker_heartbeats::Column::LastSeenAt,
-                    worker_heartbeats::Column::CurrentExecutions,
-                    worker_heartbeats::Column::Metadata,
-                ])
-                .to_owned(),
-        )
-        .exec(&*txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
 /// A run taken from a silent worker.
 #[derive(Debug, Clone)]
 pub struct Reaped {
@@ -509,67 +192,6 @@ pub struct Reaped {
     pub attempt_token: Option<String>,
 }
 
-/// Reaps runs whose worker has been silent longer than `stale_window`:
-/// requeued while retries remain, else failed; a run being cancelled is
-/// cancelled.
-pub async fn reap_stale(
-    store: &Store,
-    stale_window: std::time::Duration,
-) -> StoreResult<Vec<Reaped>> {
-    let cutoff: DateTime<FixedOffset> =
-        (Utc::now() - TimeDelta::from_std(stale_window).unwrap_or(TimeDelta::MAX)).into();
-    let mut txn = store.write().await?;
-    let stale = executions::Entity::find()
-        .filter(
-            executions::Column::Status
-                .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
-        )
-        .filter(executions::Column::HeartbeatAt.lt(cutoff))
-        .all(&*txn)
-        .await?;
-    let mut reaped = Vec::with_capacity(stale.len());
-    for execution in stale {
-        let old_worker = execution.worker_id.clone();
-        let old_token = attempt_token(&execution);
-        let silent_worker = execution.worker_id.clone().unwrap_or_default();
-        let error = format!(
-            "worker {silent_worker} went silent for more than {}s",
-            stale_window.as_secs()
-        );
-        let details = json!({ "worker_id": silent_worker, "reaped": true, "error": error });
-        let updated = if execution.status == ExecutionStatus::Cancelling {
-            execution_state::transition(
-                &mut txn,
-                execution,
-                ExecutionStatus::Cancelled,
-                Actor::system(),
-                details,
-                |row| row.error = Set(Some(error.clone())),
-            )
-            .await?
-        } else if execution.retry_count < execution.max_retries {
-            requeue(&mut txn, execution, None, Some(error), details).await?
-        } else {
-            execution_state::transition(
-                &mut txn,
-                execution,
-                ExecutionStatus::Failed,
-                Actor::system(),
-                details,
-                |row| row.error = Set(Some(format!("{error}; no retries left"))),
-            )
-            .await?
-        };
-        reaped.push(Reaped {
-            execution: updated,
-            worker_id: old_worker,
-            attempt_token: old_token,
-        });
-    }
-    txn.commit().await?;
-    Ok(reaped)
-}
-
 /// A worker's report of a run it still has after a reconnect, and the verdict.
 #[derive(Debug, Clone)]
 pub struct Reconciled {
@@ -579,75 +201,456 @@ pub struct Reconciled {
     pub stop: Vec<(Uuid, String)>,
 }
 
-/// Sorts a reconnecting worker's runs into those still its own and those
-/// that are not (reaped, finished or cancelled meanwhile). A kept run that
-/// was cancelled while the worker was away is also listed in `stop`.
-pub async fn reconcile(
-    store: &Store,
-    worker_id: &str,
-    reported: &[(Uuid, String)],
-) -> StoreResult<Reconciled> {
-    let mut keep = Vec::new();
-    let mut stop = Vec::new();
-    for (execution_id, token) in reported {
-        match current_attempt(store.db(), worker_id, *execution_id, token).await {
-            Ok(execution) => {
-                if execution.status == ExecutionStatus::Cancelling {
-                    stop.push((*execution_id, token.clone()));
-                }
-                keep.push((execution, token.clone()));
-            }
-            Err(StoreError::Database(err)) => return Err(StoreError::Database(err)),
-            Err(_) => stop.push((*execution_id, token.clone())),
-        }
+impl Runs<'_> {
+    /// The execution a worker's report is about, if the report's attempt is
+    /// the current one and the worker owns it; FAILED_PRECONDITION otherwise.
+    pub async fn current_attempt(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+    ) -> StoreResult<executions::Model> {
+        current_attempt(self.0.db(), worker_id, execution_id, token).await
     }
-    Ok(Reconciled { keep, stop })
-}
 
-/// Gives back a claimed run that never reached its worker (the worker
-/// vanished between the claim and the send): queued again, same attempt count.
-pub async fn release_claim(
-    store: &Store,
-    worker_id: &str,
-    execution_id: Uuid,
-    token: &str,
-) -> StoreResult<()> {
-    let mut txn = store.write().await?;
-    let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
-    execution_state::transition(
-        &mut txn,
-        execution,
-        ExecutionStatus::Queued,
-        Actor::system(),
-        json!({ "worker_id": worker_id, "released": true }),
-        |row| {
-            row.worker_id = Set(None);
-            row.heartbeat_at = Set(None);
-            row.started_at = Set(None);
-        },
-    )
-    .await?;
-    txn.commit().await
-}
+    /// Claims up to `limit` runnable executions for `worker_id` in one
+    /// transaction: queued, dependencies done, approved where required, agent
+    /// active and (when `agent_slugs` is not empty) one the worker runs, and the
+    /// agent below `max_concurrent` running executions across all workers.
+    pub async fn claim(
+        &self,
+        worker_id: &str,
+        agent_slugs: &[String],
+        limit: usize,
+        log_path: impl Fn(Uuid) -> String,
+    ) -> StoreResult<Vec<ClaimedRun>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut txn = self.0.write().await?;
+        // Over-fetch: some candidates may be held back by concurrency or approval.
+        let ids = candidates(&*txn, (limit * 4 + 16) as u64).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let queued = executions::Entity::find()
+            .filter(executions::Column::Id.is_in(ids.clone()))
+            .all(&*txn)
+            .await?;
+        let mut by_id: HashMap<Uuid, executions::Model> =
+            queued.into_iter().map(|e| (e.id, e)).collect();
+        let agent_ids: Vec<Uuid> = by_id.values().map(|e| e.agent_id).collect();
+        // Lock the agents (in id order, so claimers never deadlock) while their
+        // running counts are checked and raised: max_concurrent holds across
+        // every worker and server.
+        let mut agent_query = agents::Entity::find()
+            .filter(agents::Column::Id.is_in(agent_ids.clone()))
+            .order_by_asc(agents::Column::Id);
+        if txn.get_database_backend() == DbBackend::Postgres {
+            agent_query = agent_query.lock_exclusive();
+        }
+        let agents: HashMap<Uuid, agents::Model> = agent_query
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let capabilities: HashMap<Uuid, agent_capabilities::Model> =
+            agent_capabilities::Entity::find()
+                .filter(
+                    agent_capabilities::Column::Id
+                        .is_in(by_id.values().map(|e| e.capability_id).collect::<Vec<_>>()),
+                )
+                .all(&*txn)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
+        let mut active: HashMap<Uuid, i64> = executions::Entity::find()
+            .select_only()
+            .column(executions::Column::AgentId)
+            .column_as(executions::Column::Id.count(), "active")
+            .filter(executions::Column::AgentId.is_in(agent_ids))
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .group_by(executions::Column::AgentId)
+            .into_tuple::<(Uuid, i64)>()
+            .all(&*txn)
+            .await?
+            .into_iter()
+            .collect();
+        let needs_approval: Vec<&executions::Model> = by_id
+            .values()
+            .filter(|e| {
+                capabilities
+                    .get(&e.capability_id)
+                    .is_some_and(|c| c.requires_approval)
+            })
+            .collect();
+        let approved = approved_among(&*txn, &needs_approval).await?;
 
-/// Fails a claimed run that cannot be started as stored.
-pub async fn fail_unstartable(
-    store: &Store,
-    worker_id: &str,
-    execution_id: Uuid,
-    token: &str,
-    error: String,
-) -> StoreResult<()> {
-    let mut txn = store.write().await?;
-    let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
-    execution_state::transition(
-        &mut txn,
-        execution,
-        ExecutionStatus::Failed,
-        Actor::system(),
-        json!({ "error": error }),
-        |row| row.error = Set(Some(error.clone())),
-    )
-    .await?;
-    txn.commit().await
+        let mut claimed = Vec::new();
+        for id in ids {
+            if claimed.len() == limit {
+                break;
+            }
+            let Some(execution) = by_id.remove(&id) else {
+                continue;
+            };
+            let (Some(agent), Some(capability)) = (
+                agents.get(&execution.agent_id),
+                capabilities.get(&execution.capability_id),
+            ) else {
+                continue;
+            };
+            let running = active.entry(agent.id).or_default();
+            let runnable = agent.is_active
+                && capability.is_enabled
+                && (agent_slugs.is_empty() || agent_slugs.contains(&agent.slug))
+                && *running < i64::from(agent.max_concurrent)
+                && (!capability.requires_approval || approved.contains(&execution.id));
+            if !runnable {
+                continue;
+            }
+            *running += 1;
+            let started = now_micros();
+            let path = log_path(execution.id);
+            let execution = execution_state::transition(
+                &mut txn,
+                execution,
+                ExecutionStatus::Running,
+                Actor::system(),
+                json!({ "worker_id": worker_id }),
+                |row| {
+                    row.worker_id = Set(Some(worker_id.to_owned()));
+                    row.started_at = Set(Some(started));
+                    row.heartbeat_at = Set(Some(started));
+                    row.log_file_path = Set(Some(path));
+                    row.pid = Set(None);
+                    row.exit_code = Set(None);
+                    row.ended_at = Set(None);
+                },
+            )
+            .await?;
+            let task = tasks::Entity::find_by_id(execution.task_id)
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
+            let attempt_token = attempt_token(&execution).unwrap_or_default();
+            let parent_session_ref = match execution.parent_execution_id {
+                Some(parent_id) => executions::Entity::find_by_id(parent_id)
+                    .one(&*txn)
+                    .await?
+                    .and_then(|parent| parent.session_ref),
+                None => None,
+            };
+            claimed.push(ClaimedRun {
+                execution,
+                task,
+                agent: agent.clone(),
+                capability: capability.clone(),
+                attempt_token,
+                parent_session_ref,
+            });
+        }
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records the child's pid (and tmux session) once it started.
+    pub async fn started(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        pid: i32,
+        tmux_session_name: Option<String>,
+    ) -> StoreResult<()> {
+        let txn = self.0.write().await?;
+        current_attempt(&*txn, worker_id, execution_id, token).await?;
+        executions::Entity::update_many()
+            .col_expr(executions::Column::Pid, Some(pid).into())
+            .col_expr(
+                executions::Column::TmuxSessionName,
+                tmux_session_name.into(),
+            )
+            .filter(executions::Column::Id.eq(execution_id))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records the agent's session id.
+    pub async fn session_detected(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        session_ref: String,
+    ) -> StoreResult<()> {
+        let txn = self.0.write().await?;
+        current_attempt(&*txn, worker_id, execution_id, token).await?;
+        executions::Entity::update_many()
+            .col_expr(executions::Column::SessionRef, Some(session_ref).into())
+            .filter(executions::Column::Id.eq(execution_id))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Stores the log's size and line count as the log store knows them.
+    pub async fn log_progress(
+        &self,
+        execution_id: Uuid,
+        byte_size: u64,
+        line_count: u64,
+    ) -> StoreResult<()> {
+        executions::Entity::update_many()
+            .col_expr(executions::Column::LogByteSize, (byte_size as i64).into())
+            .col_expr(
+                executions::Column::LogLineCount,
+                (line_count.min(i32::MAX as u64) as i32).into(),
+            )
+            .col_expr(
+                executions::Column::LogUpdatedAt,
+                Some(DateTime::<FixedOffset>::from(Utc::now())).into(),
+            )
+            .filter(executions::Column::Id.eq(execution_id))
+            .exec(self.0.db())
+            .await?;
+        Ok(())
+    }
+
+    /// Applies a worker's result. A failed or timed-out run with retries left
+    /// goes back to the queue with `retry_count + 1`.
+    pub async fn finish(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        outcome: RunOutcome,
+    ) -> StoreResult<executions::Model> {
+        if !is_terminal(outcome.status) {
+            return Err(StoreError::invalid(
+                "finished.status",
+                "must be succeeded, failed, timed_out or cancelled",
+            ));
+        }
+        let mut txn = self.0.write().await?;
+        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let details = json!({
+            "worker_id": worker_id,
+            "exit_code": outcome.exit_code,
+            "error": outcome.error,
+        });
+        let retry = matches!(
+            outcome.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut
+        ) && execution.status == ExecutionStatus::Running
+            && execution.retry_count < execution.max_retries;
+        let updated = if retry {
+            requeue(
+                &mut txn,
+                execution,
+                outcome.exit_code,
+                outcome.error,
+                details,
+            )
+            .await?
+        } else {
+            execution_state::transition(
+                &mut txn,
+                execution,
+                outcome.status,
+                Actor::system(),
+                details,
+                |row| {
+                    row.exit_code = Set(outcome.exit_code);
+                    row.error = Set(outcome.error.clone());
+                },
+            )
+            .await?
+        };
+        txn.commit().await?;
+        Ok(updated)
+    }
+
+    /// Records a worker's heartbeat: its runs' `heartbeat_at` and its row in
+    /// `worker_heartbeats`.
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        running: &[Uuid],
+        metadata: Value,
+    ) -> StoreResult<()> {
+        let now: DateTime<FixedOffset> = Utc::now().into();
+        let txn = self.0.write().await?;
+        if !running.is_empty() {
+            executions::Entity::update_many()
+                .col_expr(executions::Column::HeartbeatAt, Some(now).into())
+                .filter(executions::Column::Id.is_in(running.to_vec()))
+                .filter(executions::Column::WorkerId.eq(worker_id))
+                .filter(
+                    executions::Column::Status
+                        .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+                )
+                .exec(&*txn)
+                .await?;
+        }
+        let row = worker_heartbeats::ActiveModel {
+            worker_id: Set(worker_id.to_owned()),
+            last_seen_at: Set(now),
+            current_executions: Set(running.len() as i32),
+            metadata: Set(metadata),
+        };
+        worker_heartbeats::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(worker_heartbeats::Column::WorkerId)
+                    .update_columns([
+                        worker_heartbeats::Column::LastSeenAt,
+                        worker_heartbeats::Column::CurrentExecutions,
+                        worker_heartbeats::Column::Metadata,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Reaps runs whose worker has been silent longer than `stale_window`:
+    /// requeued while retries remain, else failed; a run being cancelled is
+    /// cancelled.
+    pub async fn reap_stale(&self, stale_window: std::time::Duration) -> StoreResult<Vec<Reaped>> {
+        let cutoff: DateTime<FixedOffset> =
+            (Utc::now() - TimeDelta::from_std(stale_window).unwrap_or(TimeDelta::MAX)).into();
+        let mut txn = self.0.write().await?;
+        let stale = executions::Entity::find()
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .filter(executions::Column::HeartbeatAt.lt(cutoff))
+            .all(&*txn)
+            .await?;
+        let mut reaped = Vec::with_capacity(stale.len());
+        for execution in stale {
+            let old_worker = execution.worker_id.clone();
+            let old_token = attempt_token(&execution);
+            let silent_worker = execution.worker_id.clone().unwrap_or_default();
+            let error = format!(
+                "worker {silent_worker} went silent for more than {}s",
+                stale_window.as_secs()
+            );
+            let details = json!({ "worker_id": silent_worker, "reaped": true, "error": error });
+            let updated = if execution.status == ExecutionStatus::Cancelling {
+                execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Cancelled,
+                    Actor::system(),
+                    details,
+                    |row| row.error = Set(Some(error.clone())),
+                )
+                .await?
+            } else if execution.retry_count < execution.max_retries {
+                requeue(&mut txn, execution, None, Some(error), details).await?
+            } else {
+                execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Failed,
+                    Actor::system(),
+                    details,
+                    |row| row.error = Set(Some(format!("{error}; no retries left"))),
+                )
+                .await?
+            };
+            reaped.push(Reaped {
+                execution: updated,
+                worker_id: old_worker,
+                attempt_token: old_token,
+            });
+        }
+        txn.commit().await?;
+        Ok(reaped)
+    }
+
+    /// Sorts a reconnecting worker's runs into those still its own and those
+    /// that are not (reaped, finished or cancelled meanwhile). A kept run that
+    /// was cancelled while the worker was away is also listed in `stop`.
+    pub async fn reconcile(
+        &self,
+        worker_id: &str,
+        reported: &[(Uuid, String)],
+    ) -> StoreResult<Reconciled> {
+        let mut keep = Vec::new();
+        let mut stop = Vec::new();
+        for (execution_id, token) in reported {
+            match current_attempt(self.0.db(), worker_id, *execution_id, token).await {
+                Ok(execution) => {
+                    if execution.status == ExecutionStatus::Cancelling {
+                        stop.push((*execution_id, token.clone()));
+                    }
+                    keep.push((execution, token.clone()));
+                }
+                Err(StoreError::Database(err)) => return Err(StoreError::Database(err)),
+                Err(_) => stop.push((*execution_id, token.clone())),
+            }
+        }
+        Ok(Reconciled { keep, stop })
+    }
+
+    /// Gives back a claimed run that never reached its worker (the worker
+    /// vanished between the claim and the send): queued again, same attempt count.
+    pub async fn release_claim(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+    ) -> StoreResult<()> {
+        let mut txn = self.0.write().await?;
+        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        execution_state::transition(
+            &mut txn,
+            execution,
+            ExecutionStatus::Queued,
+            Actor::system(),
+            json!({ "worker_id": worker_id, "released": true }),
+            |row| {
+                row.worker_id = Set(None);
+                row.heartbeat_at = Set(None);
+                row.started_at = Set(None);
+            },
+        )
+        .await?;
+        txn.commit().await
+    }
+
+    /// Fails a claimed run that cannot be started as stored.
+    pub async fn fail_unstartable(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        error: String,
+    ) -> StoreResult<()> {
+        let mut txn = self.0.write().await?;
+        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        execution_state::transition(
+            &mut txn,
+            execution,
+            ExecutionStatus::Failed,
+            Actor::system(),
+            json!({ "error": error }),
+            |row| row.error = Set(Some(error.clone())),
+        )
+        .await?;
+        txn.commit().await
+    }
 }

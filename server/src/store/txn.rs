@@ -32,18 +32,19 @@ impl Store {
         }
     }
 
-    /// The connection, for reads.
-    pub fn db(&self) -> &DatabaseConnection {
+    /// The connection, for reads; private to the store, whose methods are
+    /// the only way to the database.
+    pub(super) fn db(&self) -> &DatabaseConnection {
         &self.db
     }
 
     /// The hub live event watchers subscribe to.
-    pub fn events(&self) -> &EventHub {
+    pub fn event_hub(&self) -> &EventHub {
         &self.events
     }
 
     /// The hub execution watchers (and the dispatcher) subscribe to.
-    pub fn executions(&self) -> &ExecutionHub {
+    pub fn execution_hub(&self) -> &ExecutionHub {
         &self.executions
     }
 

@@ -7,7 +7,7 @@ use chrono::Utc;
 use sea_orm::{ActiveValue::Set, EntityTrait, sea_query::OnConflict};
 use serde_json::{Value, json};
 
-use super::{Store, StoreError, StoreResult};
+use super::{StoreError, StoreResult, WorkerConfig};
 use crate::entity::worker_config;
 
 /// The tuning values in force.
@@ -70,85 +70,87 @@ fn check_interval(field: &str, value: Duration) -> StoreResult<()> {
     }
 }
 
-/// The settings in force (stored values over the defaults).
-pub async fn load(store: &Store) -> StoreResult<WorkerSettings> {
-    let rows = worker_config::Entity::find().all(store.db()).await?;
-    let mut settings = WorkerSettings::default();
-    for row in rows {
-        let millis = row.value.as_u64().map(Duration::from_millis);
-        match (row.key.as_str(), millis) {
-            (STALE_WINDOW_MS, Some(v)) => settings.stale_window = v,
-            (HEARTBEAT_INTERVAL_MS, Some(v)) => settings.heartbeat_interval = v,
-            (CANCEL_GRACE_MS, Some(v)) => settings.cancel_grace = v,
-            (LOG_CHUNK_BYTES, _) => {
-                if let Some(v) = row.value.as_u64() {
-                    settings.log_chunk_bytes = v.min(u64::from(MAX_CHUNK)) as u32;
+impl WorkerConfig<'_> {
+    /// The settings in force (stored values over the defaults).
+    pub async fn load(&self) -> StoreResult<WorkerSettings> {
+        let rows = worker_config::Entity::find().all(self.0.db()).await?;
+        let mut settings = WorkerSettings::default();
+        for row in rows {
+            let millis = row.value.as_u64().map(Duration::from_millis);
+            match (row.key.as_str(), millis) {
+                (STALE_WINDOW_MS, Some(v)) => settings.stale_window = v,
+                (HEARTBEAT_INTERVAL_MS, Some(v)) => settings.heartbeat_interval = v,
+                (CANCEL_GRACE_MS, Some(v)) => settings.cancel_grace = v,
+                (LOG_CHUNK_BYTES, _) => {
+                    if let Some(v) = row.value.as_u64() {
+                        settings.log_chunk_bytes = v.min(u64::from(MAX_CHUNK)) as u32;
+                    }
                 }
+                _ => {} // unknown keys belong to newer servers; keep them untouched
             }
-            _ => {} // unknown keys belong to newer servers; keep them untouched
         }
+        Ok(settings)
     }
-    Ok(settings)
-}
 
-/// Validates and stores a change; returns the settings in force after it.
-pub async fn update(store: &Store, patch: SettingsPatch) -> StoreResult<WorkerSettings> {
-    let mut rows: Vec<(&str, Value)> = Vec::new();
-    if let Some(v) = patch.stale_window {
-        check_interval("config.stale_window", v)?;
-        rows.push((STALE_WINDOW_MS, json!(v.as_millis() as u64)));
-    }
-    if let Some(v) = patch.heartbeat_interval {
-        check_interval("config.heartbeat_interval", v)?;
-        rows.push((HEARTBEAT_INTERVAL_MS, json!(v.as_millis() as u64)));
-    }
-    if let Some(v) = patch.cancel_grace {
-        if v > MAX_INTERVAL {
-            return Err(StoreError::invalid("config.cancel_grace", "is too long"));
+    /// Validates and stores a change; returns the settings in force after it.
+    pub async fn update(&self, patch: SettingsPatch) -> StoreResult<WorkerSettings> {
+        let mut rows: Vec<(&str, Value)> = Vec::new();
+        if let Some(v) = patch.stale_window {
+            check_interval("config.stale_window", v)?;
+            rows.push((STALE_WINDOW_MS, json!(v.as_millis() as u64)));
         }
-        rows.push((CANCEL_GRACE_MS, json!(v.as_millis() as u64)));
-    }
-    if let Some(v) = patch.log_chunk_bytes {
-        if !(MIN_CHUNK..=MAX_CHUNK).contains(&v) {
+        if let Some(v) = patch.heartbeat_interval {
+            check_interval("config.heartbeat_interval", v)?;
+            rows.push((HEARTBEAT_INTERVAL_MS, json!(v.as_millis() as u64)));
+        }
+        if let Some(v) = patch.cancel_grace {
+            if v > MAX_INTERVAL {
+                return Err(StoreError::invalid("config.cancel_grace", "is too long"));
+            }
+            rows.push((CANCEL_GRACE_MS, json!(v.as_millis() as u64)));
+        }
+        if let Some(v) = patch.log_chunk_bytes {
+            if !(MIN_CHUNK..=MAX_CHUNK).contains(&v) {
+                return Err(StoreError::invalid(
+                    "config.log_chunk_bytes",
+                    format!("must be between {MIN_CHUNK} and {MAX_CHUNK}"),
+                ));
+            }
+            rows.push((LOG_CHUNK_BYTES, json!(v)));
+        }
+        let current = self.load().await?;
+        let stale_window = patch.stale_window.unwrap_or(current.stale_window);
+        let heartbeat_interval = patch
+            .heartbeat_interval
+            .unwrap_or(current.heartbeat_interval);
+        if heartbeat_interval >= stale_window {
+            // Healthy runs would be reaped between two heartbeats.
             return Err(StoreError::invalid(
-                "config.log_chunk_bytes",
-                format!("must be between {MIN_CHUNK} and {MAX_CHUNK}"),
+                "config.stale_window",
+                format!(
+                    "{stale_window:?} must be longer than the heartbeat interval ({heartbeat_interval:?})"
+                ),
             ));
         }
-        rows.push((LOG_CHUNK_BYTES, json!(v)));
+        let txn = self.0.write().await?;
+        for (key, value) in rows {
+            worker_config::Entity::insert(worker_config::ActiveModel {
+                key: Set(key.to_owned()),
+                value: Set(value),
+                updated_at: Set(Utc::now().into()),
+            })
+            .on_conflict(
+                OnConflict::column(worker_config::Column::Key)
+                    .update_columns([
+                        worker_config::Column::Value,
+                        worker_config::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&*txn)
+            .await?;
+        }
+        txn.commit().await?;
+        self.load().await
     }
-    let current = load(store).await?;
-    let stale_window = patch.stale_window.unwrap_or(current.stale_window);
-    let heartbeat_interval = patch
-        .heartbeat_interval
-        .unwrap_or(current.heartbeat_interval);
-    if heartbeat_interval >= stale_window {
-        // Healthy runs would be reaped between two heartbeats.
-        return Err(StoreError::invalid(
-            "config.stale_window",
-            format!(
-                "{stale_window:?} must be longer than the heartbeat interval ({heartbeat_interval:?})"
-            ),
-        ));
-    }
-    let txn = store.write().await?;
-    for (key, value) in rows {
-        worker_config::Entity::insert(worker_config::ActiveModel {
-            key: Set(key.to_owned()),
-            value: Set(value),
-            updated_at: Set(Utc::now().into()),
-        })
-        .on_conflict(
-            OnConflict::column(worker_config::Column::Key)
-                .update_columns([
-                    worker_config::Column::Value,
-                    worker_config::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(&*txn)
-        .await?;
-    }
-    txn.commit().await?;
-    load(store).await
 }

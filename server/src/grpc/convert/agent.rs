@@ -18,12 +18,11 @@ use crate::{
     },
     store::{
         StoreError, StoreResult,
-        agents::{
-            AgentFilter, AgentMetadata, AgentPatch, AgentSpec, BidirectionalProtocol,
-            SessionConfig, SessionIdSource,
-        },
+        agents::{AgentFilter, AgentPatch, AgentSpec},
         capabilities::{CapabilityFilter, CapabilityPatch, CapabilitySpec},
+        columns::{AgentMetadata, BidirectionalProtocol, SessionConfig, SessionIdSource, strings},
         page::{PageRequest, RESOURCE_PAGES},
+        presets::{Preset, PresetRequest, prompt_capability},
     },
 };
 
@@ -68,169 +67,174 @@ pub const CAPABILITY_UPDATABLE: &[&str] = &[
 ];
 
 // ---------------------------------------------------------------------------
-// Session config enums
-// ---------------------------------------------------------------------------
-
-impl WireEnum for SessionIdSource {
-    type Proto = pb::SessionIdSource;
-
-    fn to_proto(self) -> i32 {
-        (match self {
-            Self::JsonField => pb::SessionIdSource::JsonField,
-            Self::Filesystem => pb::SessionIdSource::Filesystem,
-            Self::ListCommand => pb::SessionIdSource::ListCommand,
-            Self::None => pb::SessionIdSource::None,
-        }) as i32
-    }
-
-    fn from_proto(field: &str, value: i32) -> StoreResult<Option<Self>> {
-        match pb::SessionIdSource::try_from(value) {
-            Ok(pb::SessionIdSource::Unspecified) => Ok(None),
-            Ok(pb::SessionIdSource::JsonField) => Ok(Some(Self::JsonField)),
-            Ok(pb::SessionIdSource::Filesystem) => Ok(Some(Self::Filesystem)),
-            Ok(pb::SessionIdSource::ListCommand) => Ok(Some(Self::ListCommand)),
-            Ok(pb::SessionIdSource::None) => Ok(Some(Self::None)),
-            Err(_) => Err(StoreError::invalid(
-                field,
-                format!("{value} is not a valid SessionIdSource"),
-            )),
-        }
-    }
-}
-
-impl WireEnum for BidirectionalProtocol {
-    type Proto = pb::BidirectionalProtocol;
-
-    fn to_proto(self) -> i32 {
-        (match self {
-            Self::StreamJson => pb::BidirectionalProtocol::StreamJson,
-            Self::AppServer => pb::BidirectionalProtocol::AppServer,
-            Self::Tmux => pb::BidirectionalProtocol::Tmux,
-        }) as i32
-    }
-
-    fn from_proto(field: &str, value: i32) -> StoreResult<Option<Self>> {
-        match pb::BidirectionalProtocol::try_from(value) {
-            Ok(pb::BidirectionalProtocol::Unspecified) => Ok(None),
-            Ok(pb::BidirectionalProtocol::StreamJson) => Ok(Some(Self::StreamJson)),
-            Ok(pb::BidirectionalProtocol::AppServer) => Ok(Some(Self::AppServer)),
-            Ok(pb::BidirectionalProtocol::Tmux) => Ok(Some(Self::Tmux)),
-            Err(_) => Err(StoreError::invalid(
-                field,
-                format!("{value} is not a valid BidirectionalProtocol"),
-            )),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Agents
 // ---------------------------------------------------------------------------
 
 /// A stored agent on the wire.
 pub fn agent_to_proto(agent: &agents::Model) -> pb::Agent {
+    let agents::Model {
+        id,
+        owner_id,
+        workspace_id,
+        name,
+        slug,
+        kind,
+        binary_path,
+        base_args,
+        working_dir,
+        env_allowlist,
+        is_active,
+        max_concurrent,
+        discovery_method,
+        version,
+        package_name,
+        package_section,
+        tool_type,
+        mcp_enabled,
+        session_config,
+        last_scanned_at,
+        metadata,
+        created_at,
+        updated_at,
+    } = agent;
     pb::Agent {
-        id: agent.id.to_string(),
-        owner_id: agent.owner_id.to_string(),
-        workspace_id: agent.workspace_id.to_string(),
-        name: agent.name.clone(),
-        slug: agent.slug.clone(),
-        kind: agent.kind.to_proto(),
-        binary_path: agent.binary_path.clone(),
-        base_args: super::json_strings(&agent.base_args),
-        working_dir: agent.working_dir.clone(),
-        env_allowlist: super::json_strings(&agent.env_allowlist),
-        is_active: Some(agent.is_active),
-        max_concurrent: Some(agent.max_concurrent),
-        discovery_method: agent.discovery_method.to_proto(),
-        version: agent.version.clone(),
-        package_name: agent.package_name.clone(),
-        package_section: agent.package_section.clone(),
-        tool_type: agent.tool_type.clone(),
-        mcp_enabled: agent.mcp_enabled,
-        session_config: agent
-            .session_config
+        id: id.to_string(),
+        owner_id: owner_id.to_string(),
+        workspace_id: workspace_id.to_string(),
+        name: name.clone(),
+        slug: slug.clone(),
+        kind: kind.to_proto(),
+        binary_path: binary_path.clone(),
+        base_args: strings(base_args),
+        working_dir: working_dir.clone(),
+        env_allowlist: strings(env_allowlist),
+        is_active: Some(*is_active),
+        max_concurrent: Some(*max_concurrent),
+        discovery_method: discovery_method.to_proto(),
+        version: version.clone(),
+        package_name: package_name.clone(),
+        package_section: package_section.clone(),
+        tool_type: tool_type.clone(),
+        mcp_enabled: *mcp_enabled,
+        session_config: session_config
             .as_ref()
             .and_then(SessionConfig::from_json)
             .map(|config| session_config_to_proto(&config)),
-        last_scanned_at: optional_timestamp(&agent.last_scanned_at),
-        metadata: Some(metadata_to_proto(&AgentMetadata::from_json(
-            &agent.metadata,
-        ))),
-        created_at: Some(timestamp(&agent.created_at)),
-        updated_at: Some(timestamp(&agent.updated_at)),
+        last_scanned_at: optional_timestamp(last_scanned_at),
+        metadata: Some(metadata_to_proto(&AgentMetadata::from_json(metadata))),
+        created_at: Some(timestamp(created_at)),
+        updated_at: Some(timestamp(updated_at)),
     }
 }
 
 fn metadata_to_proto(metadata: &AgentMetadata) -> pb::AgentMetadata {
+    let AgentMetadata {
+        icon,
+        color,
+        description,
+        homepage,
+    } = metadata;
     pb::AgentMetadata {
-        icon: metadata.icon.clone(),
-        color: metadata.color.clone(),
-        description: metadata.description.clone(),
-        homepage: metadata.homepage.clone(),
+        icon: icon.clone(),
+        color: color.clone(),
+        description: description.clone(),
+        homepage: homepage.clone(),
     }
 }
 
 fn metadata_from_proto(metadata: Option<&pb::AgentMetadata>) -> AgentMetadata {
-    metadata
-        .map(|m| AgentMetadata {
-            icon: m.icon.clone(),
-            color: m.color.clone(),
-            description: m.description.clone(),
-            homepage: m.homepage.clone(),
-        })
-        .unwrap_or_default()
+    let Some(pb::AgentMetadata {
+        icon,
+        color,
+        description,
+        homepage,
+    }) = metadata
+    else {
+        return AgentMetadata::default();
+    };
+    AgentMetadata {
+        icon: icon.clone(),
+        color: color.clone(),
+        description: description.clone(),
+        homepage: homepage.clone(),
+    }
 }
 
 /// The wire form of a preset.
-pub fn preset_to_proto(preset: &crate::store::presets::Preset) -> pb::AgentPreset {
-    let capability = crate::store::presets::prompt_capability(preset);
+pub fn preset_to_proto(preset: &Preset) -> pb::AgentPreset {
+    let capability = prompt_capability(preset);
+    let Preset {
+        name,
+        display_name,
+        default_binary,
+        base_args,
+        env_allowlist,
+        session_config,
+    } = preset;
     pb::AgentPreset {
-        name: preset.name.into(),
-        display_name: preset.display_name.into(),
-        default_binary: preset.default_binary.into(),
-        base_args: preset.base_args.clone(),
-        session_config: Some(session_config_to_proto(&preset.session_config)),
-        env_allowlist: preset.env_allowlist.clone(),
+        name: (*name).into(),
+        display_name: (*display_name).into(),
+        default_binary: (*default_binary).into(),
+        base_args: base_args.clone(),
+        session_config: Some(session_config_to_proto(session_config)),
+        env_allowlist: env_allowlist.clone(),
         prompt_template: capability.prompt_template.unwrap_or_default(),
         timeout_sec: capability.timeout_sec.unwrap_or_default(),
     }
 }
 
 /// A `CreatePresetAgent` request; the store validates it.
-pub fn preset_request(
-    request: pb::CreatePresetAgentRequest,
-) -> crate::store::presets::PresetRequest {
-    crate::store::presets::PresetRequest {
-        preset: request.preset.trim().to_ascii_lowercase(),
-        binary_path: request.binary_path,
-        slug: request.slug,
-        name: request.name,
-        working_dir: request.working_dir,
-        mcp_enabled: request.mcp_enabled,
-        extra_args: request.extra_args,
-        max_concurrent: request.max_concurrent,
+pub fn preset_request(request: pb::CreatePresetAgentRequest) -> PresetRequest {
+    let pb::CreatePresetAgentRequest {
+        preset,
+        binary_path,
+        slug,
+        name,
+        working_dir,
+        mcp_enabled,
+        extra_args,
+        max_concurrent,
+    } = request;
+    PresetRequest {
+        preset: preset.trim().to_ascii_lowercase(),
+        binary_path,
+        slug,
+        name,
+        working_dir,
+        mcp_enabled,
+        extra_args,
+        max_concurrent,
     }
 }
 
 fn session_config_to_proto(config: &SessionConfig) -> pb::AgentSessionConfig {
+    let SessionConfig {
+        session_id_source,
+        session_id_field,
+        session_file_glob,
+        list_sessions_command,
+        list_sessions_pattern,
+        resume_flags,
+        continue_flags,
+        bidirectional_protocol,
+        completion_idle_ms,
+    } = config;
     pb::AgentSessionConfig {
-        session_id_source: config
-            .session_id_source
+        session_id_source: session_id_source
             .map_or(pb::SessionIdSource::Unspecified as i32, WireEnum::to_proto),
-        session_id_field: config.session_id_field.clone(),
-        session_file_glob: config.session_file_glob.clone(),
-        list_sessions_command: config.list_sessions_command.clone(),
-        list_sessions_pattern: config.list_sessions_pattern.clone(),
-        resume_flags: config.resume_flags.clone(),
-        continue_flags: config.continue_flags.clone(),
-        bidirectional_protocol: config.bidirectional_protocol.map_or(
+        session_id_field: session_id_field.clone(),
+        session_file_glob: session_file_glob.clone(),
+        list_sessions_command: list_sessions_command.clone(),
+        list_sessions_pattern: list_sessions_pattern.clone(),
+        resume_flags: resume_flags.clone(),
+        continue_flags: continue_flags.clone(),
+        bidirectional_protocol: bidirectional_protocol.map_or(
             pb::BidirectionalProtocol::Unspecified as i32,
             WireEnum::to_proto,
         ),
-        completion_idle: config.completion_idle_ms.map(|ms| {
+        completion_idle: completion_idle_ms.map(|ms| {
             let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-            amon_proto::prost_types::Duration {
+            prost_types::Duration {
                 seconds: ms / 1000,
                 nanos: (ms % 1000) as i32 * 1_000_000,
             }
@@ -241,25 +245,36 @@ fn session_config_to_proto(config: &SessionConfig) -> pb::AgentSessionConfig {
 fn session_config_from_proto(
     config: Option<&pb::AgentSessionConfig>,
 ) -> StoreResult<Option<SessionConfig>> {
-    let Some(config) = config else {
+    let Some(pb::AgentSessionConfig {
+        session_id_source,
+        session_id_field,
+        session_file_glob,
+        list_sessions_command,
+        list_sessions_pattern,
+        resume_flags,
+        continue_flags,
+        bidirectional_protocol,
+        completion_idle,
+    }) = config
+    else {
         return Ok(None);
     };
     Ok(Some(SessionConfig {
         session_id_source: SessionIdSource::from_proto(
             "agent.session_config.session_id_source",
-            config.session_id_source,
+            *session_id_source,
         )?,
-        session_id_field: config.session_id_field.clone(),
-        session_file_glob: config.session_file_glob.clone(),
-        list_sessions_command: config.list_sessions_command.clone(),
-        list_sessions_pattern: config.list_sessions_pattern.clone(),
-        resume_flags: config.resume_flags.clone(),
-        continue_flags: config.continue_flags.clone(),
+        session_id_field: session_id_field.clone(),
+        session_file_glob: session_file_glob.clone(),
+        list_sessions_command: list_sessions_command.clone(),
+        list_sessions_pattern: list_sessions_pattern.clone(),
+        resume_flags: resume_flags.clone(),
+        continue_flags: continue_flags.clone(),
         bidirectional_protocol: BidirectionalProtocol::from_proto(
             "agent.session_config.bidirectional_protocol",
-            config.bidirectional_protocol,
+            *bidirectional_protocol,
         )?,
-        completion_idle_ms: match &config.completion_idle {
+        completion_idle_ms: match completion_idle {
             None => None,
             Some(d) if d.seconds < 0 || d.nanos < 0 => {
                 return Err(StoreError::invalid(
@@ -276,51 +291,84 @@ fn session_config_from_proto(
     }))
 }
 
-fn kind(agent: &pb::Agent) -> StoreResult<Option<AgentKind>> {
-    AgentKind::from_proto("agent.kind", agent.kind)
-}
-
-fn discovery_method(agent: &pb::Agent) -> StoreResult<Option<DiscoveryMethod>> {
-    DiscoveryMethod::from_proto("agent.discovery_method", agent.discovery_method)
-}
-
-fn last_scanned_at(
-    agent: &pb::Agent,
-) -> StoreResult<Option<chrono::DateTime<chrono::FixedOffset>>> {
-    agent
-        .last_scanned_at
-        .as_ref()
-        .map(|time| parse_timestamp("agent.last_scanned_at", time))
-        .transpose()
-}
-
 fn required<'a, T>(field: &str, message: Option<&'a T>) -> StoreResult<&'a T> {
     message.ok_or_else(|| StoreError::invalid(field, "is required"))
 }
 
+fn optional_time(
+    field: &str,
+    time: &Option<prost_types::Timestamp>,
+) -> StoreResult<Option<chrono::DateTime<chrono::FixedOffset>>> {
+    time.as_ref()
+        .map(|time| parse_timestamp(field, time))
+        .transpose()
+}
+
+/// Every caller-settable field of a wire agent, parsed (output-only fields
+/// are ignored). Each field is parsed only when `wanted` names it, so an
+/// update reads only the fields of its mask.
+fn agent_fields(agent: &pb::Agent, wanted: impl Fn(&str) -> bool) -> StoreResult<AgentPatch> {
+    let pb::Agent {
+        id: _,
+        owner_id: _,
+        workspace_id: _,
+        name,
+        slug,
+        kind,
+        binary_path,
+        base_args,
+        working_dir,
+        env_allowlist,
+        is_active,
+        max_concurrent,
+        discovery_method,
+        version,
+        package_name,
+        package_section,
+        tool_type,
+        mcp_enabled,
+        session_config,
+        last_scanned_at,
+        metadata,
+        created_at: _,
+        updated_at: _,
+    } = agent;
+    let field = |name: &str| wanted(name);
+    Ok(AgentPatch {
+        name: field("name").then(|| name.clone()),
+        slug: field("slug").then(|| slug.clone()),
+        kind: field("kind")
+            .then(|| AgentKind::from_proto("agent.kind", *kind))
+            .transpose()?,
+        binary_path: field("binary_path").then(|| binary_path.clone()),
+        base_args: field("base_args").then(|| base_args.clone()),
+        working_dir: field("working_dir").then(|| working_dir.clone()),
+        env_allowlist: field("env_allowlist").then(|| env_allowlist.clone()),
+        is_active: field("is_active").then_some(*is_active),
+        max_concurrent: field("max_concurrent").then_some(*max_concurrent),
+        discovery_method: field("discovery_method")
+            .then(|| DiscoveryMethod::from_proto("agent.discovery_method", *discovery_method))
+            .transpose()?,
+        version: field("version").then(|| version.clone()),
+        package_name: field("package_name").then(|| package_name.clone()),
+        package_section: field("package_section").then(|| package_section.clone()),
+        tool_type: field("tool_type").then(|| tool_type.clone()),
+        mcp_enabled: field("mcp_enabled").then_some(*mcp_enabled),
+        session_config: field("session_config")
+            .then(|| session_config_from_proto(session_config.as_ref()))
+            .transpose()?,
+        last_scanned_at: field("last_scanned_at")
+            .then(|| optional_time("agent.last_scanned_at", last_scanned_at))
+            .transpose()?,
+        metadata: field("metadata").then(|| metadata_from_proto(metadata.as_ref())),
+    })
+}
+
 /// The agent of a `CreateAgentRequest`; output-only fields are ignored.
 pub fn agent_spec(agent: Option<&pb::Agent>) -> StoreResult<AgentSpec> {
-    let agent = required("agent", agent)?;
-    Ok(AgentSpec {
-        name: agent.name.clone(),
-        slug: agent.slug.clone(),
-        kind: kind(agent)?,
-        binary_path: agent.binary_path.clone(),
-        base_args: agent.base_args.clone(),
-        working_dir: agent.working_dir.clone(),
-        env_allowlist: agent.env_allowlist.clone(),
-        is_active: agent.is_active,
-        max_concurrent: agent.max_concurrent,
-        discovery_method: discovery_method(agent)?,
-        version: agent.version.clone(),
-        package_name: agent.package_name.clone(),
-        package_section: agent.package_section.clone(),
-        tool_type: agent.tool_type.clone(),
-        mcp_enabled: agent.mcp_enabled,
-        session_config: session_config_from_proto(agent.session_config.as_ref())?,
-        last_scanned_at: last_scanned_at(agent)?,
-        metadata: metadata_from_proto(agent.metadata.as_ref()),
-    })
+    let mut spec = AgentSpec::default();
+    agent_fields(required("agent", agent)?, |_| true)?.apply(&mut spec);
+    Ok(spec)
 }
 
 /// The id and the changes of an `UpdateAgentRequest`. Only the fields named
@@ -332,42 +380,23 @@ pub fn agent_patch(
 ) -> StoreResult<(uuid::Uuid, AgentPatch)> {
     let agent = required("agent", agent)?;
     let id = parse_id("agent.id", &agent.id)?;
-    let mut patch = AgentPatch::default();
-    for path in mask_paths("update_mask", mask, AGENT_UPDATABLE)? {
-        match path.as_str() {
-            "name" => patch.name = Some(agent.name.clone()),
-            "slug" => patch.slug = Some(agent.slug.clone()),
-            "kind" => patch.kind = Some(kind(agent)?),
-            "binary_path" => patch.binary_path = Some(agent.binary_path.clone()),
-            "base_args" => patch.base_args = Some(agent.base_args.clone()),
-            "working_dir" => patch.working_dir = Some(agent.working_dir.clone()),
-            "env_allowlist" => patch.env_allowlist = Some(agent.env_allowlist.clone()),
-            "is_active" => patch.is_active = Some(agent.is_active),
-            "max_concurrent" => patch.max_concurrent = Some(agent.max_concurrent),
-            "discovery_method" => patch.discovery_method = Some(discovery_method(agent)?),
-            "version" => patch.version = Some(agent.version.clone()),
-            "package_name" => patch.package_name = Some(agent.package_name.clone()),
-            "package_section" => patch.package_section = Some(agent.package_section.clone()),
-            "tool_type" => patch.tool_type = Some(agent.tool_type.clone()),
-            "mcp_enabled" => patch.mcp_enabled = Some(agent.mcp_enabled),
-            "session_config" => {
-                patch.session_config =
-                    Some(session_config_from_proto(agent.session_config.as_ref())?);
-            }
-            "last_scanned_at" => patch.last_scanned_at = Some(last_scanned_at(agent)?),
-            "metadata" => patch.metadata = Some(metadata_from_proto(agent.metadata.as_ref())),
-            other => unreachable!("mask_paths admitted {other:?}"),
-        }
-    }
+    let paths = mask_paths("update_mask", mask, AGENT_UPDATABLE)?;
+    let patch = agent_fields(agent, |name| paths.iter().any(|path| path == name))?;
     Ok((id, patch))
 }
 
 /// The filter and page of a `ListAgentsRequest`.
 pub fn agent_list(request: &pb::ListAgentsRequest) -> StoreResult<(AgentFilter, PageRequest)> {
-    let page = PageRequest::parse(request.page_size, &request.page_token, RESOURCE_PAGES)?;
+    let pb::ListAgentsRequest {
+        page_size,
+        page_token,
+        is_active,
+        kind,
+    } = request;
+    let page = PageRequest::parse(*page_size, page_token, RESOURCE_PAGES)?;
     let filter = AgentFilter {
-        is_active: request.is_active,
-        kind: AgentKind::from_proto("kind", request.kind)?,
+        is_active: *is_active,
+        kind: AgentKind::from_proto("kind", *kind)?,
     };
     Ok((filter, page))
 }
@@ -378,61 +407,99 @@ pub fn agent_list(request: &pb::ListAgentsRequest) -> StoreResult<(AgentFilter, 
 
 /// A stored capability on the wire.
 pub fn capability_to_proto(capability: &agent_capabilities::Model) -> pb::Capability {
+    let agent_capabilities::Model {
+        id,
+        agent_id,
+        key,
+        label,
+        description,
+        source,
+        interaction_mode,
+        command_tokens,
+        prompt_template,
+        args_schema,
+        requires_approval,
+        is_enabled,
+        danger_level,
+        timeout_sec,
+        max_output_bytes,
+        created_at,
+    } = capability;
     pb::Capability {
-        id: capability.id.to_string(),
-        agent_id: capability.agent_id.to_string(),
-        key: capability.key.clone(),
-        label: capability.label.clone(),
-        description: capability.description.clone(),
-        source: capability.source.to_proto(),
-        interaction_mode: capability.interaction_mode.to_proto(),
-        command_tokens: capability
-            .command_tokens
-            .as_ref()
-            .map(super::json_strings)
-            .unwrap_or_default(),
-        prompt_template: capability.prompt_template.clone(),
-        args_schema: Some(json_to_struct(&capability.args_schema)),
-        requires_approval: capability.requires_approval,
-        is_enabled: Some(capability.is_enabled),
-        danger_level: i32::from(capability.danger_level),
-        timeout_sec: Some(capability.timeout_sec),
-        max_output_bytes: Some(capability.max_output_bytes),
-        created_at: Some(timestamp(&capability.created_at)),
+        id: id.to_string(),
+        agent_id: agent_id.to_string(),
+        key: key.clone(),
+        label: label.clone(),
+        description: description.clone(),
+        source: source.to_proto(),
+        interaction_mode: interaction_mode.to_proto(),
+        command_tokens: command_tokens.as_ref().map(strings).unwrap_or_default(),
+        prompt_template: prompt_template.clone(),
+        args_schema: Some(json_to_struct(args_schema)),
+        requires_approval: *requires_approval,
+        is_enabled: Some(*is_enabled),
+        danger_level: i32::from(*danger_level),
+        timeout_sec: Some(*timeout_sec),
+        max_output_bytes: Some(*max_output_bytes),
+        created_at: Some(timestamp(created_at)),
     }
 }
 
-fn source(capability: &pb::Capability) -> StoreResult<Option<CapabilitySource>> {
-    CapabilitySource::from_proto("capability.source", capability.source)
-}
-
-fn interaction_mode(capability: &pb::Capability) -> StoreResult<Option<InteractionMode>> {
-    InteractionMode::from_proto("capability.interaction_mode", capability.interaction_mode)
-}
-
-fn args_schema(capability: &pb::Capability) -> Option<serde_json::Value> {
-    capability.args_schema.as_ref().map(struct_to_json)
+/// Every caller-settable field of a wire capability but `agent_id`, parsed
+/// when `wanted` names it (output-only fields are ignored).
+fn capability_fields(
+    capability: &pb::Capability,
+    wanted: impl Fn(&str) -> bool,
+) -> StoreResult<CapabilityPatch> {
+    let pb::Capability {
+        id: _,
+        agent_id: _,
+        key,
+        label,
+        description,
+        source,
+        interaction_mode,
+        command_tokens,
+        prompt_template,
+        args_schema,
+        requires_approval,
+        is_enabled,
+        danger_level,
+        timeout_sec,
+        max_output_bytes,
+        created_at: _,
+    } = capability;
+    let field = |name: &str| wanted(name);
+    Ok(CapabilityPatch {
+        key: field("key").then(|| key.clone()),
+        label: field("label").then(|| label.clone()),
+        description: field("description").then(|| description.clone()),
+        source: field("source")
+            .then(|| CapabilitySource::from_proto("capability.source", *source))
+            .transpose()?,
+        interaction_mode: field("interaction_mode")
+            .then(|| InteractionMode::from_proto("capability.interaction_mode", *interaction_mode))
+            .transpose()?,
+        command_tokens: field("command_tokens").then(|| command_tokens.clone()),
+        prompt_template: field("prompt_template").then(|| prompt_template.clone()),
+        args_schema: field("args_schema").then(|| args_schema.as_ref().map(struct_to_json)),
+        requires_approval: field("requires_approval").then_some(*requires_approval),
+        is_enabled: field("is_enabled").then_some(*is_enabled),
+        danger_level: field("danger_level").then_some(*danger_level),
+        timeout_sec: field("timeout_sec").then_some(*timeout_sec),
+        max_output_bytes: field("max_output_bytes").then_some(*max_output_bytes),
+    })
 }
 
 /// The capability of a `CreateCapabilityRequest`; output-only fields are ignored.
 pub fn capability_spec(capability: Option<&pb::Capability>) -> StoreResult<CapabilitySpec> {
     let capability = required("capability", capability)?;
-    Ok(CapabilitySpec {
+    let mut spec = CapabilitySpec {
         agent_id: parse_id("capability.agent_id", &capability.agent_id)?,
-        key: capability.key.clone(),
-        label: capability.label.clone(),
-        description: capability.description.clone(),
-        source: source(capability)?,
-        interaction_mode: interaction_mode(capability)?,
-        command_tokens: capability.command_tokens.clone(),
-        prompt_template: capability.prompt_template.clone(),
-        args_schema: args_schema(capability),
-        requires_approval: capability.requires_approval,
-        is_enabled: capability.is_enabled,
-        danger_level: capability.danger_level,
-        timeout_sec: capability.timeout_sec,
-        max_output_bytes: capability.max_output_bytes,
-    })
+        ..CapabilitySpec::default()
+    };
+    capability_fields(capability, |_| true)?.apply(&mut spec);
+    Ok(spec)
 }
 
 /// The id and the changes of an `UpdateCapabilityRequest`. Only the fields
@@ -453,27 +520,8 @@ pub fn capability_patch(
             "agent_id is immutable: create the capability on the other agent instead",
         ));
     }
-    let mut patch = CapabilityPatch::default();
-    for path in mask_paths("update_mask", mask, CAPABILITY_UPDATABLE)? {
-        match path.as_str() {
-            "key" => patch.key = Some(capability.key.clone()),
-            "label" => patch.label = Some(capability.label.clone()),
-            "description" => patch.description = Some(capability.description.clone()),
-            "source" => patch.source = Some(source(capability)?),
-            "interaction_mode" => patch.interaction_mode = Some(interaction_mode(capability)?),
-            "command_tokens" => patch.command_tokens = Some(capability.command_tokens.clone()),
-            "prompt_template" => {
-                patch.prompt_template = Some(capability.prompt_template.clone());
-            }
-            "args_schema" => patch.args_schema = Some(args_schema(capability)),
-            "requires_approval" => patch.requires_approval = Some(capability.requires_approval),
-            "is_enabled" => patch.is_enabled = Some(capability.is_enabled),
-            "danger_level" => patch.danger_level = Some(capability.danger_level),
-            "timeout_sec" => patch.timeout_sec = Some(capability.timeout_sec),
-            "max_output_bytes" => patch.max_output_bytes = Some(capability.max_output_bytes),
-            other => unreachable!("mask_paths admitted {other:?}"),
-        }
-    }
+    let paths = mask_paths("update_mask", mask, CAPABILITY_UPDATABLE)?;
+    let patch = capability_fields(capability, |name| paths.iter().any(|path| path == name))?;
     Ok((id, patch))
 }
 
@@ -481,10 +529,16 @@ pub fn capability_patch(
 pub fn capability_list(
     request: &pb::ListCapabilitiesRequest,
 ) -> StoreResult<(CapabilityFilter, PageRequest)> {
-    let page = PageRequest::parse(request.page_size, &request.page_token, RESOURCE_PAGES)?;
+    let pb::ListCapabilitiesRequest {
+        page_size,
+        page_token,
+        agent_id,
+        is_enabled,
+    } = request;
+    let page = PageRequest::parse(*page_size, page_token, RESOURCE_PAGES)?;
     let filter = CapabilityFilter {
-        agent_id: parse_optional_id("agent_id", &request.agent_id)?,
-        is_enabled: request.is_enabled,
+        agent_id: parse_optional_id("agent_id", agent_id)?,
+        is_enabled: *is_enabled,
     };
     Ok((filter, page))
 }

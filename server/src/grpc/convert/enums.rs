@@ -5,7 +5,7 @@ use amon_proto::v1 as pb;
 
 use crate::{
     entity::enums as db,
-    store::{StoreError, StoreResult},
+    store::{StoreError, StoreResult, columns},
 };
 
 /// A stored enum and its wire twin.
@@ -93,6 +93,19 @@ wire_enum!(db::ActorType, pb::ActorType, pb::ActorType::Unspecified, {
     db::ActorType::User => pb::ActorType::User,
     db::ActorType::Agent => pb::ActorType::Agent,
     db::ActorType::System => pb::ActorType::System,
+});
+
+wire_enum!(columns::SessionIdSource, pb::SessionIdSource, pb::SessionIdSource::Unspecified, {
+    columns::SessionIdSource::JsonField => pb::SessionIdSource::JsonField,
+    columns::SessionIdSource::Filesystem => pb::SessionIdSource::Filesystem,
+    columns::SessionIdSource::ListCommand => pb::SessionIdSource::ListCommand,
+    columns::SessionIdSource::None => pb::SessionIdSource::None,
+});
+
+wire_enum!(columns::BidirectionalProtocol, pb::BidirectionalProtocol, pb::BidirectionalProtocol::Unspecified, {
+    columns::BidirectionalProtocol::StreamJson => pb::BidirectionalProtocol::StreamJson,
+    columns::BidirectionalProtocol::AppServer => pb::BidirectionalProtocol::AppServer,
+    columns::BidirectionalProtocol::Tmux => pb::BidirectionalProtocol::Tmux,
 });
 
 #[cfg(test)]

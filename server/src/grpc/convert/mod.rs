@@ -7,6 +7,7 @@ pub mod agent;
 pub mod enums;
 pub mod execution;
 pub mod task;
+pub mod worker;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use prost_types::{FieldMask, ListValue, Struct, Timestamp, Value as ProtoValue, value::Kind};
@@ -128,19 +129,6 @@ fn number_to_json(n: f64) -> Value {
             .map(Value::Number)
             .unwrap_or(Value::Null)
     }
-}
-
-/// A JSON array of strings as a Vec (anything else yields no items).
-pub fn json_strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The paths of an update mask, each checked against the updatable fields.

@@ -1,0 +1,201 @@
+//! What a worker and the server say on the worker's stream, in the engine's
+//! own terms. `grpc::worker_service` decodes the wire messages into
+//! [`FromWorker`] (ids parsed, enums checked) and encodes [`ToWorker`] back,
+//! so the engine never sees a protobuf type and the wire never reaches past
+//! the gRPC layer.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    entity::{
+        agents,
+        enums::{ExecutionStatus, InteractionMode},
+    },
+    store::{StoreError, worker_config::WorkerSettings},
+};
+
+/// A worker's introduction, first on every stream.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Stable id (trimmed, not empty).
+    pub worker_id: String,
+    /// Host name.
+    pub hostname: String,
+    /// Software version.
+    pub version: String,
+    /// Most runs at once (not negative).
+    pub slots: i32,
+    /// Agents it runs (empty: any).
+    pub agent_slugs: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Runs it still holds from before: (execution, attempt token).
+    pub running: Vec<(Uuid, String)>,
+}
+
+/// A report about one attempt of a run: which run, and the token it was
+/// assigned with.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// The attempt token from its assignment.
+    pub token: String,
+}
+
+/// How a worker says a run ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Which run.
+    pub attempt: Attempt,
+    /// Succeeded, failed, timed out or cancelled.
+    pub status: ExecutionStatus,
+    /// Exit code, if the child exited.
+    pub exit_code: Option<i32>,
+    /// One-line error.
+    pub error: Option<String>,
+    /// Bytes of output the run wrote in all (its log's expected size).
+    pub log_byte_size: i64,
+}
+
+/// A message from a worker after its registration.
+#[derive(Debug, Clone)]
+pub enum FromWorker {
+    /// A second registration on the same stream (refused).
+    Register,
+    /// More free slots.
+    SlotGrant {
+        /// How many.
+        count: usize,
+    },
+    /// A run started.
+    Started {
+        /// Which run.
+        attempt: Attempt,
+        /// The child's process id.
+        pid: i32,
+        /// Its tmux session, for AI agents.
+        tmux_session_name: Option<String>,
+    },
+    /// Output of a run, at its byte offset in the execution's log.
+    LogChunk {
+        /// Which run.
+        attempt: Attempt,
+        /// Offset of the first byte.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The worker is alive, with the runs it holds.
+    Heartbeat {
+        /// Executions it runs.
+        running: Vec<Uuid>,
+        /// Free-form details (a JSON object).
+        metadata: Value,
+    },
+    /// A run ended.
+    Finished(Finished),
+    /// The agent's session id became known.
+    SessionDetected {
+        /// Which run.
+        attempt: Attempt,
+        /// The session id.
+        session_ref: String,
+    },
+    /// The worker takes no new work.
+    Drain {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A run kept after a reconnect.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// Its attempt token.
+    pub attempt_token: String,
+    /// Bytes stored; the worker resends from here.
+    pub acknowledged_offset: u64,
+}
+
+/// Everything a worker needs to start a run.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// Token of this attempt.
+    pub attempt_token: String,
+    /// Its task.
+    pub task_id: Uuid,
+    /// The agent to run.
+    pub agent: agents::Model,
+    /// Template or prompt.
+    pub mode: InteractionMode,
+    /// Template mode: binary, base args, rendered tokens. Prompt mode: the
+    /// CLI and its base args.
+    pub argv: Vec<String>,
+    /// Prompt mode: the rendered prompt.
+    pub prompt: Option<String>,
+    /// Working directory; empty means the worker's own.
+    pub working_dir: String,
+    /// Variables set on top of the allowlisted ones.
+    pub env: BTreeMap<String, String>,
+    /// Names of the worker's variables the child may see.
+    pub env_allowlist: Vec<String>,
+    /// Time the run may take.
+    pub timeout: Duration,
+    /// Bytes of output kept.
+    pub max_output_bytes: i64,
+    /// Attempt number (0 for the first).
+    pub attempt: i32,
+    /// Session to resume (continuations).
+    pub resume_session_ref: Option<String>,
+    /// tmux session to run in (AI agents).
+    pub tmux_session_name: Option<String>,
+    /// Offset in the log where this attempt's output starts.
+    pub log_offset: u64,
+    /// MCP server the agent is configured to reach.
+    pub mcp_server_url: Option<String>,
+}
+
+/// A message to a worker.
+#[derive(Debug, Clone)]
+pub enum ToWorker {
+    /// The answer to its registration.
+    Registered {
+        /// The id it is known by.
+        worker_id: String,
+        /// Tuning in force.
+        settings: WorkerSettings,
+        /// Runs it keeps.
+        resumed: Vec<Resumed>,
+    },
+    /// A run to start.
+    Assign(Box<Assignment>),
+    /// Output stored up to an offset.
+    LogAck {
+        /// The execution.
+        execution_id: Uuid,
+        /// Bytes stored.
+        offset: u64,
+    },
+    /// Stop a run.
+    Cancel {
+        /// The execution.
+        execution_id: Uuid,
+        /// Its attempt token.
+        attempt_token: String,
+        /// Why.
+        reason: String,
+    },
+    /// New tuning values.
+    Config(WorkerSettings),
+}
+
+/// What goes down a worker's stream: messages, or the error that ends it.
+pub type Outgoing = Result<ToWorker, StoreError>;

@@ -1,0 +1,351 @@
+//! One worker's stream, from its registration on: reconciling what it still
+//! runs, then applying its reports (starts, output, heartbeats, finishes)
+//! and answering them. `grpc::worker_service` decodes the wire into
+//! [`FromWorker`] and feeds [`Session::handle`]; replies and pushed work go
+//! through the worker's bounded outgoing queue.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{
+    Engine,
+    hub::{WorkerInfo, WorkerSender},
+    messages::{Attempt, FromWorker, Registration, Resumed, ToWorker},
+};
+use crate::store::{StoreError, runs::RunOutcome};
+
+/// How often a run's log counters are written to its row while output flows.
+const LOG_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One worker's stream.
+pub struct Session {
+    engine: Engine,
+    worker_id: String,
+    session: u64,
+    tx: WorkerSender,
+    /// Attempts verified on this stream, so chunks skip the database check.
+    verified: HashMap<Uuid, String>,
+    /// When each run's log counters were last written to its row.
+    progress_written: HashMap<Uuid, tokio::time::Instant>,
+}
+
+impl Engine {
+    /// Registers a worker: reconciles what it still runs, answers
+    /// `Registered`, and tells it to stop runs that are no longer its own.
+    pub async fn open_session(
+        &self,
+        registration: Registration,
+        tx: WorkerSender,
+    ) -> Result<Session, StoreError> {
+        let Registration {
+            worker_id,
+            hostname,
+            version,
+            slots,
+            agent_slugs,
+            labels,
+            running,
+        } = registration;
+        let verdict = self.store.runs().reconcile(&worker_id, &running).await?;
+        let mut resumed = Vec::with_capacity(verdict.keep.len());
+        let mut verified = HashMap::new();
+        for (execution, token) in &verdict.keep {
+            let stored = self
+                .logs
+                .size(execution.id)
+                .await
+                .map_err(|e| StoreError::Internal(format!("opening a log: {e}")))?;
+            resumed.push(Resumed {
+                execution_id: execution.id,
+                attempt_token: token.clone(),
+                acknowledged_offset: stored.bytes,
+            });
+            verified.insert(execution.id, token.clone());
+        }
+        let registered = ToWorker::Registered {
+            worker_id: worker_id.clone(),
+            settings: self.settings(),
+            resumed,
+        };
+        tx.send(Ok(registered)).await.map_err(|_| {
+            StoreError::FailedPrecondition("the worker left during registration".into())
+        })?;
+
+        let info = WorkerInfo {
+            worker_id: worker_id.clone(),
+            hostname,
+            version,
+            slots,
+            agent_slugs,
+            labels,
+            draining: false,
+            running: verdict.keep.iter().map(|(e, _)| e.id).collect(),
+            last_seen_at: Utc::now(),
+        };
+        let session = self.workers.connect(info, tx.clone());
+        for (execution_id, token) in verdict.stop {
+            self.stop_run(
+                &worker_id,
+                execution_id,
+                token,
+                "no longer this worker's run",
+            );
+        }
+        tracing::info!(worker_id, session, "worker registered");
+        Ok(Session {
+            engine: self.clone(),
+            worker_id,
+            session,
+            tx,
+            verified,
+            progress_written: HashMap::new(),
+        })
+    }
+}
+
+impl Session {
+    /// The worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Takes the worker off the registry (if this stream is still its current one).
+    pub fn close(self) {
+        self.engine
+            .workers
+            .disconnect(&self.worker_id, self.session);
+        tracing::info!(worker_id = %self.worker_id, "worker disconnected");
+    }
+
+    /// Applies one message; false when the stream must end. A database
+    /// failure ends it (the error goes down the stream first); a refused
+    /// report is logged and the stream goes on.
+    pub async fn handle(&mut self, message: FromWorker) -> bool {
+        match self.apply(message).await {
+            Ok(()) => true,
+            Err(err @ StoreError::Database(_)) => {
+                tracing::error!(worker_id = %self.worker_id, error = %err, "handling a worker message failed");
+                let _ = self.tx.send(Err(err)).await;
+                false
+            }
+            Err(other) => {
+                self.refused(&other);
+                true
+            }
+        }
+    }
+
+    /// Logs a report that was refused (stale, malformed, out of order).
+    pub fn refused(&self, err: &StoreError) {
+        tracing::warn!(worker_id = %self.worker_id, error = %err, "refused a worker report");
+    }
+
+    async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {
+        let runs = self.engine.store.runs();
+        match message {
+            FromWorker::Register => {
+                Err(StoreError::invalid("register", "sent twice on one stream"))
+            }
+            FromWorker::SlotGrant { count } => {
+                self.engine
+                    .workers
+                    .grant(&self.worker_id, self.session, count);
+                Ok(())
+            }
+            FromWorker::Started {
+                attempt,
+                pid,
+                tmux_session_name,
+            } => {
+                let result = runs
+                    .started(
+                        &self.worker_id,
+                        attempt.execution_id,
+                        &attempt.token,
+                        pid,
+                        tmux_session_name,
+                    )
+                    .await;
+                self.refuse_if_stale(&attempt, result)
+            }
+            FromWorker::LogChunk {
+                attempt,
+                offset,
+                data,
+            } => {
+                if let Err(err) = self.verify(&attempt).await {
+                    return self.refuse_if_stale(&attempt, Err(err));
+                }
+                let id = attempt.execution_id;
+                match self.engine.logs.append(id, offset, &data).await {
+                    Ok(size) => {
+                        self.ack(id, size.bytes).await;
+                        self.write_progress_if_due(id, size.bytes, size.lines)
+                            .await?;
+                        Ok(())
+                    }
+                    Err(crate::logs::AppendError::Gap { stored, .. }) => {
+                        // Tell the worker where the log really ends; it resends from there.
+                        self.ack(id, stored).await;
+                        Err(StoreError::invalid(
+                            "log_chunk.offset",
+                            format!("gap after {stored} bytes"),
+                        ))
+                    }
+                    Err(err) => Err(StoreError::FailedPrecondition(err.to_string())),
+                }
+            }
+            FromWorker::Heartbeat { running, metadata } => {
+                self.engine.workers.seen(&self.worker_id, self.session);
+                runs.heartbeat(&self.worker_id, &running, metadata).await
+            }
+            FromWorker::Finished(finished) => self.finished(finished).await,
+            FromWorker::SessionDetected {
+                attempt,
+                session_ref,
+            } => {
+                let result = runs
+                    .session_detected(
+                        &self.worker_id,
+                        attempt.execution_id,
+                        &attempt.token,
+                        session_ref,
+                    )
+                    .await;
+                self.refuse_if_stale(&attempt, result)
+            }
+            FromWorker::Drain { reason } => {
+                tracing::info!(worker_id = %self.worker_id, reason = %reason, "worker is draining");
+                self.engine.workers.drain(&self.worker_id, self.session);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finished(&mut self, finished: super::messages::Finished) -> Result<(), StoreError> {
+        let super::messages::Finished {
+            attempt,
+            status,
+            exit_code,
+            error,
+            log_byte_size,
+        } = finished;
+        let id = attempt.execution_id;
+        let stored = self
+            .engine
+            .logs
+            .size(id)
+            .await
+            .map_err(|e| StoreError::FailedPrecondition(e.to_string()))?;
+        let mut error = error;
+        if (stored.bytes as i64) < log_byte_size {
+            let gap = format!(
+                "log incomplete: {} of {log_byte_size} bytes stored",
+                stored.bytes
+            );
+            tracing::warn!(execution_id = %id, "{gap}");
+            error = Some(error.map_or(gap.clone(), |e| format!("{e}; {gap}")));
+        }
+        let runs = self.engine.store.runs();
+        runs.log_progress(id, stored.bytes, stored.lines).await?;
+        let outcome = RunOutcome {
+            status,
+            exit_code,
+            error,
+        };
+        let result = runs
+            .finish(&self.worker_id, id, &attempt.token, outcome)
+            .await;
+        // Whatever the verdict, the worker may forget this run's bytes now.
+        self.ack(id, stored.bytes).await;
+        self.verified.remove(&id);
+        self.progress_written.remove(&id);
+        self.engine.workers.run_ended(&self.worker_id, id);
+        self.engine.logs.close(id);
+        match result {
+            Ok(_) => Ok(()),
+            Err(StoreError::Database(err)) => Err(StoreError::Database(err)),
+            Err(other) => {
+                tracing::warn!(execution_id = %id, error = %other, "refused a late result");
+                Ok(())
+            }
+        }
+    }
+
+    async fn verify(&mut self, attempt: &Attempt) -> Result<(), StoreError> {
+        // The cache only stands while the run is still on record as ours: a
+        // reap or a cancel elsewhere takes it off, and the database decides.
+        let id = attempt.execution_id;
+        let cached = self.verified.get(&id).is_some_and(|t| *t == attempt.token);
+        if cached && self.engine.workers.runs(&self.worker_id, self.session, id) {
+            return Ok(());
+        }
+        self.engine
+            .store
+            .runs()
+            .current_attempt(&self.worker_id, id, &attempt.token)
+            .await?;
+        self.verified.insert(id, attempt.token.clone());
+        Ok(())
+    }
+
+    /// A report about an attempt that is not (or no longer) this worker's:
+    /// refuse it and tell the worker to stop that run.
+    fn refuse_if_stale(
+        &mut self,
+        attempt: &Attempt,
+        result: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Err(StoreError::FailedPrecondition(message))
+            | Err(StoreError::NotFound {
+                kind: _,
+                id: message,
+            }) => {
+                self.verified.remove(&attempt.execution_id);
+                self.engine.stop_run(
+                    &self.worker_id,
+                    attempt.execution_id,
+                    attempt.token.clone(),
+                    "stale attempt",
+                );
+                Err(StoreError::FailedPrecondition(message))
+            }
+            other => other,
+        }
+    }
+
+    async fn ack(&self, execution_id: Uuid, offset: u64) {
+        let _ = self
+            .tx
+            .send(Ok(ToWorker::LogAck {
+                execution_id,
+                offset,
+            }))
+            .await;
+    }
+
+    async fn write_progress_if_due(
+        &mut self,
+        id: Uuid,
+        bytes: u64,
+        lines: u64,
+    ) -> Result<(), StoreError> {
+        let now = tokio::time::Instant::now();
+        let due = self
+            .progress_written
+            .get(&id)
+            .is_none_or(|last| now.duration_since(*last) >= LOG_PROGRESS_INTERVAL);
+        if due {
+            self.progress_written.insert(id, now);
+            self.engine
+                .store
+                .runs()
+                .log_progress(id, bytes, lines)
+                .await?;
+        }
+        Ok(())
+    }
+}

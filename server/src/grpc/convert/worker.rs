@@ -1,0 +1,371 @@
+//! The worker stream and worker tuning: wire <-> engine.
+//!
+//! Decoding a worker's message parses every id and enum here, so the engine
+//! (`dispatch::session`) only ever sees well-formed reports; errors name the
+//! wire field (`log_chunk.offset`).
+
+use std::time::Duration;
+
+use amon_proto::v1::{self as pb, connect_request, connect_response};
+use prost_types::Duration as ProtoDuration;
+
+use super::{
+    agent::agent_to_proto, enums::WireEnum, json_to_struct, optional_struct_to_json, parse_id,
+    timestamp,
+};
+use crate::{
+    dispatch::{
+        KnownWorker, WorkerInfo,
+        messages::{Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker},
+    },
+    entity::enums::ExecutionStatus,
+    store::{
+        StoreError, StoreResult,
+        worker_config::{SettingsPatch, WorkerSettings},
+    },
+};
+
+/// The updatable `WorkerConfig` fields.
+pub const WORKER_CONFIG_FIELDS: [&str; 4] = [
+    "stale_window",
+    "heartbeat_interval",
+    "cancel_grace",
+    "log_chunk_bytes",
+];
+
+/// A std duration on the wire.
+pub fn duration_to_proto(value: Duration) -> ProtoDuration {
+    ProtoDuration {
+        seconds: i64::try_from(value.as_secs()).unwrap_or(i64::MAX),
+        nanos: value.subsec_nanos() as i32,
+    }
+}
+
+/// A protobuf duration as a std duration; negative or malformed values are refused.
+pub fn parse_duration(field: &str, value: &ProtoDuration) -> StoreResult<Duration> {
+    if value.seconds < 0 || value.nanos < 0 || value.nanos >= 1_000_000_000 {
+        return Err(StoreError::invalid(
+            field,
+            "must be a non-negative duration",
+        ));
+    }
+    Ok(Duration::new(value.seconds as u64, value.nanos as u32))
+}
+
+/// The wire form of the tuning values.
+pub fn config_to_proto(settings: &WorkerSettings) -> pb::WorkerConfig {
+    let WorkerSettings {
+        stale_window,
+        heartbeat_interval,
+        cancel_grace,
+        log_chunk_bytes,
+    } = *settings;
+    pb::WorkerConfig {
+        stale_window: Some(duration_to_proto(stale_window)),
+        heartbeat_interval: Some(duration_to_proto(heartbeat_interval)),
+        cancel_grace: Some(duration_to_proto(cancel_grace)),
+        log_chunk_bytes: log_chunk_bytes as i32,
+    }
+}
+
+/// The fields of a `SetWorkerConfig` named in its mask.
+pub fn settings_patch(config: &pb::WorkerConfig, paths: &[String]) -> StoreResult<SettingsPatch> {
+    let pb::WorkerConfig {
+        stale_window,
+        heartbeat_interval,
+        cancel_grace,
+        log_chunk_bytes,
+    } = config;
+    let required = |field: &str, value: &Option<ProtoDuration>| {
+        let name = format!("config.{field}");
+        value
+            .as_ref()
+            .ok_or_else(|| StoreError::invalid(&name, "must be set when named in update_mask"))
+            .and_then(|v| parse_duration(&name, v))
+    };
+    let mut patch = SettingsPatch::default();
+    for path in paths {
+        match path.as_str() {
+            "stale_window" => patch.stale_window = Some(required(path, stale_window)?),
+            "heartbeat_interval" => {
+                patch.heartbeat_interval = Some(required(path, heartbeat_interval)?)
+            }
+            "cancel_grace" => patch.cancel_grace = Some(required(path, cancel_grace)?),
+            "log_chunk_bytes" => {
+                patch.log_chunk_bytes = Some(u32::try_from(*log_chunk_bytes).map_err(|_| {
+                    StoreError::invalid("config.log_chunk_bytes", "must not be negative")
+                })?)
+            }
+            _ => unreachable!("mask_paths checked the paths"),
+        }
+    }
+    Ok(patch)
+}
+
+/// A worker as `ListWorkers` shows it.
+pub fn known_worker_to_proto(worker: KnownWorker) -> pb::Worker {
+    let KnownWorker {
+        connected,
+        last_heartbeat,
+    } = worker;
+    match connected {
+        Some(info) => {
+            let WorkerInfo {
+                worker_id,
+                hostname,
+                version,
+                slots,
+                agent_slugs: _,
+                labels,
+                draining,
+                running,
+                last_seen_at,
+            } = info;
+            let mut running: Vec<String> = running.iter().map(uuid::Uuid::to_string).collect();
+            running.sort();
+            pb::Worker {
+                current_executions: running.len() as i32,
+                worker_id,
+                hostname,
+                version,
+                connected: true,
+                draining,
+                slots,
+                labels: labels.into_iter().collect(),
+                running_execution_ids: running,
+                last_seen_at: Some(timestamp(&last_seen_at.into())),
+                metadata: last_heartbeat.map(|row| json_to_struct(&row.metadata)),
+            }
+        }
+        None => {
+            let row = last_heartbeat.expect("a known worker is connected or was seen");
+            pb::Worker {
+                worker_id: row.worker_id,
+                connected: false,
+                last_seen_at: Some(timestamp(&row.last_seen_at)),
+                current_executions: row.current_executions,
+                metadata: Some(json_to_struct(&row.metadata)),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// The `register` a stream must start with.
+pub fn registration(first: Option<pb::ConnectRequest>) -> StoreResult<Registration> {
+    let Some(pb::ConnectRequest {
+        message: Some(connect_request::Message::Register(register)),
+    }) = first
+    else {
+        return Err(StoreError::invalid(
+            "register",
+            "the first message must be register",
+        ));
+    };
+    let pb::Register {
+        worker_id,
+        hostname,
+        version,
+        slots,
+        agent_slugs,
+        labels,
+        running,
+    } = register;
+    let worker_id = worker_id.trim().to_owned();
+    if worker_id.is_empty() {
+        return Err(StoreError::invalid("register.worker_id", "is required"));
+    }
+    if slots < 0 {
+        return Err(StoreError::invalid(
+            "register.slots",
+            "must not be negative",
+        ));
+    }
+    let running = running
+        .into_iter()
+        .map(
+            |pb::RunningExecution {
+                 execution_id,
+                 attempt_token,
+             }| {
+                Ok((
+                    parse_id("register.running.execution_id", &execution_id)?,
+                    attempt_token,
+                ))
+            },
+        )
+        .collect::<StoreResult<_>>()?;
+    Ok(Registration {
+        worker_id,
+        hostname,
+        version,
+        slots,
+        agent_slugs,
+        labels: labels.into_iter().collect(),
+        running,
+    })
+}
+
+fn attempt(field: &str, execution_id: &str, token: String) -> StoreResult<Attempt> {
+    Ok(Attempt {
+        execution_id: parse_id(&format!("{field}.execution_id"), execution_id)?,
+        token,
+    })
+}
+
+/// A worker's message after its registration; `None` for an empty one.
+pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker> {
+    use connect_request::Message as In;
+    Ok(match message {
+        In::Register(_) => FromWorker::Register,
+        In::SlotGrant(pb::SlotGrant { count }) => FromWorker::SlotGrant {
+            count: usize::try_from(count).unwrap_or(0),
+        },
+        In::Started(pb::RunStarted {
+            execution_id,
+            attempt_token,
+            pid,
+            tmux_session_name,
+        }) => FromWorker::Started {
+            attempt: attempt("started", &execution_id, attempt_token)?,
+            pid,
+            tmux_session_name,
+        },
+        In::LogChunk(pb::LogChunk {
+            execution_id,
+            attempt_token,
+            offset,
+            data,
+        }) => FromWorker::LogChunk {
+            attempt: attempt("log_chunk", &execution_id, attempt_token)?,
+            offset: u64::try_from(offset)
+                .map_err(|_| StoreError::invalid("log_chunk.offset", "must not be negative"))?,
+            data,
+        },
+        In::Heartbeat(pb::Heartbeat {
+            running_execution_ids,
+            metadata,
+        }) => FromWorker::Heartbeat {
+            running: running_execution_ids
+                .iter()
+                .map(|id| parse_id("heartbeat.running_execution_ids", id))
+                .collect::<StoreResult<_>>()?,
+            metadata: optional_struct_to_json(&metadata),
+        },
+        In::Finished(pb::RunFinished {
+            execution_id,
+            attempt_token,
+            status,
+            exit_code,
+            error,
+            log_byte_size,
+        }) => FromWorker::Finished(Finished {
+            attempt: attempt("finished", &execution_id, attempt_token)?,
+            status: ExecutionStatus::from_proto("finished.status", status)?
+                .ok_or_else(|| StoreError::invalid("finished.status", "is required"))?,
+            exit_code,
+            error,
+            log_byte_size,
+        }),
+        In::SessionDetected(pb::SessionDetected {
+            execution_id,
+            attempt_token,
+            session_ref,
+        }) => FromWorker::SessionDetected {
+            attempt: attempt("session_detected", &execution_id, attempt_token)?,
+            session_ref,
+        },
+        In::Drain(pb::Drain { reason }) => FromWorker::Drain { reason },
+    })
+}
+
+/// A message to a worker on the wire.
+pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
+    use connect_response::Message as Out;
+    let message = match message {
+        ToWorker::Registered {
+            worker_id,
+            settings,
+            resumed,
+        } => Out::Registered(pb::Registered {
+            worker_id,
+            config: Some(config_to_proto(&settings)),
+            resumed: resumed
+                .into_iter()
+                .map(
+                    |Resumed {
+                         execution_id,
+                         attempt_token,
+                         acknowledged_offset,
+                     }| pb::ResumedExecution {
+                        execution_id: execution_id.to_string(),
+                        attempt_token,
+                        acknowledged_offset: acknowledged_offset as i64,
+                    },
+                )
+                .collect(),
+        }),
+        ToWorker::Assign(assignment) => Out::Assign(assign_to_proto(*assignment)),
+        ToWorker::LogAck {
+            execution_id,
+            offset,
+        } => Out::LogAck(pb::LogAck {
+            execution_id: execution_id.to_string(),
+            offset: offset as i64,
+        }),
+        ToWorker::Cancel {
+            execution_id,
+            attempt_token,
+            reason,
+        } => Out::Cancel(pb::Cancel {
+            execution_id: execution_id.to_string(),
+            attempt_token,
+            reason,
+        }),
+        ToWorker::Config(settings) => Out::Config(config_to_proto(&settings)),
+    };
+    pb::ConnectResponse {
+        message: Some(message),
+    }
+}
+
+fn assign_to_proto(assignment: Assignment) -> pb::Assign {
+    let Assignment {
+        execution_id,
+        attempt_token,
+        task_id,
+        agent,
+        mode,
+        argv,
+        prompt,
+        working_dir,
+        env,
+        env_allowlist,
+        timeout,
+        max_output_bytes,
+        attempt,
+        resume_session_ref,
+        tmux_session_name,
+        log_offset,
+        mcp_server_url,
+    } = assignment;
+    pb::Assign {
+        execution_id: execution_id.to_string(),
+        attempt_token,
+        task_id: task_id.to_string(),
+        agent: Some(agent_to_proto(&agent)),
+        mode: mode.to_proto(),
+        argv,
+        prompt,
+        working_dir,
+        env: env.into_iter().collect(),
+        env_allowlist,
+        timeout: Some(duration_to_proto(timeout)),
+        max_output_bytes,
+        attempt,
+        resume_session_ref,
+        tmux_session_name,
+        log_offset: log_offset as i64,
+        mcp_server_url,
+    }
+}

@@ -1,0 +1,133 @@
+//! Checks shared by every entity's rules: text the backends can store,
+//! identifiers, environment variable names, times, and unique-key conflicts.
+//! Each takes the request field path it reports errors under.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Datelike, FixedOffset};
+use regex::Regex;
+use sea_orm::{DbErr, SqlErr};
+use serde_json::Value;
+
+use super::{StoreError, StoreResult};
+
+/// Longest slug (and capability key): a DNS label's length.
+pub const MAX_SLUG_LEN: usize = 63;
+
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("env name pattern"));
+
+/// Whether `name` is a portable environment variable name
+/// (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_env_var_name(name: &str) -> bool {
+    ENV_NAME.is_match(name)
+}
+
+/// Refuses text PostgreSQL cannot store.
+pub(super) fn check_no_nul(field: &str, value: &str) -> StoreResult<()> {
+    if value.contains('\0') {
+        return Err(StoreError::invalid(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A required text field: present, not blank, no NUL.
+pub(super) fn check_required_text(field: &str, value: &str) -> StoreResult<()> {
+    if value.trim().is_empty() {
+        return Err(StoreError::invalid(field, "is required"));
+    }
+    check_no_nul(field, value)
+}
+
+/// An optional text field: when present, not blank and no NUL.
+pub(super) fn check_optional_text(field: &str, value: &Option<String>) -> StoreResult<()> {
+    match value {
+        Some(text) if text.trim().is_empty() => Err(StoreError::invalid(
+            field,
+            "must not be blank when present (omit it instead)",
+        )),
+        Some(text) => check_no_nul(field, text),
+        None => Ok(()),
+    }
+}
+
+/// Every string of a list: no NUL.
+pub(super) fn check_strings(field: &str, values: &[String]) -> StoreResult<()> {
+    for (index, value) in values.iter().enumerate() {
+        check_no_nul(&format!("{field}[{index}]"), value)?;
+    }
+    Ok(())
+}
+
+/// Every key and string of a JSON document: no NUL (PostgreSQL's `jsonb`
+/// refuses `\u0000`).
+pub(super) fn check_json_text(field: &str, value: &Value) -> StoreResult<()> {
+    match value {
+        Value::String(text) => check_no_nul(field, text),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(index, item)| check_json_text(&format!("{field}/{index}"), item)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            if key.contains('\0') {
+                return Err(StoreError::invalid(
+                    field,
+                    "keys must not contain NUL characters",
+                ));
+            }
+            check_json_text(&format!("{field}/{key}"), item)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A slug-like identifier: not empty, starting with a lowercase letter or
+/// digit, then `rest`, at most [`MAX_SLUG_LEN`] characters.
+pub(super) fn check_identifier(
+    field: &str,
+    value: &str,
+    pattern: &Regex,
+    allowed: &str,
+) -> StoreResult<()> {
+    if value.is_empty() {
+        return Err(StoreError::invalid(field, "is required"));
+    }
+    if value.len() > MAX_SLUG_LEN {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {MAX_SLUG_LEN} characters"),
+        ));
+    }
+    if !pattern.is_match(value) {
+        return Err(StoreError::invalid(
+            field,
+            format!(
+                "{value:?} must start with a lowercase letter or digit and contain only {allowed}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses times the backends cannot both store and order (years 1–9999).
+pub(super) fn check_time(field: &str, value: &DateTime<FixedOffset>) -> StoreResult<()> {
+    if !(1..=9999).contains(&value.year()) {
+        return Err(StoreError::invalid(
+            field,
+            "must be within the years 1 to 9999",
+        ));
+    }
+    Ok(())
+}
+
+/// Maps a unique violation of an insert or update to `message`; other
+/// errors as usual.
+pub(super) fn conflict(err: DbErr, message: impl FnOnce() -> String) -> StoreError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::AlreadyExists(message()),
+        _ => err.into(),
+    }
+}
