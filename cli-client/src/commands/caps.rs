@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
 use serde_json::{Map, Value};
 
-use super::{clear_path, done, missing, show, show_list};
+use super::{apply_clears, done, finish_update, in_mask, missing, show, show_list};
 use crate::{
     client::{Ctx, UsageError},
     json,
@@ -336,21 +336,14 @@ fn update_request(id: String, args: &UpdateArgs) -> Result<(Capability, FieldMas
     mask.set("max_output_bytes", args.max_output, |v| {
         cap.max_output_bytes = Some(v)
     });
-    for field in &args.clear {
-        let path = clear_path(&CLEARABLE, field)?;
-        if mask.paths().iter().any(|p| p == path) {
-            return Err(UsageError(format!(
-                "--clear {field} contradicts the new value given for it"
-            )));
-        }
-        mask.add(path);
-    }
-    if mask.is_empty() {
-        return Err(UsageError(
-            "nothing to update: give at least one field flag (see --help)".into(),
-        ));
-    }
-    Ok((cap, mask.build()))
+    apply_clears(
+        &CLEARABLE,
+        &args.clear,
+        &mut mask,
+        in_mask,
+        |_, path, mask| mask.add(path),
+    )?;
+    Ok((cap, finish_update(mask)?))
 }
 
 #[cfg(test)]
