@@ -69,6 +69,35 @@ pub fn missing(what: &str) -> anyhow::Error {
     anyhow::anyhow!("the server's answer carries no {what}")
 }
 
+/// How [`until_ctrl_c`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// The user pressed Ctrl-C.
+    Interrupted,
+    /// The server ended the stream.
+    Closed,
+}
+
+/// Passes each message of a live server stream to `each` until Ctrl-C or
+/// the end of the stream, and says which; a failed stream or a failed
+/// `each` (an output error) is an error.
+pub async fn until_ctrl_c<T>(
+    mut stream: tonic::Streaming<T>,
+    mut each: impl FnMut(T) -> std::io::Result<()>,
+) -> anyhow::Result<Followed> {
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => return Ok(Followed::Interrupted),
+            message = stream.message() => match message? {
+                Some(message) => each(message)?,
+                None => return Ok(Followed::Closed),
+            },
+        }
+    }
+}
+
 /// The FieldMask path of a `--clear` name, from the command's table.
 fn clear_path(table: &[(&str, &'static str)], name: &str) -> Result<&'static str, UsageError> {
     table
