@@ -426,20 +426,10 @@ fn update_request(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: AgentsCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> AgentsCmd {
-        Cli::try_parse_from(std::iter::once("agents").chain(args.iter().copied()))
-            .unwrap()
-            .cmd
+        parse_subcommand("agents", args).unwrap()
     }
 
     fn update(args: &[&str]) -> Result<(Agent, FieldMask), UsageError> {
@@ -536,9 +526,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors() {
-        let bad = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("agents").chain(args.iter().copied())).is_err()
-        };
+        let bad = |args: &[&str]| parse_subcommand::<AgentsCmd>("agents", args).is_err();
         assert!(bad(&["update", "git", "--max-concurrent", "0"]));
         assert!(bad(&["update", "git", "--active", "maybe"]));
         assert!(bad(&["update", "git", "--clear", "slug"]));

@@ -348,19 +348,12 @@ fn update_request(id: String, args: &UpdateArgs) -> Result<(Capability, FieldMas
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use serde_json::json;
 
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: CapsCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> Result<CapsCmd, clap::Error> {
-        Cli::try_parse_from(std::iter::once("caps").chain(args.iter().copied())).map(|c| c.cmd)
+        parse_subcommand("caps", args)
     }
 
     #[test]

@@ -151,6 +151,19 @@ pub fn finish_update(mask: MaskBuilder) -> Result<FieldMask, UsageError> {
     Ok(mask.build())
 }
 
+/// Parses `args` as a subcommand `C` of the command `name`: the command
+/// line of one command group, for its tests.
+#[cfg(test)]
+pub fn parse_subcommand<C: clap::Subcommand>(name: &str, args: &[&str]) -> Result<C, clap::Error> {
+    #[derive(clap::Parser)]
+    struct Cli<C: clap::Subcommand> {
+        #[command(subcommand)]
+        cmd: C,
+    }
+    <Cli<C> as clap::Parser>::try_parse_from(std::iter::once(name).chain(args.iter().copied()))
+        .map(|cli| cli.cmd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -449,19 +449,12 @@ fn update_request(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use serde_json::json;
 
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: TasksCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> Result<TasksCmd, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tasks").chain(args.iter().copied())).map(|c| c.cmd)
+        parse_subcommand("tasks", args)
     }
 
     #[test]
