@@ -583,24 +583,33 @@ impl Run {
     }
 }
 
-/// `amon ARGS` talking to the fake at `addr`.
-fn command(addr: SocketAddr, args: &[&str]) -> tokio::process::Command {
+/// `amon ARGS` with, of its environment variables, only `vars`.
+fn command_with(args: &[&str], vars: &[(&str, &str)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_amon"));
-    command
-        .args(args)
-        .env("AMON_ADDR", addr.to_string())
-        .env_remove("AMON_TOKEN")
-        .env_remove("COLUMNS");
+    command.args(args);
+    for var in ["AMON_SERVER", "AMON_ADDR", "AMON_TOKEN", "COLUMNS"] {
+        command.env_remove(var);
+    }
+    command.envs(vars.iter().copied());
     command
 }
 
-async fn amon(addr: SocketAddr, args: &[&str]) -> Run {
-    let output = command(addr, args).output().await.unwrap();
+/// `amon ARGS` talking to the fake at `addr`.
+fn command(addr: SocketAddr, args: &[&str]) -> tokio::process::Command {
+    command_with(args, &[("AMON_ADDR", &addr.to_string())])
+}
+
+async fn output(mut command: tokio::process::Command) -> Run {
+    let output = command.output().await.unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+async fn amon(addr: SocketAddr, args: &[&str]) -> Run {
+    output(command(addr, args)).await
 }
 
 #[tokio::test]
@@ -993,4 +1002,44 @@ async fn following_ends_with_ctrl_c_or_the_stream() {
     let (line, code) = interrupt_after_first_line(addr, &["exec", "watch"]).await;
     assert_eq!(code, 0);
     assert!(line.contains(" failed task=aaaaaaaa agent=git"), "{line}");
+}
+
+#[tokio::test]
+async fn the_server_is_named_by_either_flag_or_either_variable() {
+    let (addr, fake) = start().await;
+    let addr = addr.to_string();
+    let nowhere = "127.0.0.1:1";
+    let list = ["tasks", "list", "--json"];
+    let reaches_the_fake = |run: Run, how: &str| {
+        assert_eq!(run.code, 0, "{how}: {}", run.stderr);
+        assert_eq!(run.json().as_array().unwrap().len(), 3, "{how}");
+    };
+
+    // Either spelling of the flag, before or after the command, wins over
+    // both variables.
+    for flag in ["--server", "--addr"] {
+        let vars = [("AMON_SERVER", nowhere), ("AMON_ADDR", nowhere)];
+        let mut args = vec![flag, addr.as_str()];
+        args.extend(list);
+        reaches_the_fake(output(command_with(&args, &vars)).await, flag);
+        let mut args = list.to_vec();
+        args.extend([flag, addr.as_str()]);
+        reaches_the_fake(output(command_with(&args, &vars)).await, flag);
+    }
+    // AMON_SERVER alone, and over AMON_ADDR; AMON_ADDR alone still works.
+    let vars = [("AMON_SERVER", addr.as_str())];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "AMON_SERVER");
+    let vars = [("AMON_SERVER", addr.as_str()), ("AMON_ADDR", nowhere)];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "both");
+    let vars = [("AMON_ADDR", addr.as_str())];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "AMON_ADDR");
+    // Two list calls (two pages) per run.
+    assert_eq!(fake.seen.lock().unwrap().authorization.len(), 7 * 2);
+
+    // A flag given badly is refused whichever way it is spelt.
+    let run = output(command_with(&["board", "--server"], &[])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = output(command_with(&["--addr", "", "board"], &[])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.trim(), "error: the server address is empty");
 }
