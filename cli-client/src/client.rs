@@ -203,7 +203,7 @@ impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "cannot connect to the server at {}: {} (is amon-server running? set --addr or AMON_ADDR)",
+            "cannot connect to the server at {}: {} (is amon-server running? set --server or AMON_SERVER)",
             self.addr, self.cause
         )
     }

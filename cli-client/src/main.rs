@@ -18,9 +18,11 @@ mod parse;
 mod resolve;
 mod table;
 
-use std::process::ExitCode;
+use std::{ffi::OsString, process::ExitCode};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{
+    ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
+};
 
 use crate::{
     client::Ctx,
@@ -58,7 +60,19 @@ struct Cli {
 #[derive(Debug, Args)]
 struct GlobalOpts {
     /// Server address: http://HOST:PORT or HOST:PORT.
-    #[arg(long, global = true, env = "AMON_ADDR", default_value = client::DEFAULT_ADDR, hide_env_values = true, help_heading = "Global options")]
+    // `--server` as for amon-worker; `--addr` (and `AMON_ADDR`, see
+    // `FORMER_SERVER_ENV`), its former name, still works but is not shown.
+    #[arg(
+        id = "addr",
+        long = "server",
+        alias = "addr",
+        value_name = "ADDR",
+        global = true,
+        env = "AMON_SERVER",
+        default_value = client::DEFAULT_ADDR,
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
     addr: String,
     /// Bearer token sent with every call.
     #[arg(
@@ -72,6 +86,34 @@ struct GlobalOpts {
     /// Machine output: JSON on stdout.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
+}
+
+/// The former name of `AMON_SERVER`, still read when neither `--server`
+/// nor `AMON_SERVER` gives the address.
+const FORMER_SERVER_ENV: &str = "AMON_ADDR";
+
+impl Cli {
+    /// The command line of this process; exits on a usage error, `--help`
+    /// or `--version` (as `Parser::parse`).
+    fn from_command_line() -> Self {
+        let mut matches = Self::command().get_matches();
+        Self::from_matches(&mut matches, std::env::var_os(FORMER_SERVER_ENV))
+            .unwrap_or_else(|e| e.format(&mut Self::command()).exit())
+    }
+
+    /// The arguments `matches` holds; `former_server_env` (the value of
+    /// `AMON_ADDR`) is the address when only the default would give one.
+    fn from_matches(
+        matches: &mut ArgMatches,
+        former_server_env: Option<OsString>,
+    ) -> Result<Self, clap::Error> {
+        let defaulted = matches.value_source("addr") == Some(ValueSource::DefaultValue);
+        let mut cli = Self::from_arg_matches_mut(matches)?;
+        if defaulted && let Some(addr) = former_server_env {
+            cli.global.addr = addr.to_string_lossy().into_owned();
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     // Usage errors, --help and --version exit here (usage errors with 2).
-    let cli = Cli::parse();
+    let cli = Cli::from_command_line();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,5 +215,44 @@ mod tests {
         assert!(cli.global.json);
         assert_eq!(cli.global.addr, "h:1");
         assert_eq!(cli.global.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn the_server_flag_has_two_spellings() {
+        for flag in ["--server", "--addr"] {
+            let before = Cli::try_parse_from(["amon", flag, "h:2", "board"]).unwrap();
+            assert_eq!(before.global.addr, "h:2", "{flag}");
+            let after = Cli::try_parse_from(["amon", "exec", "list", flag, "h:3"]).unwrap();
+            assert_eq!(after.global.addr, "h:3", "{flag}");
+        }
+    }
+
+    #[test]
+    fn help_documents_server_only() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--server <ADDR>"), "{help}");
+        assert!(help.contains("AMON_SERVER"), "{help}");
+        assert!(!help.contains("--addr"), "{help}");
+        assert!(!help.contains("AMON_ADDR"), "{help}");
+    }
+
+    /// `Cli::from_matches` on `args`, whatever `AMON_SERVER` holds here.
+    fn parse_with_former_env(args: &[&str], amon_addr: Option<&str>) -> Cli {
+        let command = Cli::command().mut_arg("addr", |arg| arg.env(None));
+        let mut matches = command.try_get_matches_from(args).unwrap();
+        Cli::from_matches(&mut matches, amon_addr.map(OsString::from)).unwrap()
+    }
+
+    #[test]
+    fn amon_addr_still_gives_the_address() {
+        let cli = parse_with_former_env(&["amon", "board"], Some("old:1"));
+        assert_eq!(cli.global.addr, "old:1");
+        let cli = parse_with_former_env(&["amon", "board"], None);
+        assert_eq!(cli.global.addr, client::DEFAULT_ADDR);
+        // A flag, either spelling, wins over it.
+        let cli = parse_with_former_env(&["amon", "board", "--addr", "h:1"], Some("old:1"));
+        assert_eq!(cli.global.addr, "h:1");
+        let cli = parse_with_former_env(&["amon", "--server", "h:2", "board"], Some("old:1"));
+        assert_eq!(cli.global.addr, "h:2");
     }
 }

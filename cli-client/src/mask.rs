@@ -36,9 +36,9 @@ impl MaskBuilder {
         self.paths.is_empty()
     }
 
-    /// The paths added so far.
-    pub fn paths(&self) -> &[String] {
-        &self.paths
+    /// Whether `path` was added.
+    pub fn has(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| p == path)
     }
 
     /// The finished mask.

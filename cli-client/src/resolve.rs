@@ -9,10 +9,14 @@
 //! A full UUID is used as it is (lowercased, hyphenated) without a call;
 //! anything else costs one listing. No match, or several, is a usage error.
 
+use std::future::Future;
+
 use amon_proto::v1::{
     Agent, Capability, GetAgentRequest, ListAgentsRequest, ListCapabilitiesRequest,
     ListExecutionsRequest, ListTasksRequest,
 };
+
+use tonic::Status;
 
 use crate::{
     client::{Ctx, PAGE_SIZE, UsageError, all_pages, usage},
@@ -214,16 +218,33 @@ pub async fn capability_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String>
     )?)
 }
 
-/// The id of the task named by `reference` (UUID or id prefix).
-pub async fn task_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String> {
+/// The id named by `reference` (UUID or id prefix) among the ids a list RPC
+/// pages through: `list_ids(page_token)` returns one page's ids and the next
+/// token, as for [`all_pages`]. A full UUID, or text that cannot be a prefix,
+/// costs no call.
+async fn id_by_prefix<F, Fut>(what: &str, reference: &str, list_ids: F) -> anyhow::Result<String>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<String>, String), Status>>,
+{
     if let Some(id) = canonical_uuid(reference) {
         return Ok(id);
     }
     if !looks_like_prefix(reference) {
-        return Err(match_prefix("task", reference, []).unwrap_err().into());
+        return Err(match_prefix(what, reference, []).unwrap_err().into());
     }
+    let ids = all_pages(list_ids).await?;
+    Ok(match_prefix(
+        what,
+        reference,
+        ids.iter().map(String::as_str),
+    )?)
+}
+
+/// The id of the task named by `reference` (UUID or id prefix).
+pub async fn task_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String> {
     let client = ctx.tasks();
-    let tasks = all_pages(|page_token| {
+    id_by_prefix("task", reference, |page_token| {
         let mut client = client.clone();
         async move {
             let r = client
@@ -240,12 +261,7 @@ pub async fn task_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String> {
             ))
         }
     })
-    .await?;
-    Ok(match_prefix(
-        "task",
-        reference,
-        tasks.iter().map(String::as_str),
-    )?)
+    .await
 }
 
 /// Resolves an optional task reference.
@@ -258,14 +274,8 @@ pub async fn opt_task_id(ctx: &Ctx, reference: Option<&str>) -> anyhow::Result<O
 
 /// The id of the execution named by `reference` (UUID or id prefix).
 pub async fn execution_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String> {
-    if let Some(id) = canonical_uuid(reference) {
-        return Ok(id);
-    }
-    if !looks_like_prefix(reference) {
-        return Err(match_prefix("execution", reference, []).unwrap_err().into());
-    }
     let client = ctx.executions();
-    let ids = all_pages(|page_token| {
+    id_by_prefix("execution", reference, |page_token| {
         let mut client = client.clone();
         async move {
             let r = client
@@ -282,12 +292,7 @@ pub async fn execution_id(ctx: &Ctx, reference: &str) -> anyhow::Result<String> 
             ))
         }
     })
-    .await?;
-    Ok(match_prefix(
-        "execution",
-        reference,
-        ids.iter().map(String::as_str),
-    )?)
+    .await
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use amon_proto::v1::{
     *,
 };
 use serde_json::Value;
-use tokio_stream::{Stream, wrappers::TcpListenerStream};
+use tokio::io::AsyncBufReadExt;
+use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
 use tonic::{Request, Response, Status};
 
 const TASK_FAILS: &str = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -237,11 +238,23 @@ impl TaskService for Fake {
         Ok(Response::new(response))
     }
 
+    /// One event after `after_event_id`; then the stream ends when
+    /// following from the start, else it stays open (until Ctrl-C).
     async fn watch_task_events(
         &self,
-        _: Request<WatchTaskEventsRequest>,
+        request: Request<WatchTaskEventsRequest>,
     ) -> Result<Response<Self::WatchTaskEventsStream>, Status> {
-        unimplemented("WatchTaskEvents")
+        let after = request.into_inner().after_event_id;
+        let event = WatchTaskEventsResponse {
+            event: Some(TaskEvent {
+                id: after + 1,
+                task_id: TASK_FAILS.into(),
+                actor_type: ActorType::System as i32,
+                event_type: "moved".into(),
+                ..Default::default()
+            }),
+        };
+        Ok(Response::new(one_then(Ok(event), after != 0)))
     }
 }
 
@@ -514,11 +527,28 @@ impl ExecutionService for Fake {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
+    /// One execution; then the stream ends when it is filtered by task,
+    /// else it stays open (until Ctrl-C).
     async fn watch_executions(
         &self,
-        _: Request<WatchExecutionsRequest>,
+        request: Request<WatchExecutionsRequest>,
     ) -> Result<Response<Self::WatchExecutionsStream>, Status> {
-        unimplemented("WatchExecutions")
+        let stay_open = request.into_inner().task_id.is_empty();
+        let execution = finished_execution(&execution_id(TASK_FAILS))?;
+        let response = WatchExecutionsResponse {
+            execution: Some(execution),
+        };
+        Ok(Response::new(one_then(Ok(response), stay_open)))
+    }
+}
+
+/// A server stream of one message that then ends, or stays open.
+fn one_then<T: Send + 'static>(message: Result<T, Status>, stay_open: bool) -> Stream_<T> {
+    let one = tokio_stream::once(message);
+    if stay_open {
+        Box::pin(one.chain(tokio_stream::pending()))
+    } else {
+        Box::pin(one)
     }
 }
 
@@ -553,20 +583,33 @@ impl Run {
     }
 }
 
-async fn amon(addr: SocketAddr, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_amon"))
-        .args(args)
-        .env("AMON_ADDR", addr.to_string())
-        .env_remove("AMON_TOKEN")
-        .env_remove("COLUMNS")
-        .output()
-        .await
-        .unwrap();
+/// `amon ARGS` with, of its environment variables, only `vars`.
+fn command_with(args: &[&str], vars: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_amon"));
+    command.args(args);
+    for var in ["AMON_SERVER", "AMON_ADDR", "AMON_TOKEN", "COLUMNS"] {
+        command.env_remove(var);
+    }
+    command.envs(vars.iter().copied());
+    command
+}
+
+/// `amon ARGS` talking to the fake at `addr`.
+fn command(addr: SocketAddr, args: &[&str]) -> tokio::process::Command {
+    command_with(args, &[("AMON_ADDR", &addr.to_string())])
+}
+
+async fn output(mut command: tokio::process::Command) -> Run {
+    let output = command.output().await.unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+async fn amon(addr: SocketAddr, args: &[&str]) -> Run {
+    output(command(addr, args)).await
 }
 
 #[tokio::test]
@@ -903,4 +946,100 @@ async fn usage_and_connection_errors() {
         "{}",
         run.stderr
     );
+}
+
+/// Runs a following `amon` command until its first line of output, then
+/// presses Ctrl-C (SIGINT): that line and the exit code.
+async fn interrupt_after_first_line(addr: SocketAddr, args: &[&str]) -> (String, i32) {
+    use std::{process::Stdio, time::Duration};
+
+    let mut child = command(addr, args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("no output in time")
+        .unwrap()
+        .expect("stdout closed before a line");
+    // The command now waits for more with its Ctrl-C handler in place.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("no exit in time after Ctrl-C")
+        .unwrap();
+    (first, status.code().unwrap_or(-1))
+}
+
+#[tokio::test]
+async fn following_ends_with_ctrl_c_or_the_stream() {
+    let (addr, _) = start().await;
+    // The server ending the event stream is a failure...
+    let run = amon(addr, &["events", "-f", "--json"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json()["event_type"], "moved");
+    assert_eq!(
+        run.stderr.trim(),
+        "error: the server closed the event stream"
+    );
+    // ...while Ctrl-C ends it with success.
+    let (line, code) = interrupt_after_first_line(addr, &["events", "-f", "--after", "7"]).await;
+    assert_eq!(code, 0);
+    assert!(line.starts_with("8 "), "{line}");
+
+    // `exec watch` ends with success either way.
+    let run = amon(addr, &["exec", "watch", "--json", "--task", "aaaa"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["status"], "failed");
+    let (line, code) = interrupt_after_first_line(addr, &["exec", "watch"]).await;
+    assert_eq!(code, 0);
+    assert!(line.contains(" failed task=aaaaaaaa agent=git"), "{line}");
+}
+
+#[tokio::test]
+async fn the_server_is_named_by_either_flag_or_either_variable() {
+    let (addr, fake) = start().await;
+    let addr = addr.to_string();
+    let nowhere = "127.0.0.1:1";
+    let list = ["tasks", "list", "--json"];
+    let reaches_the_fake = |run: Run, how: &str| {
+        assert_eq!(run.code, 0, "{how}: {}", run.stderr);
+        assert_eq!(run.json().as_array().unwrap().len(), 3, "{how}");
+    };
+
+    // Either spelling of the flag, before or after the command, wins over
+    // both variables.
+    for flag in ["--server", "--addr"] {
+        let vars = [("AMON_SERVER", nowhere), ("AMON_ADDR", nowhere)];
+        let mut args = vec![flag, addr.as_str()];
+        args.extend(list);
+        reaches_the_fake(output(command_with(&args, &vars)).await, flag);
+        let mut args = list.to_vec();
+        args.extend([flag, addr.as_str()]);
+        reaches_the_fake(output(command_with(&args, &vars)).await, flag);
+    }
+    // AMON_SERVER alone, and over AMON_ADDR; AMON_ADDR alone still works.
+    let vars = [("AMON_SERVER", addr.as_str())];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "AMON_SERVER");
+    let vars = [("AMON_SERVER", addr.as_str()), ("AMON_ADDR", nowhere)];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "both");
+    let vars = [("AMON_ADDR", addr.as_str())];
+    reaches_the_fake(output(command_with(&list, &vars)).await, "AMON_ADDR");
+    // Two list calls (two pages) per run.
+    assert_eq!(fake.seen.lock().unwrap().authorization.len(), 7 * 2);
+
+    // A flag given badly is refused whichever way it is spelt.
+    let run = output(command_with(&["board", "--server"], &[])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = output(command_with(&["--addr", "", "board"], &[])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.trim(), "error: the server address is empty");
 }

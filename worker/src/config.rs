@@ -93,7 +93,7 @@ pub fn local_hostname() -> String {
 )]
 pub struct Cli {
     /// Server URL (`http://host:port`; `host:port` alone means http).
-    #[arg(long, env = "AMON_SERVER", default_value = DEFAULT_SERVER)]
+    #[arg(long, alias = "addr", env = "AMON_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
     /// Bearer token sent as `authorization: Bearer <token>`.
     #[arg(long, env = "AMON_WORKER_TOKEN", hide_env_values = true)]
@@ -341,6 +341,15 @@ mod tests {
         assert_eq!(o.slots, 3);
         assert_eq!(o.drain_timeout, Duration::from_secs(2));
         assert!(options_from_args(["amon-worker", "--slots", "0"]).is_err());
+    }
+
+    #[test]
+    fn server_flag_spellings() {
+        // `--addr` is the `amon` CLI's former spelling, accepted here too.
+        for flag in ["--server", "--addr"] {
+            let o = options_from_args(["amon-worker", flag, "h:2"]).unwrap();
+            assert_eq!(o.server, "http://h:2", "{flag}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@ use amon_proto::v1::{
 use clap::{Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
 
-use super::{clear_path, done, missing, show, show_list};
+use super::{
+    apply_clears, clear_contradicts, done, finish_update, in_mask, missing, show, show_list,
+};
 use crate::{
     client::{Ctx, UsageError},
     enums, json,
@@ -396,24 +398,22 @@ fn update_request(
     mask.set("tool_type", args.tool_type.clone(), |v| {
         agent.tool_type = Some(v)
     });
-    for field in &args.clear {
-        let path = clear_path(&CLEARABLE, field)?;
-        if mask.paths().iter().any(|p| p == path) {
-            return Err(UsageError(format!(
-                "--clear {field} contradicts the new value given for it"
-            )));
-        }
-        if path != "metadata" {
-            mask.add(path);
-        }
-    }
+    apply_clears(
+        &CLEARABLE,
+        &args.clear,
+        &mut mask,
+        in_mask,
+        |_, path, mask| {
+            if path != "metadata" {
+                mask.add(path);
+            }
+        },
+    )?;
     // `metadata` is one field on the wire: the description is changed in
     // the current metadata, which is sent back whole.
     let clear_description = args.clear.iter().any(|c| c == "description");
     if args.description.is_some() && clear_description {
-        return Err(UsageError(
-            "--clear description contradicts the new value given for it".into(),
-        ));
+        return Err(clear_contradicts("description"));
     }
     if args.description.is_some() || clear_description {
         let mut metadata = current_metadata.unwrap_or_default();
@@ -421,30 +421,15 @@ fn update_request(
         agent.metadata = Some(metadata);
         mask.add("metadata");
     }
-    if mask.is_empty() {
-        return Err(UsageError(
-            "nothing to update: give at least one field flag (see --help)".into(),
-        ));
-    }
-    Ok((agent, mask.build()))
+    Ok((agent, finish_update(mask)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: AgentsCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> AgentsCmd {
-        Cli::try_parse_from(std::iter::once("agents").chain(args.iter().copied()))
-            .unwrap()
-            .cmd
+        parse_subcommand("agents", args).unwrap()
     }
 
     fn update(args: &[&str]) -> Result<(Agent, FieldMask), UsageError> {
@@ -541,9 +526,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors() {
-        let bad = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("agents").chain(args.iter().copied())).is_err()
-        };
+        let bad = |args: &[&str]| parse_subcommand::<AgentsCmd>("agents", args).is_err();
         assert!(bad(&["update", "git", "--max-concurrent", "0"]));
         assert!(bad(&["update", "git", "--active", "maybe"]));
         assert!(bad(&["update", "git", "--clear", "slug"]));

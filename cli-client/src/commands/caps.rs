@@ -8,7 +8,7 @@ use clap::{ArgGroup, Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
 use serde_json::{Map, Value};
 
-use super::{clear_path, done, missing, show, show_list};
+use super::{apply_clears, done, finish_update, in_mask, missing, show, show_list};
 use crate::{
     client::{Ctx, UsageError},
     json,
@@ -336,38 +336,24 @@ fn update_request(id: String, args: &UpdateArgs) -> Result<(Capability, FieldMas
     mask.set("max_output_bytes", args.max_output, |v| {
         cap.max_output_bytes = Some(v)
     });
-    for field in &args.clear {
-        let path = clear_path(&CLEARABLE, field)?;
-        if mask.paths().iter().any(|p| p == path) {
-            return Err(UsageError(format!(
-                "--clear {field} contradicts the new value given for it"
-            )));
-        }
-        mask.add(path);
-    }
-    if mask.is_empty() {
-        return Err(UsageError(
-            "nothing to update: give at least one field flag (see --help)".into(),
-        ));
-    }
-    Ok((cap, mask.build()))
+    apply_clears(
+        &CLEARABLE,
+        &args.clear,
+        &mut mask,
+        in_mask,
+        |_, path, mask| mask.add(path),
+    )?;
+    Ok((cap, finish_update(mask)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use serde_json::json;
 
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: CapsCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> Result<CapsCmd, clap::Error> {
-        Cli::try_parse_from(std::iter::once("caps").chain(args.iter().copied())).map(|c| c.cmd)
+        parse_subcommand("caps", args)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use amon_proto::v1::{ListTaskEventsRequest, TaskEvent, WatchTaskEventsRequest};
 use clap::Args;
 
+use super::{Followed, until_ctrl_c};
 use crate::{
     client::{Ctx, all_pages},
     json, output, resolve,
@@ -84,7 +85,7 @@ async fn follow(
     after_event_id: i64,
     names: &AgentNames,
 ) -> anyhow::Result<()> {
-    let mut stream = ctx
+    let stream = ctx
         .tasks()
         .watch_task_events(WatchTaskEventsRequest {
             task_id,
@@ -92,19 +93,13 @@ async fn follow(
         })
         .await?
         .into_inner();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = &mut interrupted => return Ok(()),
-            message = stream.message() => match message? {
-                Some(response) => {
-                    if let Some(event) = response.event {
-                        print_event(ctx, &event, names)?;
-                    }
-                }
-                None => anyhow::bail!("the server closed the event stream"),
-            },
-        }
+    let followed = until_ctrl_c(stream, |response| match response.event {
+        Some(event) => print_event(ctx, &event, names),
+        None => Ok(()),
+    })
+    .await?;
+    match followed {
+        Followed::Interrupted => Ok(()),
+        Followed::Closed => anyhow::bail!("the server closed the event stream"),
     }
 }

@@ -7,7 +7,7 @@ use amon_proto::v1::{
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{missing, show, show_list};
+use super::{missing, show, show_list, until_ctrl_c};
 use crate::{
     client::{Ctx, PAGE_SIZE},
     enums, json, output, resolve,
@@ -247,7 +247,7 @@ async fn watch(ctx: &Ctx, args: WatchArgs) -> anyhow::Result<()> {
         None => String::new(),
     };
     let names = names_for(ctx).await;
-    let mut stream = ctx
+    let stream = ctx
         .executions()
         .watch_executions(WatchExecutionsRequest {
             task_id,
@@ -255,23 +255,12 @@ async fn watch(ctx: &Ctx, args: WatchArgs) -> anyhow::Result<()> {
         })
         .await?
         .into_inner();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = &mut interrupted => return Ok(()),
-            message = stream.message() => match message? {
-                Some(response) => {
-                    if let Some(e) = response.execution {
-                        if ctx.json {
-                            output::json_line(&json::execution(&e))?;
-                        } else {
-                            output::line(&watch_line(&e, &names))?;
-                        }
-                    }
-                }
-                None => return Ok(()),
-            },
-        }
-    }
+    // Ctrl-C and the end of the stream both end the command with success.
+    until_ctrl_c(stream, |response| match response.execution {
+        Some(e) if ctx.json => output::json_line(&json::execution(&e)),
+        Some(e) => output::line(&watch_line(&e, &names)),
+        None => Ok(()),
+    })
+    .await?;
+    Ok(())
 }

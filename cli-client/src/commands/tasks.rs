@@ -9,7 +9,7 @@ use clap::{ArgGroup, Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
 use serde_json::Value;
 
-use super::{clear_path, done, missing, show, show_list};
+use super::{apply_clears, done, finish_update, in_mask, missing, show, show_list};
 use crate::{
     client::{Ctx, PAGE_SIZE, UsageError, all_pages},
     enums, json,
@@ -404,28 +404,25 @@ fn update_request(
     mask.set("due_at", fields.due, |v| task.due_at = Some(v));
 
     let mut context = current.unwrap_or_default();
-    for field in &args.clear {
-        let path = clear_path(&CLEARABLE, field)?;
-        let contradicts = match field.as_str() {
+    apply_clears(
+        &CLEARABLE,
+        &args.clear,
+        &mut mask,
+        |field, path, mask| match field {
             "working-dir" => fields.working_dir.is_some(),
             "prompt-additions" => fields.prompt_additions.is_some(),
             // Clearing then adding entries replaces the whole map.
             "env" | "args" => false,
-            _ => mask.paths().iter().any(|p| p == path),
-        };
-        if contradicts {
-            return Err(UsageError(format!(
-                "--clear {field} contradicts the new value given for it"
-            )));
-        }
-        match field.as_str() {
+            _ => in_mask(field, path, mask),
+        },
+        |field, path, mask| match field {
             "working-dir" => context.working_dir = None,
             "env" => context.env_overrides.clear(),
             "args" => context.args = None,
             "prompt-additions" => context.prompt_additions = None,
             _ => mask.add(path),
-        }
-    }
+        },
+    )?;
     if let Some(dir) = &fields.working_dir {
         context.working_dir = Some(dir.clone());
     }
@@ -447,29 +444,17 @@ fn update_request(
         task.input_context = Some(context);
         mask.add("input_context");
     }
-    if mask.is_empty() {
-        return Err(UsageError(
-            "nothing to update: give at least one field flag (see --help)".into(),
-        ));
-    }
-    Ok((task, mask.build()))
+    Ok((task, finish_update(mask)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use serde_json::json;
 
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: TasksCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn parse(args: &[&str]) -> Result<TasksCmd, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tasks").chain(args.iter().copied())).map(|c| c.cmd)
+        parse_subcommand("tasks", args)
     }
 
     #[test]

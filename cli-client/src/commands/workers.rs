@@ -123,21 +123,12 @@ fn set_request(args: &SetArgs) -> Result<(WorkerConfig, FieldMask), UsageError> 
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        cmd: WorkerConfigCmd,
-    }
+    use super::{super::parse_subcommand, *};
 
     fn set(args: &[&str]) -> Result<(WorkerConfig, FieldMask), UsageError> {
-        let argv = ["worker-config", "set"]
-            .into_iter()
-            .chain(args.iter().copied());
-        match Cli::try_parse_from(argv).unwrap().cmd {
+        let mut argv = vec!["set"];
+        argv.extend(args);
+        match parse_subcommand("worker-config", &argv).unwrap() {
             WorkerConfigCmd::Set(args) => set_request(&args),
             other => panic!("{other:?}"),
         }
