@@ -122,14 +122,58 @@ pub async fn transition(
     Ok(updated)
 }
 
-/// The token of the current attempt of a running (or cancelling) execution:
-/// every report a worker makes about the run quotes it, and a report with
-/// another token is refused.
-pub fn attempt_token(execution: &executions::Model) -> Option<String> {
-    execution
-        .started_at
-        .map(|started| format!("{}.{}", execution.retry_count, started.timestamp_micros()))
+/// The secret that signs attempt tokens, shared by every server over one
+/// database (it lives in the database, see `worker_config::attempt_key`).
+///
+/// A worker quotes its run's attempt token in every report. The token was a
+/// run's retry count and start time, both visible through `GetExecution`, so
+/// anyone holding the worker token could forge another worker's reports; it
+/// is now an HMAC of the execution id, retry count and start time under this
+/// key: issued at claim, unguessable, and still derived (schema v3.0 has no
+/// attempt column), so a reaped or requeued attempt gets a new one.
+#[derive(Clone)]
+pub struct AttemptKey(ring::hmac::Key);
+
+impl AttemptKey {
+    /// A key from its secret bytes.
+    pub fn new(secret: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    fn attempt(execution: &executions::Model) -> Option<String> {
+        execution.started_at.map(|started| {
+            format!(
+                "{}.{}.{}",
+                execution.id,
+                execution.retry_count,
+                started.timestamp_micros()
+            )
+        })
+    }
+
+    /// The token of the current attempt of a running (or cancelling)
+    /// execution: every report a worker makes about the run quotes it, and a
+    /// report with another token is refused.
+    pub fn token(&self, execution: &executions::Model) -> Option<String> {
+        use base64::Engine;
+        let attempt = Self::attempt(execution)?;
+        let tag = ring::hmac::sign(&self.0, attempt.as_bytes());
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Whether `token` is the current attempt's, compared in constant time.
+    pub fn verify(&self, execution: &executions::Model, token: &str) -> bool {
+        use base64::Engine;
+        let (Some(attempt), Ok(tag)) = (
+            Self::attempt(execution),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token),
+        ) else {
+            return false;
+        };
+        ring::hmac::verify(&self.0, attempt.as_bytes(), &tag).is_ok()
+    }
 }
+
 
 /// Event recording an approval.
 pub const APPROVED_EVENT: &str = "execution_approved";

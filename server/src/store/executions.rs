@@ -15,7 +15,7 @@ use super::{
     Actor, DEFAULT_OWNER_ID, Executions, StoreError, StoreResult,
     columns::{InputContext, SessionConfig, strings},
     execution_state::{
-        self, APPROVED_EVENT, approved_among, attempt_token, is_terminal, status_name,
+        self, APPROVED_EVENT, approved_among, is_terminal, status_name,
     },
     page::{PageRequest, finish_page},
     scope::InWorkspace,
@@ -304,7 +304,7 @@ impl Executions<'_> {
                 stop_on_worker: None,
             },
             ExecutionStatus::Running => {
-                let token = attempt_token(&execution);
+                let token = self.0.attempts().token(&execution);
                 let execution = execution_state::transition(
                     &mut txn,
                     execution,
@@ -322,7 +322,7 @@ impl Executions<'_> {
             }
             ExecutionStatus::Cancelling => {
                 // Asking again re-sends the stop: harmless, and helps after a reconnect.
-                let stop_on_worker = execution.worker_id.clone().zip(attempt_token(&execution));
+                let stop_on_worker = execution.worker_id.clone().zip(self.0.attempts().token(&execution));
                 Cancelled {
                     execution,
                     stop_on_worker,

@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
-    execution_state::{self, approved_among, attempt_token, is_terminal},
+    execution_state::{self, AttemptKey, approved_among, is_terminal},
+    validate::quoted,
 };
 use crate::entity::{
     agent_capabilities, agents, enums::ExecutionStatus, executions, tasks, worker_heartbeats,
@@ -118,6 +119,7 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
 /// current one and the worker owns it; FAILED_PRECONDITION otherwise.
 async fn current_attempt<C: ConnectionTrait>(
     conn: &C,
+    key: &AttemptKey,
     worker_id: &str,
     execution_id: Uuid,
     token: &str,
@@ -130,12 +132,13 @@ async fn current_attempt<C: ConnectionTrait>(
         execution.status,
         ExecutionStatus::Running | ExecutionStatus::Cancelling
     ) && execution.worker_id.as_deref() == Some(worker_id)
-        && attempt_token(&execution).as_deref() == Some(token);
+        && key.verify(&execution, token);
     if current {
         Ok(execution)
     } else {
         Err(StoreError::FailedPrecondition(format!(
-            "stale attempt {token} of execution {execution_id}: the run is no longer this worker's"
+            "stale attempt {} of execution {execution_id}: the run is no longer this worker's",
+            quoted(token)
         )))
     }
 }
@@ -210,7 +213,7 @@ impl Runs<'_> {
         execution_id: Uuid,
         token: &str,
     ) -> StoreResult<executions::Model> {
-        current_attempt(self.0.db(), worker_id, execution_id, token).await
+        current_attempt(self.0.db(), self.0.attempts(), worker_id, execution_id, token).await
     }
 
     /// Claims up to `limit` runnable executions for `worker_id` in one
@@ -338,7 +341,7 @@ impl Runs<'_> {
                 .one(&*txn)
                 .await?
                 .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
-            let attempt_token = attempt_token(&execution).unwrap_or_default();
+            let attempt_token = self.0.attempts().token(&execution).unwrap_or_default();
             let parent_session_ref = match execution.parent_execution_id {
                 Some(parent_id) => executions::Entity::find_by_id(parent_id)
                     .one(&*txn)
@@ -369,7 +372,7 @@ impl Runs<'_> {
         tmux_session_name: Option<String>,
     ) -> StoreResult<()> {
         let txn = self.0.write().await?;
-        current_attempt(&*txn, worker_id, execution_id, token).await?;
+        current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         executions::Entity::update_many()
             .col_expr(executions::Column::Pid, Some(pid).into())
             .col_expr(
@@ -392,7 +395,7 @@ impl Runs<'_> {
         session_ref: String,
     ) -> StoreResult<()> {
         let txn = self.0.write().await?;
-        current_attempt(&*txn, worker_id, execution_id, token).await?;
+        current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         executions::Entity::update_many()
             .col_expr(executions::Column::SessionRef, Some(session_ref).into())
             .filter(executions::Column::Id.eq(execution_id))
@@ -441,7 +444,7 @@ impl Runs<'_> {
             ));
         }
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         let details = json!({
             "worker_id": worker_id,
             "exit_code": outcome.exit_code,
@@ -541,7 +544,7 @@ impl Runs<'_> {
         let mut reaped = Vec::with_capacity(stale.len());
         for execution in stale {
             let old_worker = execution.worker_id.clone();
-            let old_token = attempt_token(&execution);
+            let old_token = self.0.attempts().token(&execution);
             let silent_worker = execution.worker_id.clone().unwrap_or_default();
             let error = format!(
                 "worker {silent_worker} went silent for more than {}s",
@@ -592,7 +595,7 @@ impl Runs<'_> {
         let mut keep = Vec::new();
         let mut stop = Vec::new();
         for (execution_id, token) in reported {
-            match current_attempt(self.0.db(), worker_id, *execution_id, token).await {
+            match current_attempt(self.0.db(), self.0.attempts(), worker_id, *execution_id, token).await {
                 Ok(execution) => {
                     if execution.status == ExecutionStatus::Cancelling {
                         stop.push((*execution_id, token.clone()));
@@ -615,7 +618,7 @@ impl Runs<'_> {
         token: &str,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,
@@ -641,7 +644,7 @@ impl Runs<'_> {
         error: String,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,

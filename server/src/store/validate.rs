@@ -23,6 +23,19 @@ pub fn is_env_var_name(name: &str) -> bool {
     ENV_NAME.is_match(name)
 }
 
+/// Longest part of a caller's value an error message repeats.
+const QUOTED_CHARS: usize = 64;
+
+/// A caller's value for an error message: debug-quoted (so a newline cannot
+/// forge a log line) and cut to its first [`QUOTED_CHARS`] characters (so a
+/// 1 MB bad id does not make the reply too big to deliver).
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 /// Refuses text PostgreSQL cannot store.
 pub(super) fn check_no_nul(field: &str, value: &str) -> StoreResult<()> {
     if value.contains('\0') {
