@@ -45,10 +45,12 @@ use tracing::{debug, error, info, warn};
 use crate::config::{RuntimeConfig, WorkerOptions};
 use crate::run::adapter::{Prepared, prepare};
 use crate::run::agent::supervise::{AgentHost, supervise_agent};
+use crate::run::lifecycle::{EXIT_GRACE, RunChannels};
 use crate::run::output::{OutputLog, Resume};
-use crate::run::process::{EXIT_GRACE, supervise};
+use crate::run::process::supervise;
 use crate::run::tmux::Tmux;
 use crate::run::{Control, Outcome, Phase, Run, RunEvent, RunEventKind, RunKey, StopReason};
+use crate::timer::sleep_opt;
 use crate::transport::{Backoff, BearerAuth, endpoint, open};
 
 /// Longest wait for `Registered` after the stream opened.
@@ -157,13 +159,6 @@ async fn link_input(link: &mut Link) -> LinkInput {
                 LinkInput::RegisterTimeout
             }
         },
-    }
-}
-
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -575,19 +570,23 @@ impl Worker {
                         tokio::spawn(bench_noop_run(key.clone(), self.events_tx.clone()))
                     }
                     Prepared::Process(spec) => tokio::spawn(supervise(
-                        key.clone(),
+                        RunChannels {
+                            key: key.clone(),
+                            events: self.events_tx.clone(),
+                            control: control_rx,
+                            config: self.config_tx.subscribe(),
+                        },
                         spec,
-                        self.events_tx.clone(),
-                        control_rx,
-                        self.config_tx.subscribe(),
                     )),
                     Prepared::Agent(agent) => tokio::spawn(supervise_agent(
-                        key.clone(),
+                        RunChannels {
+                            key: key.clone(),
+                            events: self.events_tx.clone(),
+                            control: control_rx,
+                            config: self.config_tx.subscribe(),
+                        },
                         agent,
                         self.agent_host.clone(),
-                        self.events_tx.clone(),
-                        control_rx,
-                        self.config_tx.subscribe(),
                     )),
                 };
                 run.phase = Phase::Alive {

@@ -25,6 +25,7 @@ pub mod config;
 mod connection;
 mod env;
 mod run;
+mod timer;
 mod transport;
 
 use std::future::Future;
@@ -43,7 +44,7 @@ pub fn pane_dispatch() -> Option<std::process::ExitCode> {
 /// (`std::process::exit` runs no destructors); `run` itself never leaves
 /// children behind when its runtime shuts down.
 pub fn kill_all_runs() {
-    run::process::kill_all_groups();
+    run::lifecycle::kill_all_groups();
 }
 
 /// Runs a worker until `shutdown` completes and the drain that follows is

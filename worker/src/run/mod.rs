@@ -1,11 +1,13 @@
 //! Runs: one per assignment. [`adapter`] turns an assignment into what to
-//! run: a plain child ([`process`] spawns and supervises it) or an AI agent
-//! ([`agent`]: its protocols, run in a [`tmux`] session through the
-//! [`pane`] runner). [`output`] keeps a run's log until the server has
-//! stored it.
+//! run: a plain child ([`process`] spawns it) or an AI agent ([`agent`]: its
+//! protocols, run in a [`tmux`] session through the [`pane`] runner). Both
+//! kinds live the one [`lifecycle`]: timeout, stop orders, SIGTERM → grace →
+//! SIGKILL of the process group, the end of the run and its outcome.
+//! [`output`] keeps a run's log until the server has stored it.
 
 pub(crate) mod adapter;
 pub(crate) mod agent;
+pub(crate) mod lifecycle;
 pub(crate) mod output;
 pub mod pane;
 pub(crate) mod process;
