@@ -43,11 +43,11 @@ use tonic::transport::Endpoint;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{RuntimeConfig, WorkerOptions};
-use crate::run::adapter::{Prepared, prepare};
-use crate::run::agent::supervise::{AgentHost, supervise_agent};
+use crate::run::adapter::prepare;
+use crate::run::agent::supervise::AgentHost;
+use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::{EXIT_GRACE, RunChannels};
 use crate::run::output::{OutputLog, Resume};
-use crate::run::process::supervise;
 use crate::run::tmux::Tmux;
 use crate::run::{Control, Outcome, Phase, Run, RunEvent, RunEventKind, RunKey, StopReason};
 use crate::timer::sleep_opt;
@@ -85,7 +85,7 @@ pub(crate) async fn run_worker(
         None => std::env::current_exe()?,
     };
     let mut worker = Worker {
-        agent_host: AgentHost { tmux, exe },
+        launcher: launcher(AgentHost { tmux, exe }),
         endpoint: endpoint(&options.server)?,
         auth: BearerAuth::new(options.token.as_deref())?,
         options,
@@ -170,8 +170,8 @@ fn heartbeat_interval(period: Duration) -> Interval {
 
 struct Worker {
     options: WorkerOptions,
-    /// tmux server and pane runner of AI agent runs.
-    agent_host: AgentHost,
+    /// Starts the runs.
+    launcher: Box<dyn Launcher>,
     endpoint: Endpoint,
     auth: BearerAuth,
     config: RuntimeConfig,
@@ -565,30 +565,15 @@ impl Worker {
             }
             Ok(prepared) => {
                 let (control_tx, control_rx) = mpsc::unbounded_channel();
-                match prepared {
-                    Prepared::Process(spec) if bench_noop(&spec.argv) => {
-                        tokio::spawn(bench_noop_run(key.clone(), self.events_tx.clone()))
-                    }
-                    Prepared::Process(spec) => tokio::spawn(supervise(
-                        RunChannels {
-                            key: key.clone(),
-                            events: self.events_tx.clone(),
-                            control: control_rx,
-                            config: self.config_tx.subscribe(),
-                        },
-                        spec,
-                    )),
-                    Prepared::Agent(agent) => tokio::spawn(supervise_agent(
-                        RunChannels {
-                            key: key.clone(),
-                            events: self.events_tx.clone(),
-                            control: control_rx,
-                            config: self.config_tx.subscribe(),
-                        },
-                        agent,
-                        self.agent_host.clone(),
-                    )),
-                };
+                self.launcher.launch(
+                    prepared,
+                    RunChannels {
+                        key: key.clone(),
+                        events: self.events_tx.clone(),
+                        control: control_rx,
+                        config: self.config_tx.subscribe(),
+                    },
+                );
                 run.phase = Phase::Alive {
                     control: control_tx,
                     pid: None,
@@ -783,39 +768,6 @@ impl Worker {
         warn!(stopped, "drain timeout: cancelling the runs still going");
         self.give_up_at =
             Some(Instant::now() + self.config.cancel_grace + EXIT_GRACE * 2 + DELIVERY_PATIENCE);
-    }
-}
-
-/// BENCHMARK ONLY, off unless the variable is set: runs whose `argv[0]`
-/// equals `AMON_BENCH_NOOP_ARGV0` succeed at once without spawning anything,
-/// so `amon-bench` can measure the queue's own cost with the spawn taken out.
-const BENCH_NOOP_ENV: &str = "AMON_BENCH_NOOP_ARGV0";
-
-fn bench_noop(argv: &[String]) -> bool {
-    static SENTINEL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let sentinel = SENTINEL.get_or_init(|| std::env::var(BENCH_NOOP_ENV).ok());
-    sentinel
-        .as_deref()
-        .is_some_and(|s| !s.is_empty() && argv.first().map(String::as_str) == Some(s))
-}
-
-/// The events of a run that started and exited 0 with no output.
-async fn bench_noop_run(key: RunKey, events: mpsc::Sender<RunEvent>) {
-    let started = RunEvent {
-        key: key.clone(),
-        kind: RunEventKind::Started {
-            pid: 0,
-            tmux_session: None,
-        },
-    };
-    if events.send(started).await.is_ok() {
-        let outcome = Outcome::from_exit(Some(0), None, None);
-        let _ = events
-            .send(RunEvent {
-                key,
-                kind: RunEventKind::Ended(outcome),
-            })
-            .await;
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod adapter;
 pub(crate) mod agent;
+pub(crate) mod launch;
 pub(crate) mod lifecycle;
 pub(crate) mod output;
 pub mod pane;
