@@ -14,16 +14,23 @@
 //! # }
 //! ```
 //!
-//! Layout: [`config`] (options, command line, runtime tuning), `connection`
-//! (the event loop: stream, reconnects, dispatch, drain), `transport`
-//! (channel, bearer token, backoff), `run` (one run: `process` spawns and
-//! supervises the child, `output` keeps its log until it is stored,
-//! `adapter` turns an assignment into a process), `env` (the child's
-//! environment and binary resolution).
+//! Layout: [`config`] (options, command line, runtime tuning),
+//! `connection` (the event loop: wires `link`, `ledger` and `run::launch`),
+//! `link` (the stream to the server: connect, register, reconnect with
+//! backoff, heartbeat timer, close), `ledger` (the runs held and what the
+//! server still has to be told: chunks, finishes, acks, slots, drain; no
+//! I/O), `transport` (channel, bearer token, backoff), `run` (one run:
+//! `launch` starts its supervisor, `lifecycle` times it out, stops and ends
+//! it whatever its kind, `process` spawns a plain child, `agent` runs an AI
+//! agent in tmux, `output` keeps its log until it is stored, `adapter` turns
+//! an assignment into what to run), `env` (the child's environment and
+//! binary resolution), `timer` (an optional deadline in a `select!`).
 
 pub mod config;
 mod connection;
 mod env;
+mod ledger;
+mod link;
 mod run;
 mod timer;
 mod transport;
