@@ -6,7 +6,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use super::{
     execution_state::{
         self, APPROVED_EVENT, approved_among, attempt_token, is_terminal, status_name,
     },
-    page::{PageRequest, finish_page},
+    page::PageRequest,
     scope::InWorkspace,
     tasks::find_task,
     templates::{self, PromptContext},
@@ -275,14 +275,13 @@ impl Executions<'_> {
         if let Some(worker_id) = filter.worker_id {
             query = query.filter(executions::Column::WorkerId.eq(worker_id));
         }
-        let rows = query
-            .order_by_desc(executions::Column::CreatedAt)
-            .order_by_desc(executions::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(self.0.db())
-            .await?;
-        Ok(finish_page(page, rows))
+        page.fetch(
+            query
+                .order_by_desc(executions::Column::CreatedAt)
+                .order_by_desc(executions::Column::Id),
+            self.0.db(),
+        )
+        .await
     }
 
     /// Cancels a run: a queued one at once, a running one through `cancelling`.

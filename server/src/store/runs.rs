@@ -368,19 +368,18 @@ impl Runs<'_> {
         pid: i32,
         tmux_session_name: Option<String>,
     ) -> StoreResult<()> {
-        let txn = self.0.write().await?;
-        current_attempt(&*txn, worker_id, execution_id, token).await?;
-        executions::Entity::update_many()
-            .col_expr(executions::Column::Pid, Some(pid).into())
-            .col_expr(
-                executions::Column::TmuxSessionName,
-                tmux_session_name.into(),
-            )
-            .filter(executions::Column::Id.eq(execution_id))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many()
+                .col_expr(executions::Column::Pid, Some(pid).into())
+                .col_expr(
+                    executions::Column::TmuxSessionName,
+                    tmux_session_name.into(),
+                ),
+        )
+        .await
     }
 
     /// Records the agent's session id.
@@ -391,15 +390,31 @@ impl Runs<'_> {
         token: &str,
         session_ref: String,
     ) -> StoreResult<()> {
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many()
+                .col_expr(executions::Column::SessionRef, Some(session_ref).into()),
+        )
+        .await
+    }
+
+    /// Applies `update` to a run's row if the report's attempt is current.
+    async fn record(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        update: sea_orm::UpdateMany<executions::Entity>,
+    ) -> StoreResult<()> {
         let txn = self.0.write().await?;
         current_attempt(&*txn, worker_id, execution_id, token).await?;
-        executions::Entity::update_many()
-            .col_expr(executions::Column::SessionRef, Some(session_ref).into())
+        update
             .filter(executions::Column::Id.eq(execution_id))
             .exec(&*txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        txn.commit().await
     }
 
     /// Stores the log's size and line count as the log store knows them.
