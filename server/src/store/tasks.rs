@@ -118,10 +118,13 @@ impl TaskPatch {
     }
 }
 
+/// Reads one audited field of a task, as its event payloads show it.
+type AuditedValue = fn(&tasks::Model) -> Value;
+
 /// The fields the audit trail records, by their data-model names: all of a
 /// new task in its `created` event, the changed ones (but status and
 /// assignee, which have events of their own) in `updated`.
-const AUDITED: [(&str, fn(&tasks::Model) -> Value); 8] = [
+const AUDITED: [(&str, AuditedValue); 8] = [
     ("title", |t| json!(t.title)),
     ("description", |t| json!(t.description)),
     ("status", |t| json!(status_name(t.status))),
