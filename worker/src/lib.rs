@@ -14,17 +14,25 @@
 //! # }
 //! ```
 //!
-//! Layout: [`config`] (options, command line, runtime tuning), `connection`
-//! (the event loop: stream, reconnects, dispatch, drain), `transport`
-//! (channel, bearer token, backoff), `run` (one run: `process` spawns and
-//! supervises the child, `output` keeps its log until it is stored,
-//! `adapter` turns an assignment into a process), `env` (the child's
-//! environment and binary resolution).
+//! Layout: [`config`] (options, command line, runtime tuning),
+//! `connection` (the event loop: wires `link`, `ledger` and `run::launch`),
+//! `link` (the stream to the server: connect, register, reconnect with
+//! backoff, heartbeat timer, close), `ledger` (the runs held and what the
+//! server still has to be told: chunks, finishes, acks, slots, drain; no
+//! I/O), `transport` (channel, bearer token, backoff), `run` (one run:
+//! `launch` starts its supervisor, `lifecycle` times it out, stops and ends
+//! it whatever its kind, `process` spawns a plain child, `agent` runs an AI
+//! agent in tmux, `output` keeps its log until it is stored, `adapter` turns
+//! an assignment into what to run), `env` (the child's environment and
+//! binary resolution), `timer` (an optional deadline in a `select!`).
 
 pub mod config;
 mod connection;
 mod env;
+mod ledger;
+mod link;
 mod run;
+mod timer;
 mod transport;
 
 use std::future::Future;
@@ -43,7 +51,7 @@ pub fn pane_dispatch() -> Option<std::process::ExitCode> {
 /// (`std::process::exit` runs no destructors); `run` itself never leaves
 /// children behind when its runtime shuts down.
 pub fn kill_all_runs() {
-    run::process::kill_all_groups();
+    run::lifecycle::kill_all_groups();
 }
 
 /// Runs a worker until `shutdown` completes and the drain that follows is

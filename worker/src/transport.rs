@@ -1,12 +1,12 @@
 //! Opening the `Connect` stream: the channel, the bearer token, the backoff
-//! between attempts.
+//! between attempts, the sending side of a stream.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use amon_proto::v1::worker_service_client::WorkerServiceClient;
-use amon_proto::v1::{ConnectRequest, ConnectResponse};
+use amon_proto::v1::{ConnectRequest, ConnectResponse, connect_request};
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -17,6 +17,17 @@ use tonic::{Request, Status, Streaming};
 
 /// Longest wait for the server to accept the stream (TCP + HTTP/2 + headers).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sending side of a `Connect` stream: what is queued here is the
+/// request stream.
+pub(crate) type Outbound = mpsc::UnboundedSender<ConnectRequest>;
+
+/// `message` as a request of the stream.
+pub(crate) fn request(message: connect_request::Message) -> ConnectRequest {
+    ConnectRequest {
+        message: Some(message),
+    }
+}
 
 /// Adds `authorization: Bearer <token>` to every call when a token is set.
 #[derive(Clone, Debug)]

@@ -185,7 +185,11 @@ impl Assignment {
         let text = self.argv.iter().map(String::len).sum::<usize>()
             + self.prompt.as_ref().map_or(0, String::len)
             + self.working_dir.len()
-            + self.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+            + self
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
             + self.env_allowlist.iter().map(String::len).sum::<usize>()
             + strings(&agent.base_args)
             + strings(&agent.env_allowlist)

@@ -38,7 +38,7 @@ pub struct Session {
 /// from: two heartbeats and a little. A second worker registering with the
 /// id meanwhile is refused; after it, the silent one gives way.
 fn id_held_for(heartbeat_interval: Duration) -> Duration {
-    heartbeat_interval * 2 + Duration::from_secs(5)
+    heartbeat_interval * 2 + Duration::from_secs(1)
 }
 
 fn id_in_use(worker_id: &str, held: IdInUse) -> StoreError {
@@ -99,10 +99,7 @@ impl Engine {
                 .await
                 .map(|c| u64::try_from(c.max_output_bytes).unwrap_or(0))
                 .unwrap_or(0);
-            output_limits.push((
-                execution.id,
-                stored.bytes + cap + TRUNCATION_MARKER_ROOM,
-            ));
+            output_limits.push((execution.id, stored.bytes + cap + TRUNCATION_MARKER_ROOM));
         }
         let registered = ToWorker::Registered {
             worker_id: worker_id.clone(),
@@ -213,7 +210,8 @@ impl Session {
     }
 
     async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {
-        let runs = self.engine.store.runs();
+        let store = self.engine.store.clone();
+        let runs = store.runs();
         match message {
             FromWorker::Register => {
                 Err(StoreError::invalid("register", "sent twice on one stream"))
@@ -271,7 +269,11 @@ impl Session {
                 let kept = &data[..data.len().min((limit - offset) as usize)];
                 match self.engine.logs.append(id, offset, kept).await {
                     Ok(size) => {
-                        let acked = if kept.len() < data.len() { end } else { size.bytes };
+                        let acked = if kept.len() < data.len() {
+                            end
+                        } else {
+                            size.bytes
+                        };
                         self.ack(id, acked).await;
                         self.write_progress_if_due(id, size.bytes, size.lines)
                             .await?;

@@ -43,7 +43,7 @@ use uuid::Uuid;
 use super::{
     Agents, DEFAULT_OWNER_ID, DEFAULT_WORKSPACE_ID, StoreError, StoreResult, apply_patch,
     columns::{AgentMetadata, SessionConfig, SessionIdSource, strings},
-    page::{PageRequest, finish_page},
+    page::PageRequest,
     scope::InWorkspace,
     validate::{
         check_identifier, check_optional_text, check_required_text, check_strings, check_time,
@@ -460,14 +460,13 @@ impl Agents<'_> {
         if let Some(kind) = filter.kind {
             query = query.filter(agents::Column::Kind.eq(kind));
         }
-        let rows = query
-            .order_by_asc(agents::Column::Name)
-            .order_by_asc(agents::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(self.0.db())
-            .await?;
-        Ok(finish_page(page, rows))
+        page.fetch(
+            query
+                .order_by_asc(agents::Column::Name)
+                .order_by_asc(agents::Column::Id),
+            self.0.db(),
+        )
+        .await
     }
 
     /// Applies `patch` to the agent `id`, re-validating the whole result.

@@ -31,7 +31,7 @@ use chrono::Utc;
 use regex::Regex;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -41,7 +41,7 @@ use super::{
     agents::find_agent,
     apply_patch,
     columns::strings,
-    page::{PageRequest, finish_page},
+    page::PageRequest,
     scope::InWorkspace,
     templates,
     validate::{
@@ -388,16 +388,15 @@ impl Capabilities<'_> {
         if let Some(is_enabled) = filter.is_enabled {
             query = query.filter(agent_capabilities::Column::IsEnabled.eq(is_enabled));
         }
-        let rows = query
-            .order_by_asc(agents::Column::Name)
-            .order_by_asc(agent_capabilities::Column::AgentId)
-            .order_by_asc(agent_capabilities::Column::Key)
-            .order_by_asc(agent_capabilities::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(self.0.db())
-            .await?;
-        Ok(finish_page(page, rows))
+        page.fetch(
+            query
+                .order_by_asc(agents::Column::Name)
+                .order_by_asc(agent_capabilities::Column::AgentId)
+                .order_by_asc(agent_capabilities::Column::Key)
+                .order_by_asc(agent_capabilities::Column::Id),
+            self.0.db(),
+        )
+        .await
     }
 
     /// Applies `patch` to the capability `id`, re-validating the whole result.

@@ -174,7 +174,6 @@ impl AttemptKey {
     }
 }
 
-
 /// Event recording an approval.
 pub const APPROVED_EVENT: &str = "execution_approved";
 

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -14,10 +14,8 @@ use uuid::Uuid;
 use super::{
     Actor, DEFAULT_OWNER_ID, Executions, StoreError, StoreResult,
     columns::{InputContext, SessionConfig, strings},
-    execution_state::{
-        self, APPROVED_EVENT, approved_among, is_terminal, status_name,
-    },
-    page::{PageRequest, finish_page},
+    execution_state::{self, APPROVED_EVENT, approved_among, is_terminal, status_name},
+    page::PageRequest,
     scope::InWorkspace,
     tasks::find_task,
     templates::{self, PromptContext},
@@ -275,14 +273,13 @@ impl Executions<'_> {
         if let Some(worker_id) = filter.worker_id {
             query = query.filter(executions::Column::WorkerId.eq(worker_id));
         }
-        let rows = query
-            .order_by_desc(executions::Column::CreatedAt)
-            .order_by_desc(executions::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(self.0.db())
-            .await?;
-        Ok(finish_page(page, rows))
+        page.fetch(
+            query
+                .order_by_desc(executions::Column::CreatedAt)
+                .order_by_desc(executions::Column::Id),
+            self.0.db(),
+        )
+        .await
     }
 
     /// Cancels a run: a queued one at once, a running one through `cancelling`.
@@ -322,7 +319,10 @@ impl Executions<'_> {
             }
             ExecutionStatus::Cancelling => {
                 // Asking again re-sends the stop: harmless, and helps after a reconnect.
-                let stop_on_worker = execution.worker_id.clone().zip(self.0.attempts().token(&execution));
+                let stop_on_worker = execution
+                    .worker_id
+                    .clone()
+                    .zip(self.0.attempts().token(&execution));
                 Cancelled {
                     execution,
                     stop_on_worker,

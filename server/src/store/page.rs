@@ -107,6 +107,29 @@ pub fn finish_page<T>(request: PageRequest, mut rows: Vec<T>) -> (Vec<T>, String
     (rows, next)
 }
 
+impl PageRequest {
+    /// Reads this page of `query` (which sets the order) and the next page's
+    /// token: one row more than the page is fetched to know whether there is
+    /// a next one.
+    pub(super) async fn fetch<E, C>(
+        self,
+        query: sea_orm::Select<E>,
+        conn: &C,
+    ) -> StoreResult<(Vec<E::Model>, String)>
+    where
+        E: sea_orm::EntityTrait,
+        C: sea_orm::ConnectionTrait,
+    {
+        use sea_orm::QuerySelect;
+        let rows = query
+            .offset(self.offset)
+            .limit(self.limit + 1)
+            .all(conn)
+            .await?;
+        Ok(finish_page(self, rows))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
     execution_state::{self, AttemptKey, approved_among, is_terminal},
-    validate::quoted,
+    validate::{quoted, storable, storable_json},
 };
 use crate::entity::{
     agent_capabilities, agents, enums::ExecutionStatus, executions, tasks, worker_heartbeats,
@@ -213,7 +213,14 @@ impl Runs<'_> {
         execution_id: Uuid,
         token: &str,
     ) -> StoreResult<executions::Model> {
-        current_attempt(self.0.db(), self.0.attempts(), worker_id, execution_id, token).await
+        current_attempt(
+            self.0.db(),
+            self.0.attempts(),
+            worker_id,
+            execution_id,
+            token,
+        )
+        .await
     }
 
     /// Claims up to `limit` runnable executions for `worker_id` in one
@@ -371,19 +378,18 @@ impl Runs<'_> {
         pid: i32,
         tmux_session_name: Option<String>,
     ) -> StoreResult<()> {
-        let txn = self.0.write().await?;
-        current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
-        executions::Entity::update_many()
-            .col_expr(executions::Column::Pid, Some(pid).into())
-            .col_expr(
-                executions::Column::TmuxSessionName,
-                tmux_session_name.into(),
-            )
-            .filter(executions::Column::Id.eq(execution_id))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many()
+                .col_expr(executions::Column::Pid, Some(pid).into())
+                .col_expr(
+                    executions::Column::TmuxSessionName,
+                    tmux_session_name.map(storable).into(),
+                ),
+        )
+        .await
     }
 
     /// Records the agent's session id.
@@ -394,15 +400,33 @@ impl Runs<'_> {
         token: &str,
         session_ref: String,
     ) -> StoreResult<()> {
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many().col_expr(
+                executions::Column::SessionRef,
+                Some(storable(session_ref)).into(),
+            ),
+        )
+        .await
+    }
+
+    /// Applies `update` to a run's row if the report's attempt is current.
+    async fn record(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        update: sea_orm::UpdateMany<executions::Entity>,
+    ) -> StoreResult<()> {
         let txn = self.0.write().await?;
         current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
-        executions::Entity::update_many()
-            .col_expr(executions::Column::SessionRef, Some(session_ref).into())
+        update
             .filter(executions::Column::Id.eq(execution_id))
             .exec(&*txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        txn.commit().await
     }
 
     /// Stores the log's size and line count as the log store knows them.
@@ -437,6 +461,10 @@ impl Runs<'_> {
         token: &str,
         outcome: RunOutcome,
     ) -> StoreResult<executions::Model> {
+        let outcome = RunOutcome {
+            error: outcome.error.map(storable),
+            ..outcome
+        };
         if !is_terminal(outcome.status) {
             return Err(StoreError::invalid(
                 "finished.status",
@@ -444,7 +472,8 @@ impl Runs<'_> {
             ));
         }
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         let details = json!({
             "worker_id": worker_id,
             "exit_code": outcome.exit_code,
@@ -490,6 +519,7 @@ impl Runs<'_> {
         running: &[Uuid],
         metadata: Value,
     ) -> StoreResult<()> {
+        let metadata = storable_json(metadata);
         let now: DateTime<FixedOffset> = Utc::now().into();
         let txn = self.0.write().await?;
         if !running.is_empty() {
@@ -595,7 +625,15 @@ impl Runs<'_> {
         let mut keep = Vec::new();
         let mut stop = Vec::new();
         for (execution_id, token) in reported {
-            match current_attempt(self.0.db(), self.0.attempts(), worker_id, *execution_id, token).await {
+            match current_attempt(
+                self.0.db(),
+                self.0.attempts(),
+                worker_id,
+                *execution_id,
+                token,
+            )
+            .await
+            {
                 Ok(execution) => {
                     if execution.status == ExecutionStatus::Cancelling {
                         stop.push((*execution_id, token.clone()));
@@ -618,7 +656,8 @@ impl Runs<'_> {
         token: &str,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,
@@ -644,7 +683,8 @@ impl Runs<'_> {
         error: String,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,

@@ -10,7 +10,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use super::{
     apply_patch,
     board::{Position, bottom_of, neighbours, renumber_column},
     columns::InputContext,
-    page::{PageRequest, finish_page},
+    page::PageRequest,
     scope::InWorkspace,
     sort_order,
     validate::{check_json_text, check_no_nul, check_time},
@@ -118,10 +118,13 @@ impl TaskPatch {
     }
 }
 
+/// Reads one audited field of a task, as its event payloads show it.
+type AuditedValue = fn(&tasks::Model) -> Value;
+
 /// The fields the audit trail records, by their data-model names: all of a
 /// new task in its `created` event, the changed ones (but status and
 /// assignee, which have events of their own) in `updated`.
-const AUDITED: [(&str, fn(&tasks::Model) -> Value); 8] = [
+const AUDITED: [(&str, AuditedValue); 8] = [
     ("title", |t| json!(t.title)),
     ("description", |t| json!(t.description)),
     ("status", |t| json!(status_name(t.status))),
@@ -395,14 +398,13 @@ impl Tasks<'_> {
         if let Some(parent) = filter.parent_task_id {
             query = query.filter(tasks::Column::ParentTaskId.eq(parent));
         }
-        let rows = query
-            .order_by_asc(tasks::Column::CreatedAt)
-            .order_by_asc(tasks::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(self.0.db())
-            .await?;
-        Ok(finish_page(page, rows))
+        page.fetch(
+            query
+                .order_by_asc(tasks::Column::CreatedAt)
+                .order_by_asc(tasks::Column::Id),
+            self.0.db(),
+        )
+        .await
     }
 
     /// Applies `patch` to a task, re-validating the whole result.

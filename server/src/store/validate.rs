@@ -36,6 +36,51 @@ pub fn quoted(value: &str) -> String {
     }
 }
 
+/// A short name shown in lists and logs (a worker id, a host name, a
+/// label): at most `max_chars` characters and no control characters, so it
+/// can neither forge a log line nor break a table.
+pub fn check_printable(field: &str, value: &str, max_chars: usize) -> StoreResult<()> {
+    if value.chars().count() > max_chars {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            field,
+            format!("{} must not contain control characters", quoted(value)),
+        ));
+    }
+    Ok(())
+}
+
+/// Text from a worker, made storable: NUL (which PostgreSQL cannot store)
+/// becomes U+FFFD. A worker's error message or session id is not refused
+/// for it: the report matters more than one character.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+/// A JSON document from a worker made storable (see [`storable`]), keys
+/// included.
+pub fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (storable(key), storable_json(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Refuses text PostgreSQL cannot store.
 pub(super) fn check_no_nul(field: &str, value: &str) -> StoreResult<()> {
     if value.contains('\0') {

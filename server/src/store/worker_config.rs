@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict,
-};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
 use serde_json::{Value, json};
 
 use super::{StoreError, StoreResult, WorkerConfig, execution_state::AttemptKey};
@@ -72,7 +70,9 @@ pub(super) async fn attempt_key(db: &DatabaseConnection) -> StoreResult<AttemptK
         .await?
         .and_then(|row| row.value.as_str().and_then(|v| STANDARD.decode(v).ok()))
         .filter(|bytes| bytes.len() >= 16)
-        .ok_or_else(|| StoreError::Internal(format!("worker_config.{ATTEMPT_KEY} is unreadable")))?;
+        .ok_or_else(|| {
+            StoreError::Internal(format!("worker_config.{ATTEMPT_KEY} is unreadable"))
+        })?;
     Ok(AttemptKey::new(&stored))
 }
 

@@ -1,11 +1,14 @@
 //! Runs: one per assignment. [`adapter`] turns an assignment into what to
-//! run: a plain child ([`process`] spawns and supervises it) or an AI agent
-//! ([`agent`]: its protocols, run in a [`tmux`] session through the
-//! [`pane`] runner). [`output`] keeps a run's log until the server has
-//! stored it.
+//! run: a plain child ([`process`] spawns it) or an AI agent ([`agent`]: its
+//! protocols, run in a [`tmux`] session through the [`pane`] runner). Both
+//! kinds live the one [`lifecycle`]: timeout, stop orders, SIGTERM → grace →
+//! SIGKILL of the process group, the end of the run and its outcome.
+//! [`output`] keeps a run's log until the server has stored it.
 
 pub(crate) mod adapter;
 pub(crate) mod agent;
+pub(crate) mod launch;
+pub(crate) mod lifecycle;
 pub(crate) mod output;
 pub mod pane;
 pub(crate) mod process;
@@ -16,10 +19,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use amon_proto::v1::{ExecutionStatus, RunFinished};
-use tokio::sync::mpsc;
-
-use output::OutputLog;
+use amon_proto::v1::ExecutionStatus;
 
 /// What to spawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,64 +147,6 @@ pub(crate) fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| sig.to_string())
-}
-
-/// Where a run is.
-#[derive(Debug)]
-pub(crate) enum Phase {
-    /// Its supervisor is running (the child may not have started yet).
-    Alive {
-        control: mpsc::UnboundedSender<Control>,
-        pid: Option<u32>,
-    },
-    /// It ended; this is its result, sent after all its output.
-    Ended(Outcome),
-}
-
-/// A run the worker keeps until the server has stored its output and result.
-#[derive(Debug)]
-pub(crate) struct Run {
-    pub key: RunKey,
-    pub log: OutputLog,
-    pub phase: Phase,
-    /// `RunFinished` went out on the current connection.
-    pub finish_sent: bool,
-    /// The server did not resume it after a reconnect: it is being stopped,
-    /// its output is not sent, and it is forgotten once it ends.
-    pub orphaned: bool,
-    /// The AI agent's session id, once known.
-    pub session_ref: Option<String>,
-    /// `SessionDetected` went out on the current connection.
-    pub session_sent: bool,
-}
-
-impl Run {
-    /// Whether its child may still be running.
-    pub fn is_alive(&self) -> bool {
-        matches!(self.phase, Phase::Alive { .. })
-    }
-
-    /// Sends an order to its supervisor (ignored once it ended).
-    pub fn control(&self, order: Control) {
-        if let Phase::Alive { control, .. } = &self.phase {
-            let _ = control.send(order);
-        }
-    }
-
-    /// The `RunFinished` to report, once it ended.
-    pub fn finished(&self) -> Option<RunFinished> {
-        let Phase::Ended(outcome) = &self.phase else {
-            return None;
-        };
-        Some(RunFinished {
-            execution_id: self.key.execution_id.clone(),
-            attempt_token: self.key.attempt_token.clone(),
-            status: outcome.status as i32,
-            exit_code: outcome.exit_code,
-            error: outcome.error.clone(),
-            log_byte_size: i64::try_from(self.log.end()).unwrap_or(i64::MAX),
-        })
-    }
 }
 
 #[cfg(test)]

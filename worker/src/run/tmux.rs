@@ -177,7 +177,7 @@ impl Tmux {
             .await
         {
             for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
-                crate::run::process::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                crate::run::lifecycle::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
         let _ = self.run("kill-server", ["kill-server"]).await;

@@ -2,11 +2,15 @@
 //! through the pane runner ([`crate::run::pane`]), its output captured byte
 //! for byte, its protocol driven by an [`AgentProtocol`].
 //!
-//! Stopping works as for template runs, on the pane's process group
-//! (SIGTERM, SIGKILL after the cancel grace). When the protocol finishes the
-//! turn, a pipe-mode agent gets EOF on stdin (and SIGTERM if it lingers past
-//! the grace), a terminal-mode agent SIGTERM. Whatever ends the run, its tmux
-//! session and run directory are removed.
+//! The run's lifecycle (timeout, stop orders, SIGTERM then SIGKILL of the
+//! pane's process group after the cancel grace, the end of the run) is the
+//! one every run has ([`crate::run::lifecycle`]); this module plugs in the
+//! agent's part, a [`Pane`]: output from the pane runner's socket, the exit
+//! from its status line, the protocol's actions and verdict, the tmux
+//! session. When the protocol finishes the turn, a pipe-mode agent gets EOF
+//! on stdin (and SIGTERM if it lingers past the grace), a terminal-mode
+//! agent SIGTERM. Whatever ends the run, its tmux session and run directory
+//! are removed.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,20 +23,21 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
 use super::discovery::{Discovery, RunContext};
 use super::{Action, AgentProtocol, Exit, LineSplitter, Verdict};
-use crate::config::RuntimeConfig;
-use crate::env::resolve_binary;
+use crate::run::lifecycle::{
+    Lifecycle, RunChannels, Seen, Started, Supervised, WorkerGone, kill_group,
+};
 use crate::run::pane::{
     CTL_SOCKET, IO_SOCKET, PANE_PIPE, PANE_RUN, PaneSpec, SPEC_FILE, StdioMode,
 };
-use crate::run::process::{EXIT_GRACE, GroupGuard, kill_group, sleep_opt, working_dir};
+use crate::run::process::{Located, locate};
 use crate::run::tmux::{Tmux, shell_quote};
-use crate::run::{Control, Outcome, ProcessSpec, RunEvent, RunEventKind, RunKey, StopReason};
+use crate::run::{Outcome, ProcessSpec, RunEventKind};
 
 /// Longest wait for each step of starting the tmux session.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,83 +81,83 @@ enum PaneExit {
 
 /// Runs `run` to the end, reporting like [`crate::run::process::supervise`]
 /// plus the tmux session and the session id.
-pub(crate) async fn supervise_agent(
-    key: RunKey,
-    mut run: AgentRun,
+pub(crate) async fn supervise_agent(channels: RunChannels, run: AgentRun, host: AgentHost) {
+    let execution_id = channels.key.execution_id.clone();
+    channels
+        .supervise(run.spec.timeout, start_pane(execution_id, run, host))
+        .await
+}
+
+/// Prepares the run directory, lists the sessions known before the run (for
+/// discovery), starts the tmux session and its pane runner.
+async fn start_pane(
+    execution_id: String,
+    run: AgentRun,
     host: AgentHost,
-    events: mpsc::Sender<RunEvent>,
-    control: mpsc::UnboundedReceiver<Control>,
-    config: watch::Receiver<RuntimeConfig>,
-) {
-    let report = |kind| RunEvent {
-        key: key.clone(),
-        kind,
+) -> Result<Started<Pane>, String> {
+    let prepared = Prepared::new(&run)?;
+    let before = match &run.discovery {
+        Some(discovery) => discovery.snapshot(&prepared.context()).await,
+        None => Vec::new(),
     };
+    let started_at = SystemTime::now();
     let name = run.session_name.clone();
-    let outcome = match Prepared::new(&run) {
-        Err(error) => Outcome::failed(error),
-        Ok(prepared) => {
-            let before = match &run.discovery {
-                Some(discovery) => discovery.snapshot(&prepared.context()).await,
-                None => Vec::new(),
-            };
-            let started_at = SystemTime::now();
-            match start(&run, &host, &prepared).await {
-                Err(error) => {
-                    info!(execution_id = %key.execution_id, %error, "agent could not start");
-                    host.tmux.kill_session(&name).await;
-                    Outcome::failed(error)
-                }
-                Ok(wiring) => {
-                    info!(execution_id = %key.execution_id, pid = wiring.pid, session = %name,
-                          attach = %format!("tmux -L {} attach -t {name}", host.tmux.label()),
-                          argv = ?run.spec.argv, "agent started");
-                    if events
-                        .send(report(RunEventKind::Started {
-                            pid: wiring.pid,
-                            tmux_session: Some(name.clone()),
-                        }))
-                        .await
-                        .is_err()
-                    {
-                        kill_group(wiring.pid, Signal::SIGKILL);
-                        host.tmux.kill_session(&name).await;
-                        return;
-                    }
-                    let mut pump = Pump {
-                        key: &key,
-                        name: &name,
-                        tmux: &host.tmux,
-                        events: &events,
-                        config,
-                        protocol: run.protocol.as_mut(),
-                        session_reported: false,
-                    };
-                    let outcome = pump.run(wiring, control, run.spec.timeout).await;
-                    host.tmux.kill_session(&name).await;
-                    let Some((outcome, session_reported)) = outcome else {
-                        return; // the worker is gone
-                    };
-                    if !session_reported && let Some(discovery) = &run.discovery {
-                        let mut ctx = prepared.context();
-                        ctx.started = started_at;
-                        match discovery.find(&ctx, &before).await {
-                            Ok(id) => {
-                                let _ = events.send(report(RunEventKind::Session(id))).await;
-                            }
-                            Err(e) => {
-                                warn!(execution_id = %key.execution_id, error = %e,
-                                      "the agent's session id was not found")
-                            }
-                        }
-                    }
-                    outcome
-                }
-            }
+    let wiring = match start(&run, &host, &prepared).await {
+        Ok(wiring) => wiring,
+        Err(error) => {
+            info!(%execution_id, %error, "agent could not start");
+            host.tmux.kill_session(&name).await;
+            return Err(error);
         }
     };
-    debug!(execution_id = %key.execution_id, ?outcome, "agent run ended");
-    let _ = events.send(report(RunEventKind::Ended(outcome))).await;
+    info!(%execution_id, pid = wiring.pid, session = %name,
+          attach = %format!("tmux -L {} attach -t {name}", host.tmux.label()),
+          argv = ?run.spec.argv, "agent started");
+    let Wiring {
+        pid,
+        ctl_lines,
+        ctl_write,
+        io_read,
+        io_write,
+    } = wiring;
+    let stdin = match prepared.mode {
+        StdioMode::Pipes => Some(stdin_writer(io_write)),
+        StdioMode::Terminal => {
+            drop(io_write);
+            None
+        }
+    };
+    let AgentRun {
+        mut protocol,
+        discovery,
+        ..
+    } = run;
+    let pending = protocol.start(Instant::now());
+    Ok(Started {
+        pid,
+        tmux_session: Some(name.clone()),
+        run: Pane {
+            name,
+            tmux: host.tmux,
+            mode: prepared.mode,
+            protocol,
+            discovery,
+            prepared,
+            before,
+            started_at,
+            ctl_lines,
+            _ctl_write: ctl_write,
+            io_read,
+            stdin,
+            lines: LineSplitter::new(MAX_LINE),
+            buf: vec![0u8; 64 * 1024],
+            fresh: 0,
+            exit: None,
+            verdict: None,
+            pending,
+            session_reported: false,
+        },
+    })
 }
 
 /// The run directory, resolved binary, cwd and environment.
@@ -166,13 +171,7 @@ struct Prepared {
 
 impl Prepared {
     fn new(run: &AgentRun) -> Result<Self, String> {
-        let cwd = working_dir(run.spec.working_dir.as_deref())?;
-        let argv0 = run
-            .spec
-            .argv
-            .first()
-            .ok_or_else(|| "the assignment has an empty argv".to_string())?;
-        let binary = resolve_binary(argv0, std::env::var_os("PATH").as_deref(), &cwd)?;
+        let Located { cwd, binary } = locate(&run.spec)?;
         let mode = run.protocol.stdio();
         let mut env = run.spec.env.clone();
         if mode == StdioMode::Terminal {
@@ -222,7 +221,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 struct Wiring {
     pid: u32,
     ctl_lines: Lines<BufReader<OwnedReadHalf>>,
-    _ctl_write: OwnedWriteHalf,
+    ctl_write: OwnedWriteHalf,
     io_read: OwnedReadHalf,
     io_write: OwnedWriteHalf,
 }
@@ -308,7 +307,7 @@ async fn start(run: &AgentRun, host: &AgentHost, prepared: &Prepared) -> Result<
     Ok(Wiring {
         pid,
         ctl_lines,
-        _ctl_write: ctl_write,
+        ctl_write,
         io_read,
         io_write,
     })
@@ -335,163 +334,119 @@ fn stdin_writer(mut write: OwnedWriteHalf) -> mpsc::UnboundedSender<Option<Vec<u
     tx
 }
 
-struct Pump<'a> {
-    key: &'a RunKey,
-    name: &'a str,
-    tmux: &'a Tmux,
-    events: &'a mpsc::Sender<RunEvent>,
-    config: watch::Receiver<RuntimeConfig>,
-    protocol: &'a mut dyn AgentProtocol,
+/// An agent running in its tmux pane, as its lifecycle follows it.
+struct Pane {
+    /// The tmux session.
+    name: String,
+    tmux: Tmux,
+    mode: StdioMode,
+    protocol: Box<dyn AgentProtocol>,
+    discovery: Option<Discovery>,
+    /// Holds the run directory until the run's outcome is worked out.
+    prepared: Prepared,
+    /// Session ids listed before the run, and when it started (discovery).
+    before: Vec<String>,
+    started_at: SystemTime,
+    /// The pane runner's status lines.
+    ctl_lines: Lines<BufReader<OwnedReadHalf>>,
+    /// Kept open: the pane runner kills its agent when this closes.
+    _ctl_write: OwnedWriteHalf,
+    /// The agent's output.
+    io_read: OwnedReadHalf,
+    /// The agent's stdin (pipe mode); `None` on it closes stdin.
+    stdin: Option<mpsc::UnboundedSender<Option<Vec<u8>>>>,
+    lines: LineSplitter,
+    buf: Vec<u8>,
+    /// How much of `buf` was read last (reported, not yet parsed).
+    fresh: usize,
+    /// How the pane runner said the agent ended.
+    exit: Option<PaneExit>,
+    /// How the protocol said the turn ended.
+    verdict: Option<Verdict>,
+    /// Protocol actions not yet carried out.
+    pending: Vec<Action>,
     session_reported: bool,
 }
 
-/// Timers and verdicts of a pump.
-#[derive(Default)]
-struct Ending {
-    stop: Option<StopReason>,
-    verdict: Option<Verdict>,
-    /// SIGTERM the group (a finished pipe-mode agent that did not exit).
-    term_at: Option<Instant>,
-    sigkill_at: Option<Instant>,
-}
-
-impl Pump<'_> {
-    async fn run(
-        &mut self,
-        wiring: Wiring,
-        mut control: mpsc::UnboundedReceiver<Control>,
-        timeout: Option<Duration>,
-    ) -> Option<(Outcome, bool)> {
-        let Wiring {
-            pid,
-            mut ctl_lines,
-            _ctl_write,
-            mut io_read,
-            io_write,
-        } = wiring;
-        let group = GroupGuard::new(pid);
-        let mode = self.protocol.stdio();
-        let stdin = match mode {
-            StdioMode::Pipes => Some(stdin_writer(io_write)),
-            StdioMode::Terminal => {
-                drop(io_write);
-                None
-            }
-        };
-        let timeout_at = timeout.map(|t| Instant::now() + t);
-        let mut end = Ending::default();
-        let mut lines = LineSplitter::new(MAX_LINE);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut io_open = true;
-        let mut ctl_open = true;
-        let mut exit: Option<PaneExit> = None;
-        let mut after_exit_at: Option<Instant> = None;
-        let mut group_killed = false;
-
-        let actions = self.protocol.start(Instant::now());
-        if !self.apply(actions, pid, &stdin, &mut end).await {
-            return None;
-        }
-        while ctl_open || io_open {
-            let protocol_due = match (&end.stop, &end.verdict, ctl_open) {
-                (None, None, true) => self.protocol.deadline(),
-                _ => None,
-            };
-            let mut actions = Vec::new();
+impl Supervised for Pane {
+    async fn next(&mut self, output: bool, exit: bool) -> Seen {
+        loop {
             tokio::select! {
                 biased;
-                read = io_read.read(&mut buf), if io_open => match read {
+                read = self.io_read.read(&mut self.buf), if output => match read {
                     Ok(0) | Err(_) => {
-                        io_open = false;
-                        if mode == StdioMode::Pipes {
-                            let protocol = &mut *self.protocol;
-                            lines.finish(|line| actions.extend(protocol.on_line(line)));
+                        if self.mode == StdioMode::Pipes {
+                            let (protocol, pending) = (&mut self.protocol, &mut self.pending);
+                            self.lines.finish(|line| pending.extend(protocol.on_line(line)));
                         }
+                        return Seen::OutputEnd;
                     }
                     Ok(n) => {
-                        let event = RunEvent {
-                            key: self.key.clone(),
-                            kind: RunEventKind::Output(buf[..n].to_vec()),
-                        };
-                        if self.events.send(event).await.is_err() {
-                            kill_group(pid, Signal::SIGKILL);
-                            return None;
-                        }
-                        match mode {
-                            StdioMode::Pipes => {
-                                let protocol = &mut *self.protocol;
-                                lines.push(&buf[..n], |line| actions.extend(protocol.on_line(line)));
-                            }
-                            StdioMode::Terminal => self.protocol.on_output(Instant::now()),
-                        }
+                        self.fresh = n;
+                        return Seen::Output(self.buf[..n].to_vec());
                     }
                 },
-                line = ctl_lines.next_line(), if ctl_open => match line {
-                    Ok(Some(line)) => exit = parse_status(&line).or(exit),
-                    Ok(None) | Err(_) => {
-                        ctl_open = false;
-                        after_exit_at = Some(Instant::now() + EXIT_GRACE);
-                    }
+                line = self.ctl_lines.next_line(), if exit => match line {
+                    Ok(Some(line)) => self.exit = parse_status(&line).or(self.exit.take()),
+                    Ok(None) | Err(_) => return Seen::Exited,
                 },
-                order = control.recv() => match order {
-                    Some(Control::Stop(reason)) => {
-                        if ctl_open && end.stop.is_none() && end.verdict.is_none() {
-                            self.begin_stop(pid, &reason, &mut end);
-                            end.stop = Some(reason);
-                        }
-                    }
-                    Some(Control::Abandon) => {
-                        kill_group(pid, Signal::SIGKILL);
-                        group_killed = true;
-                        if end.verdict.is_none() {
-                            end.stop.get_or_insert(StopReason::Cancelled("superseded".into()));
-                        }
-                    }
-                    None => {
-                        kill_group(pid, Signal::SIGKILL);
-                        return None;
-                    }
-                },
-                _ = sleep_opt(timeout_at), if ctl_open && end.stop.is_none() && end.verdict.is_none() => {
-                    let reason = StopReason::TimedOut(timeout.unwrap_or_default());
-                    self.begin_stop(pid, &reason, &mut end);
-                    end.stop = Some(reason);
-                }
-                _ = sleep_opt(protocol_due), if protocol_due.is_some() => {
-                    actions = self.protocol.on_deadline(Instant::now());
-                }
-                _ = sleep_opt(end.term_at), if ctl_open && end.term_at.is_some() => {
-                    info!(execution_id = %self.key.execution_id,
-                          "the agent did not exit after its turn: SIGTERM");
-                    kill_group(pid, Signal::SIGTERM);
-                    end.term_at = None;
-                    end.sigkill_at = Some(Instant::now() + self.grace());
-                }
-                _ = sleep_opt(end.sigkill_at), if ctl_open && end.sigkill_at.is_some() => {
-                    info!(execution_id = %self.key.execution_id, pgid = pid,
-                          "grace period over: SIGKILL to the agent's process group");
-                    kill_group(pid, Signal::SIGKILL);
-                    end.sigkill_at = None;
-                }
-                _ = sleep_opt(after_exit_at), if !ctl_open && io_open => {
-                    if !group_killed {
-                        kill_group(pid, Signal::SIGKILL);
-                        group_killed = true;
-                        self.tmux.kill_session(self.name).await;
-                        after_exit_at = Some(Instant::now() + EXIT_GRACE);
-                    } else {
-                        warn!(execution_id = %self.key.execution_id,
-                              "agent output still open after its group was killed; no more output read");
-                        io_open = false;
-                    }
-                }
-            }
-            if !actions.is_empty() && !self.apply(actions, pid, &stdin, &mut end).await {
-                return None;
+                else => return std::future::pending().await,
             }
         }
-        drop(group);
-        let exited = match &exit {
+    }
+
+    fn after_output(&mut self) {
+        let data = &self.buf[..self.fresh];
+        match self.mode {
+            StdioMode::Pipes => {
+                let (protocol, pending) = (&mut self.protocol, &mut self.pending);
+                self.lines
+                    .push(data, |line| pending.extend(protocol.on_line(line)));
+            }
+            StdioMode::Terminal => self.protocol.on_output(Instant::now()),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.protocol.deadline()
+    }
+
+    fn on_deadline(&mut self) {
+        let actions = self.protocol.on_deadline(Instant::now());
+        self.pending.extend(actions);
+    }
+
+    async fn act(&mut self, life: &mut Lifecycle<'_>) -> Result<(), WorkerGone> {
+        for action in std::mem::take(&mut self.pending) {
+            match action {
+                Action::Write(bytes) => {
+                    if let Some(stdin) = &self.stdin {
+                        let _ = stdin.send(Some(bytes));
+                    }
+                }
+                Action::TypeLine(text) => {
+                    if let Err(e) = self.tmux.send_line(&self.name, &text).await {
+                        self.finish(life, Verdict::failure(format!("typing the prompt: {e}")));
+                    }
+                }
+                Action::Session(id) => {
+                    if !self.session_reported {
+                        self.session_reported = true;
+                        life.report(RunEventKind::Session(id)).await?;
+                    }
+                }
+                Action::Finish(verdict) => self.finish(life, verdict),
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill_leftovers(&mut self) {
+        self.tmux.kill_session(&self.name).await;
+    }
+
+    async fn conclude(mut self, life: &Lifecycle<'_>) -> Outcome {
+        let exited = match &self.exit {
             Some(PaneExit::Exited(exit)) => *exit,
             Some(PaneExit::Error(_)) => Exit {
                 code: None,
@@ -503,97 +458,56 @@ impl Pump<'_> {
                 signal: Some(9),
             },
         };
-        let outcome = if let Some(reason) = &end.stop {
+        let outcome = if let Some(reason) = life.stop_reason() {
             Outcome::from_exit(exited.code, exited.signal, Some(reason))
-        } else if let Some(verdict) = end.verdict {
+        } else if let Some(verdict) = self.verdict.take() {
             verdict_outcome(verdict, exited.code)
-        } else if let Some(PaneExit::Error(error)) = exit {
+        } else if let Some(PaneExit::Error(error)) = self.exit.take() {
             Outcome::failed(error)
         } else {
             verdict_outcome(self.protocol.on_exit(exited), exited.code)
         };
-        Some((outcome, self.session_reported))
-    }
-
-    fn grace(&self) -> Duration {
-        self.config.borrow().cancel_grace
-    }
-
-    fn begin_stop(&self, pid: u32, reason: &StopReason, end: &mut Ending) {
-        info!(execution_id = %self.key.execution_id, pgid = pid, ?reason,
-              "stopping the agent: SIGTERM to its process group");
-        kill_group(pid, Signal::SIGTERM);
-        end.term_at = None;
-        end.sigkill_at = Some(Instant::now() + self.grace());
-    }
-
-    /// Carries out the protocol's actions; false if the worker is gone.
-    async fn apply(
-        &mut self,
-        actions: Vec<Action>,
-        pid: u32,
-        stdin: &Option<mpsc::UnboundedSender<Option<Vec<u8>>>>,
-        end: &mut Ending,
-    ) -> bool {
-        for action in actions {
-            match action {
-                Action::Write(bytes) => {
-                    if let Some(stdin) = stdin {
-                        let _ = stdin.send(Some(bytes));
-                    }
+        self.tmux.kill_session(&self.name).await;
+        if !self.session_reported
+            && let Some(discovery) = &self.discovery
+        {
+            let mut ctx = self.prepared.context();
+            ctx.started = self.started_at;
+            match discovery.find(&ctx, &self.before).await {
+                Ok(id) => {
+                    let _ = life.report(RunEventKind::Session(id)).await;
                 }
-                Action::TypeLine(text) => {
-                    if let Err(e) = self.tmux.send_line(self.name, &text).await {
-                        self.finish(
-                            pid,
-                            Verdict::failure(format!("typing the prompt: {e}")),
-                            stdin,
-                            end,
-                        );
-                    }
+                Err(e) => {
+                    warn!(execution_id = %life.key().execution_id, error = %e,
+                          "the agent's session id was not found")
                 }
-                Action::Session(id) => {
-                    if !self.session_reported {
-                        self.session_reported = true;
-                        let event = RunEvent {
-                            key: self.key.clone(),
-                            kind: RunEventKind::Session(id),
-                        };
-                        if self.events.send(event).await.is_err() {
-                            kill_group(pid, Signal::SIGKILL);
-                            return false;
-                        }
-                    }
-                }
-                Action::Finish(verdict) => self.finish(pid, verdict, stdin, end),
             }
         }
-        true
+        outcome
     }
 
-    fn finish(
-        &mut self,
-        pid: u32,
-        verdict: Verdict,
-        stdin: &Option<mpsc::UnboundedSender<Option<Vec<u8>>>>,
-        end: &mut Ending,
-    ) {
-        if end.verdict.is_some() || end.stop.is_some() {
+    async fn release(self) {
+        self.tmux.kill_session(&self.name).await;
+    }
+}
+
+impl Pane {
+    /// The protocol ended the turn: no stop or timeout applies any more,
+    /// and the agent is asked to end.
+    fn finish(&mut self, life: &mut Lifecycle<'_>, verdict: Verdict) {
+        if !life.settle() {
             return;
         }
-        info!(execution_id = %self.key.execution_id, ok = verdict.ok, error = ?verdict.error,
+        info!(execution_id = %life.key().execution_id, ok = verdict.ok, error = ?verdict.error,
               "the agent's turn is over");
-        end.verdict = Some(verdict);
-        match stdin {
+        self.verdict = Some(verdict);
+        match &self.stdin {
             // EOF on stdin ends a stream-json / app-server CLI.
             Some(stdin) => {
                 let _ = stdin.send(None);
-                end.term_at = Some(Instant::now() + self.grace());
+                life.terminate_after_grace();
             }
-            None => {
-                kill_group(pid, Signal::SIGTERM);
-                end.sigkill_at = Some(Instant::now() + self.grace());
-            }
+            None => life.terminate(),
         }
     }
 }
