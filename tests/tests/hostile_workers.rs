@@ -92,7 +92,7 @@ async fn one_live_worker_per_id(db: TestDb) -> Result<()> {
 
     // Silent for two heartbeats and a second, the holder gives way.
     tokio::time::sleep(Duration::from_millis(2_000)).await;
-    let mut newcomer = FakeWorker::connect(server.channel().await, process("w", "third")).await?;
+    let newcomer = FakeWorker::connect(server.channel().await, process("w", "third")).await?;
     assert!(again.end(WAIT).await.expect("superseded").is_err());
     // The new process does not hold the old one's run: it is told to stop it.
     let _ = assign;

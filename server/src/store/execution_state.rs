@@ -7,7 +7,9 @@
 //! queued ──► running ──► succeeded | failed | timed_out
 //!   │           │  └──► queued            (failed / timed out / lost, retries left)
 //!   │           └──► cancelling ──► cancelled | succeeded | failed | timed_out
-//!   └──► cancelled
+//!   ├──► cancelled
+//!   └──► failed                          (it can never start: its approval no
+//!                                         longer covers the task's environment)
 //! ```
 //! A run that ends on its own while a cancel is on its way is recorded as it
 //! really ended.
@@ -20,10 +22,12 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Actor, StoreError, StoreResult, WriteTxn, tasks};
+use std::collections::HashMap;
+
+use super::{Actor, StoreError, StoreResult, WriteTxn, columns::InputContext, tasks};
 use crate::entity::{
     enums::{ExecutionStatus, TaskStatus},
-    executions, task_events,
+    executions, task_events, tasks as task_rows,
 };
 
 /// Whether no further transition leaves `status`.
@@ -42,7 +46,7 @@ pub fn is_allowed(from: ExecutionStatus, to: ExecutionStatus) -> bool {
     use ExecutionStatus::*;
     matches!(
         (from, to),
-        (Queued, Running | Cancelled)
+        (Queued, Running | Cancelled | Failed)
             | (Running, Succeeded | Failed | TimedOut | Cancelling | Queued)
             | (Cancelling, Cancelled | Succeeded | Failed | TimedOut)
     )
@@ -185,9 +189,9 @@ pub const APPROVED_EVENT: &str = "execution_approved";
 pub async fn approved_among<C: ConnectionTrait>(
     conn: &C,
     executions: &[&executions::Model],
-) -> StoreResult<Vec<Uuid>> {
+) -> StoreResult<HashMap<Uuid, Value>> {
     if executions.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashMap::new());
     }
     let task_ids: Vec<Uuid> = executions.iter().map(|e| e.task_id).collect();
     let approvals = task_events::Entity::find()
@@ -197,14 +201,35 @@ pub async fn approved_among<C: ConnectionTrait>(
         .await?;
     Ok(executions
         .iter()
-        .map(|e| e.id)
-        .filter(|id| {
-            let id = id.to_string();
+        .filter_map(|e| {
+            let id = e.id.to_string();
             approvals
                 .iter()
-                .any(|event| event.payload.get("execution_id").and_then(Value::as_str) == Some(&id))
+                .find(|event| {
+                    event.payload.get("execution_id").and_then(Value::as_str) == Some(&id)
+                })
+                .map(|event| (e.id, event.payload.clone()))
         })
         .collect())
+}
+
+/// What an approval covers of the task besides the run itself: where it
+/// runs and the variables it sets. Both are read from the task when the run
+/// is claimed, so an approval records them, and a run whose task changed
+/// them after the approval does not start (`LD_PRELOAD` added to an approved
+/// destructive run would otherwise run with the approval's blessing).
+pub fn approved_environment(task: &task_rows::Model) -> Value {
+    let context = InputContext::from_json(&task.input_context);
+    json!({ "working_dir": context.working_dir, "env_overrides": context.env_overrides })
+}
+
+/// Whether an approval (its event's payload) still covers `task`: its
+/// environment is the one approved. Approvals recorded before environments
+/// were recorded cover any.
+pub fn approval_covers(approval: &Value, task: &task_rows::Model) -> bool {
+    approval
+        .get("environment")
+        .is_none_or(|approved| *approved == approved_environment(task))
 }
 
 #[cfg(test)]

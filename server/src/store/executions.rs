@@ -14,7 +14,9 @@ use uuid::Uuid;
 use super::{
     Actor, DEFAULT_OWNER_ID, Executions, StoreError, StoreResult,
     columns::{InputContext, SessionConfig, strings},
-    execution_state::{self, APPROVED_EVENT, approved_among, is_terminal, status_name},
+    execution_state::{
+        self, APPROVED_EVENT, approved_among, approved_environment, is_terminal, status_name,
+    },
     page::PageRequest,
     scope::InWorkspace,
     tasks::find_task,
@@ -26,6 +28,9 @@ use crate::entity::{
     enums::{ExecutionStatus, InteractionMode},
     executions, tasks,
 };
+
+/// Longest cancel reason: a sentence or a paragraph, not a document.
+pub const MAX_REASON_BYTES: usize = 4096;
 
 /// Most automatic retries a caller may ask for.
 pub const MAX_RETRIES_LIMIT: i32 = 10;
@@ -284,6 +289,13 @@ impl Executions<'_> {
 
     /// Cancels a run: a queued one at once, a running one through `cancelling`.
     pub async fn cancel(&self, id: Uuid, reason: &str, actor: Actor) -> StoreResult<Cancelled> {
+        check_no_nul("reason", reason)?;
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(StoreError::invalid(
+                "reason",
+                format!("must be at most {MAX_REASON_BYTES} bytes"),
+            ));
+        }
         let mut txn = self.0.write().await?;
         let execution = find_execution(&*txn, id).await?;
         let details = json!({ "reason": reason });
@@ -386,7 +398,7 @@ impl Executions<'_> {
         }
         if approved_among(&*txn, &[&execution])
             .await?
-            .contains(&execution.id)
+            .contains_key(&execution.id)
         {
             return Err(StoreError::FailedPrecondition(format!(
                 "execution {id} is already approved"
@@ -396,7 +408,11 @@ impl Executions<'_> {
             execution.task_id,
             actor,
             APPROVED_EVENT,
-            json!({ "execution_id": execution.id, "approved_by": actor.id }),
+            json!({
+                "execution_id": execution.id,
+                "approved_by": actor.id,
+                "environment": approved_environment(&find_task(&*txn, execution.task_id).await?),
+            }),
         )
         .await?;
         txn.commit().await?;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
-    execution_state::{self, AttemptKey, approved_among, is_terminal},
+    execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
     validate::{quoted, storable, storable_json},
 };
 use crate::entity::{
@@ -316,12 +316,33 @@ impl Runs<'_> {
                 continue;
             };
             let running = active.entry(agent.id).or_default();
+            let approval = approved.get(&execution.id);
             let runnable = agent.is_active
                 && capability.is_enabled
                 && (agent_slugs.is_empty() || agent_slugs.contains(&agent.slug))
                 && *running < i64::from(agent.max_concurrent)
-                && (!capability.requires_approval || approved.contains(&execution.id));
+                && (!capability.requires_approval || approval.is_some());
             if !runnable {
+                continue;
+            }
+            let task = tasks::Entity::find_by_id(execution.task_id)
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
+            if let Some(approval) = approval
+                && !approval_covers(approval, &task)
+            {
+                let error = "the task's working directory or environment overrides changed \
+                             after this run was approved; approve a new run";
+                execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Failed,
+                    Actor::system(),
+                    json!({ "error": error }),
+                    |row| row.error = Set(Some(error.to_owned())),
+                )
+                .await?;
                 continue;
             }
             *running += 1;
@@ -344,10 +365,6 @@ impl Runs<'_> {
                 },
             )
             .await?;
-            let task = tasks::Entity::find_by_id(execution.task_id)
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
             let attempt_token = self.0.attempts().token(&execution).unwrap_or_default();
             let parent_session_ref = match execution.parent_execution_id {
                 Some(parent_id) => executions::Entity::find_by_id(parent_id)

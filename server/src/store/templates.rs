@@ -253,7 +253,7 @@ fn check_template(
     unknown.sort();
     let listed = unknown
         .iter()
-        .map(|name| format!("{name:?}"))
+        .map(|name| super::validate::quoted(name))
         .collect::<Vec<_>>()
         .join(", ");
     let known = if known.is_empty() {
