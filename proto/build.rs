@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The transport helper `XClient::connect(url)` would clash with the
         // WorkerService.Connect RPC; clients build a Channel and call `new`.
         .build_transport(false)
+        // Undecodable requests are INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::codec::AmonCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -31,7 +31,9 @@ fn heading(column: &BoardColumn, width: usize) -> String {
     let name = enums::display::<TaskStatus>(column.status)
         .replace('_', " ")
         .to_uppercase();
-    let count = format!(" ({})", column.tasks.len());
+    // A column too large for one reply says so: `(500+)`.
+    let more = if column.truncated { "+" } else { "" };
+    let count = format!(" ({}{more})", column.tasks.len());
     let room = width.saturating_sub(count.len());
     if room == 0 {
         return truncate(&format!("{name}{count}"), width);
@@ -148,6 +150,7 @@ mod tests {
         let column = |status: TaskStatus, tasks: Vec<Task>| BoardColumn {
             status: status as i32,
             tasks,
+            truncated: false,
         };
         vec![
             column(

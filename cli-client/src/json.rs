@@ -302,6 +302,7 @@ pub fn board_column(c: &BoardColumn) -> Value {
     json!({
         "status": enumeration::<TaskStatus>(c.status),
         "tasks": c.tasks.iter().map(task).collect::<Vec<_>>(),
+        "truncated": c.truncated,
     })
 }
 

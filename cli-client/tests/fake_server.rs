@@ -168,6 +168,7 @@ impl TaskService for Fake {
                 .filter(|t| t.status == status as i32)
                 .cloned()
                 .collect(),
+            truncated: false,
         };
         Ok(Response::new(GetBoardResponse {
             columns: vec![

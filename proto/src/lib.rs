@@ -2,6 +2,8 @@
 //! tonic clients and servers, and the encoded file-descriptor set that the
 //! server registers for reflection.
 
+pub mod codec;
+
 /// Protobuf package `agentmonitor.v1`.
 pub mod v1 {
     #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]

@@ -40,7 +40,7 @@ impl BoundServer {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let store = Store::new(db);
+        let store = Store::open(db).await.context("opening the store")?;
         let logs = LogStore::new(&data_dir)
             .with_context(|| format!("creating the log directory in {}", data_dir.display()))?;
         let settings = store

@@ -166,6 +166,11 @@ impl LogStore {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(err) => return Err(err),
         };
+        // Past the end there is nothing to read (and seeking past the
+        // largest file the file system allows fails with EINVAL).
+        if offset >= file.metadata().await?.len() {
+            return Ok(Vec::new());
+        }
         file.seek(SeekFrom::Start(offset)).await?;
         let mut buffer = Vec::with_capacity(max.min(1 << 20));
         file.take(max as u64).read_to_end(&mut buffer).await?;

@@ -56,13 +56,15 @@ impl FakeWorker {
         })
     }
 
-    /// A plain registration.
+    /// A plain registration, as one worker process makes it (each call
+    /// with the same id speaks for the same process: a reconnect).
     pub fn register(worker_id: &str, slots: i32) -> Register {
         Register {
             worker_id: worker_id.into(),
             hostname: "test-host".into(),
             version: "test".into(),
             slots,
+            instance_id: format!("fake-process-of-{worker_id}"),
             ..Default::default()
         }
     }
@@ -97,6 +99,21 @@ impl FakeWorker {
             Ok(Some(Ok(_))) => None,
             Ok(Some(Err(status))) => panic!("stream failed: {status}"),
             Ok(None) | Err(_) => None,
+        }
+    }
+
+    /// Reads until the stream ends (skipping messages): the error it ended
+    /// with, `Ok(())` for a clean end, or `None` if it is still open after
+    /// `wait`.
+    pub async fn end(&mut self, wait: Duration) -> Option<Result<(), tonic::Status>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.incoming.next()).await {
+                Err(_) => return None,
+                Ok(None) => return Some(Ok(())),
+                Ok(Some(Err(status))) => return Some(Err(status)),
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 

@@ -104,6 +104,10 @@ impl Link {
                 agent_slugs: options.agent_slugs.clone(),
                 labels: options.labels.clone(),
                 running: Vec::new(),
+                // New for each worker process, the same on its reconnects:
+                // how the server tells a reconnect from a second worker
+                // that took the same id.
+                instance_id: uuid::Uuid::new_v4().to_string(),
             },
             heartbeat_period,
             backoff: Backoff::default(),

@@ -3,6 +3,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -35,6 +36,8 @@ pub struct WorkerInfo {
     pub running: HashSet<Uuid>,
     /// When it was last heard from.
     pub last_seen_at: DateTime<Utc>,
+    /// Random id of the worker process (empty from workers that predate it).
+    pub instance_id: String,
 }
 
 struct Connection {
@@ -42,6 +45,40 @@ struct Connection {
     info: WorkerInfo,
     credits: usize,
     sender: WorkerSender,
+    /// Where each run's log must end: its attempt's first byte plus its
+    /// output cap (and room for the worker's truncation marker).
+    output_limits: HashMap<Uuid, u64>,
+    /// Told when a newer stream of the same worker takes this one's place.
+    superseded: Arc<Notify>,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdInUse {
+    /// The host the connected worker registered from.
+    pub hostname: String,
+}
+
+/// A stream's place in the registry.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Its session number (a reconnect starts a new one).
+    pub session: u64,
+    /// Completes when a newer stream of the same worker takes its place.
+    pub superseded: Arc<Notify>,
+}
+
+impl Connection {
+    /// Whether this stream keeps its worker id from a registration by
+    /// `instance_id`: it does unless the newcomer is the same process (a
+    /// reconnect) or this stream went silent.
+    fn holds_against(&self, instance_id: &str, alive_within: Duration) -> bool {
+        let same_process = !instance_id.is_empty() && instance_id == self.info.instance_id;
+        let silent_for = (Utc::now() - self.info.last_seen_at)
+            .to_std()
+            .unwrap_or_default();
+        !same_process && silent_for <= alive_within
+    }
 }
 
 /// A worker with free slots, as the dispatcher sees it.
@@ -85,11 +122,44 @@ impl WorkerHub {
         self.wake.notified().await;
     }
 
-    /// Adds (or replaces, on reconnect) a worker; returns its session number.
-    pub fn connect(&self, info: WorkerInfo, sender: WorkerSender) -> u64 {
+    /// Whether a worker may register as `worker_id`: refused while another
+    /// process holds that id and was heard from within `alive_within`; the
+    /// same process (a reconnect) or a silent holder gives way.
+    pub fn admit(
+        &self,
+        worker_id: &str,
+        instance_id: &str,
+        alive_within: Duration,
+    ) -> Result<(), IdInUse> {
+        let state = self.state();
+        match state.workers.get(worker_id) {
+            Some(held) if held.holds_against(instance_id, alive_within) => Err(IdInUse {
+                hostname: held.info.hostname.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a worker, or replaces the stream it had (whose `superseded` is
+    /// told), unless another live process took the id since [`Self::admit`].
+    pub fn connect(
+        &self,
+        info: WorkerInfo,
+        sender: WorkerSender,
+        alive_within: Duration,
+    ) -> Result<Admitted, IdInUse> {
         let mut state = self.state();
+        if let Some(held) = state.workers.get(&info.worker_id) {
+            if held.holds_against(&info.instance_id, alive_within) {
+                return Err(IdInUse {
+                    hostname: held.info.hostname.clone(),
+                });
+            }
+            held.superseded.notify_one();
+        }
         state.next_session += 1;
         let session = state.next_session;
+        let superseded = Arc::new(Notify::new());
         state.workers.insert(
             info.worker_id.clone(),
             Connection {
@@ -97,9 +167,14 @@ impl WorkerHub {
                 info,
                 credits: 0,
                 sender,
+                output_limits: HashMap::new(),
+                superseded: superseded.clone(),
             },
         );
-        session
+        Ok(Admitted {
+            session,
+            superseded,
+        })
     }
 
     /// Removes a worker's session if it is still the current one.
@@ -165,7 +240,23 @@ impl WorkerHub {
     pub fn run_ended(&self, worker_id: &str, execution_id: Uuid) {
         if let Some(c) = self.state().workers.get_mut(worker_id) {
             c.info.running.remove(&execution_id);
+            c.output_limits.remove(&execution_id);
         }
+    }
+
+    /// Records where a run's log must end on this worker session.
+    pub fn set_output_limit(&self, worker_id: &str, session: u64, execution_id: Uuid, limit: u64) {
+        self.with_session(worker_id, session, |c| {
+            c.output_limits.insert(execution_id, limit);
+        });
+    }
+
+    /// Where a run's log must end, if known for this worker session.
+    pub fn output_limit(&self, worker_id: &str, session: u64, execution_id: Uuid) -> Option<u64> {
+        self.with_session(worker_id, session, |c| {
+            c.output_limits.get(&execution_id).copied()
+        })
+        .flatten()
     }
 
     /// Workers with credits that take work.
@@ -203,6 +294,10 @@ impl WorkerHub {
         let sender = self.with_session(worker_id, session, |c| {
             c.credits = c.credits.saturating_sub(1);
             c.info.running.insert(execution_id);
+            if let ToWorker::Assign(assignment) = &message {
+                c.output_limits
+                    .insert(execution_id, assignment.output_limit());
+            }
             c.sender.clone()
         });
         sender.is_some_and(|sender| sender.try_send(Ok(message)).is_ok())

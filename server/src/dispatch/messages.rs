@@ -34,6 +34,8 @@ pub struct Registration {
     pub labels: BTreeMap<String, String>,
     /// Runs it still holds from before: (execution, attempt token).
     pub running: Vec<(Uuid, String)>,
+    /// Random id of the worker process (empty from older workers).
+    pub instance_id: String,
 }
 
 /// A report about one attempt of a run: which run, and the token it was
@@ -161,6 +163,43 @@ pub struct Assignment {
     pub log_offset: u64,
     /// MCP server the agent is configured to reach.
     pub mcp_server_url: Option<String>,
+}
+
+/// Room past a run's output cap for the worker's one-line truncation marker.
+pub const TRUNCATION_MARKER_ROOM: u64 = 256;
+
+impl Assignment {
+    /// Where this attempt's output must end in the log: its first byte, its
+    /// cap, and the worker's truncation marker.
+    pub fn output_limit(&self) -> u64 {
+        self.log_offset
+            .saturating_add(u64::try_from(self.max_output_bytes).unwrap_or(0))
+            .saturating_add(TRUNCATION_MARKER_ROOM)
+    }
+
+    /// About how many bytes the assignment takes on the wire: its text, and
+    /// room for the numbers and field tags around it.
+    pub fn approximate_size(&self) -> usize {
+        let agent = &self.agent;
+        let strings = |value: &serde_json::Value| value.to_string().len();
+        let text = self.argv.iter().map(String::len).sum::<usize>()
+            + self.prompt.as_ref().map_or(0, String::len)
+            + self.working_dir.len()
+            + self
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+            + self.env_allowlist.iter().map(String::len).sum::<usize>()
+            + strings(&agent.base_args)
+            + strings(&agent.env_allowlist)
+            + agent.session_config.as_ref().map_or(0, strings)
+            + strings(&agent.metadata)
+            + agent.name.len()
+            + agent.binary_path.len()
+            + agent.working_dir.as_ref().map_or(0, String::len);
+        text + 8 * (self.argv.len() + self.env.len() + self.env_allowlist.len()) + 1024
+    }
 }
 
 /// A message to a worker.

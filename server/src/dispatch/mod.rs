@@ -8,6 +8,7 @@
 //! other servers sharing a PostgreSQL database.
 
 mod assign;
+pub mod follow;
 pub mod hub;
 pub mod messages;
 mod session;
@@ -33,6 +34,12 @@ use crate::{
 /// server's writes). Local changes wake it at once.
 const SAFETY_TICK: Duration = Duration::from_secs(2);
 
+/// Largest assignment sent to a worker: gRPC peers refuse messages over
+/// 4 MiB by default, and one that cannot be delivered used to break the
+/// worker's stream on every attempt while the run sat in `running`. Field
+/// caps keep real assignments far below; a run over it fails with the reason.
+const MAX_ASSIGNMENT_BYTES: usize = 3 * 1024 * 1024;
+
 /// The engine: store, logs, workers and the tuning in force.
 #[derive(Clone)]
 pub struct Engine {
@@ -45,6 +52,8 @@ pub struct Engine {
     settings: Arc<watch::Sender<WorkerSettings>>,
     /// Agent Monitor MCP server that `mcp_enabled` agents are launched to reach.
     pub mcp_server_url: Option<String>,
+    /// What log followers may hold in memory, all together.
+    followers: follow::FollowersBudget,
 }
 
 impl Engine {
@@ -56,6 +65,7 @@ impl Engine {
             workers: WorkerHub::default(),
             settings: Arc::new(watch::Sender::new(settings)),
             mcp_server_url: None,
+            followers: follow::FollowersBudget::default(),
         }
     }
 
@@ -107,7 +117,21 @@ impl Engine {
             for run in claimed {
                 let execution_id = run.execution.id;
                 let token = run.attempt_token.clone();
-                match assign::assignment(self, &run, &worker.worker_id).await {
+                let assignment = assign::assignment(self, &run, &worker.worker_id)
+                    .await
+                    .and_then(|assignment| {
+                        let size = assignment.approximate_size();
+                        if size > MAX_ASSIGNMENT_BYTES {
+                            Err(format!(
+                                "the run's assignment is about {size} bytes, more than a \
+                                 worker's stream carries ({MAX_ASSIGNMENT_BYTES}): shorten the \
+                                 agent's base args, the task's environment or the prompt"
+                            ))
+                        } else {
+                            Ok(assignment)
+                        }
+                    });
+                match assignment {
                     Ok(assignment) => {
                         if !self.workers.assign(
                             &worker.worker_id,

@@ -4,15 +4,16 @@
 //! [`FromWorker`] and feeds [`Session::handle`]; replies and pushed work go
 //! through the worker's bounded outgoing queue.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
     Engine,
-    hub::{WorkerInfo, WorkerSender},
-    messages::{Attempt, FromWorker, Registration, Resumed, ToWorker},
+    hub::{IdInUse, WorkerInfo, WorkerSender},
+    messages::{Attempt, FromWorker, Registration, Resumed, TRUNCATION_MARKER_ROOM, ToWorker},
 };
 use crate::store::{StoreError, runs::RunOutcome};
 
@@ -29,6 +30,24 @@ pub struct Session {
     verified: HashMap<Uuid, String>,
     /// When each run's log counters were last written to its row.
     progress_written: HashMap<Uuid, tokio::time::Instant>,
+    /// Told when a newer stream of this worker takes this one's place.
+    superseded: Arc<Notify>,
+}
+
+/// How long a connected worker's id stays its own after it was last heard
+/// from: two heartbeats and a little. A second worker registering with the
+/// id meanwhile is refused; after it, the silent one gives way.
+fn id_held_for(heartbeat_interval: Duration) -> Duration {
+    heartbeat_interval * 2 + Duration::from_secs(1)
+}
+
+fn id_in_use(worker_id: &str, held: IdInUse) -> StoreError {
+    StoreError::AlreadyExists(format!(
+        "worker id {} is in use by a connected worker on host {}: give each worker its own \
+         id (amon-worker --name), or stop the other one",
+        crate::store::validate::quoted(worker_id),
+        crate::store::validate::quoted(&held.hostname),
+    ))
 }
 
 impl Engine {
@@ -47,10 +66,18 @@ impl Engine {
             agent_slugs,
             labels,
             running,
+            instance_id,
         } = registration;
+        // Before anything else: the runs of another live worker with this id
+        // must not be reconciled against this stream's report.
+        let alive_within = id_held_for(self.settings().heartbeat_interval);
+        self.workers
+            .admit(&worker_id, &instance_id, alive_within)
+            .map_err(|held| id_in_use(&worker_id, held))?;
         let verdict = self.store.runs().reconcile(&worker_id, &running).await?;
         let mut resumed = Vec::with_capacity(verdict.keep.len());
         let mut verified = HashMap::new();
+        let mut output_limits = Vec::with_capacity(verdict.keep.len());
         for (execution, token) in &verdict.keep {
             let stored = self
                 .logs
@@ -63,6 +90,16 @@ impl Engine {
                 acknowledged_offset: stored.bytes,
             });
             verified.insert(execution.id, token.clone());
+            // Where the attempt began is not stored: allow one more cap
+            // from what is there.
+            let cap = self
+                .store
+                .capabilities()
+                .get(execution.capability_id)
+                .await
+                .map(|c| u64::try_from(c.max_output_bytes).unwrap_or(0))
+                .unwrap_or(0);
+            output_limits.push((execution.id, stored.bytes + cap + TRUNCATION_MARKER_ROOM));
         }
         let registered = ToWorker::Registered {
             worker_id: worker_id.clone(),
@@ -83,8 +120,17 @@ impl Engine {
             draining: false,
             running: verdict.keep.iter().map(|(e, _)| e.id).collect(),
             last_seen_at: Utc::now(),
+            instance_id,
         };
-        let session = self.workers.connect(info, tx.clone());
+        let admitted = self
+            .workers
+            .connect(info, tx.clone(), alive_within)
+            .map_err(|held| id_in_use(&worker_id, held))?;
+        let session = admitted.session;
+        for (execution_id, limit) in output_limits {
+            self.workers
+                .set_output_limit(&worker_id, session, execution_id, limit);
+        }
         for (execution_id, token) in verdict.stop {
             self.stop_run(
                 &worker_id,
@@ -93,7 +139,7 @@ impl Engine {
                 "no longer this worker's run",
             );
         }
-        tracing::info!(worker_id, session, "worker registered");
+        tracing::info!(?worker_id, session, "worker registered");
         Ok(Session {
             engine: self.clone(),
             worker_id,
@@ -101,6 +147,7 @@ impl Engine {
             tx,
             verified,
             progress_written: HashMap::new(),
+            superseded: admitted.superseded,
         })
     }
 }
@@ -111,12 +158,32 @@ impl Session {
         &self.worker_id
     }
 
+    /// Completes when a newer stream of this worker (a reconnect of the same
+    /// process, or a new process after this one went silent) took this
+    /// stream's place; the stream should then end.
+    pub async fn superseded(&self) {
+        self.superseded.notified().await;
+    }
+
+    /// Ends a stream that was superseded, telling the worker why.
+    pub async fn end_superseded(self) {
+        let _ = self
+            .tx
+            .send(Err(StoreError::FailedPrecondition(format!(
+                "a newer connection of worker {} took this stream's place",
+                crate::store::validate::quoted(&self.worker_id)
+            ))))
+            .await;
+        tracing::info!(worker_id = ?self.worker_id, "stream superseded by a newer one");
+        self.close();
+    }
+
     /// Takes the worker off the registry (if this stream is still its current one).
     pub fn close(self) {
         self.engine
             .workers
             .disconnect(&self.worker_id, self.session);
-        tracing::info!(worker_id = %self.worker_id, "worker disconnected");
+        tracing::info!(worker_id = ?self.worker_id, "worker disconnected");
     }
 
     /// Applies one message; false when the stream must end. A database
@@ -126,7 +193,7 @@ impl Session {
         match self.apply(message).await {
             Ok(()) => true,
             Err(err @ StoreError::Database(_)) => {
-                tracing::error!(worker_id = %self.worker_id, error = %err, "handling a worker message failed");
+                tracing::error!(worker_id = ?self.worker_id, error = %err, "handling a worker message failed");
                 let _ = self.tx.send(Err(err)).await;
                 false
             }
@@ -139,11 +206,12 @@ impl Session {
 
     /// Logs a report that was refused (stale, malformed, out of order).
     pub fn refused(&self, err: &StoreError) {
-        tracing::warn!(worker_id = %self.worker_id, error = %err, "refused a worker report");
+        tracing::warn!(worker_id = ?self.worker_id, error = %err, "refused a worker report");
     }
 
     async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {
-        let runs = self.engine.store.runs();
+        let store = self.engine.store.clone();
+        let runs = store.runs();
         match message {
             FromWorker::Register => {
                 Err(StoreError::invalid("register", "sent twice on one stream"))
@@ -159,6 +227,9 @@ impl Session {
                 pid,
                 tmux_session_name,
             } => {
+                if let Err(err) = self.verify(&attempt).await {
+                    return self.refuse_if_stale(&attempt, Err(err));
+                }
                 let result = runs
                     .started(
                         &self.worker_id,
@@ -179,9 +250,31 @@ impl Session {
                     return self.refuse_if_stale(&attempt, Err(err));
                 }
                 let id = attempt.execution_id;
-                match self.engine.logs.append(id, offset, &data).await {
+                // The worker cuts a run's output at its cap; a worker that
+                // does not is cut here, and what it sends past the cap is
+                // acknowledged (so it stops resending) but not stored.
+                let limit = self
+                    .engine
+                    .workers
+                    .output_limit(&self.worker_id, self.session, id)
+                    .unwrap_or(u64::MAX);
+                let end = offset.saturating_add(data.len() as u64);
+                if offset >= limit {
+                    self.ack(id, end).await;
+                    return Err(StoreError::invalid(
+                        "log_chunk.offset",
+                        format!("output past the run's cap (its log ends at {limit} bytes)"),
+                    ));
+                }
+                let kept = &data[..data.len().min((limit - offset) as usize)];
+                match self.engine.logs.append(id, offset, kept).await {
                     Ok(size) => {
-                        self.ack(id, size.bytes).await;
+                        let acked = if kept.len() < data.len() {
+                            end
+                        } else {
+                            size.bytes
+                        };
+                        self.ack(id, acked).await;
                         self.write_progress_if_due(id, size.bytes, size.lines)
                             .await?;
                         Ok(())
@@ -206,6 +299,9 @@ impl Session {
                 attempt,
                 session_ref,
             } => {
+                if let Err(err) = self.verify(&attempt).await {
+                    return self.refuse_if_stale(&attempt, Err(err));
+                }
                 let result = runs
                     .session_detected(
                         &self.worker_id,
@@ -217,7 +313,7 @@ impl Session {
                 self.refuse_if_stale(&attempt, result)
             }
             FromWorker::Drain { reason } => {
-                tracing::info!(worker_id = %self.worker_id, reason = %reason, "worker is draining");
+                tracing::info!(worker_id = ?self.worker_id, ?reason, "worker is draining");
                 self.engine.workers.drain(&self.worker_id, self.session);
                 Ok(())
             }
@@ -232,6 +328,11 @@ impl Session {
             error,
             log_byte_size,
         } = finished;
+        // Check before touching anything: a refused report changes nothing
+        // (a foreign finish used to close, and so cut, another run's log).
+        if let Err(err) = self.verify(&attempt).await {
+            return self.refuse_if_stale(&attempt, Err(err));
+        }
         let id = attempt.execution_id;
         let stored = self
             .engine
@@ -274,12 +375,20 @@ impl Session {
         }
     }
 
+    /// Accepts a report only about a run assigned on this very stream (or
+    /// kept by it at registration) whose attempt token is the current one.
     async fn verify(&mut self, attempt: &Attempt) -> Result<(), StoreError> {
+        let id = attempt.execution_id;
+        if !self.engine.workers.runs(&self.worker_id, self.session, id) {
+            self.verified.remove(&id);
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is not running on this stream of worker {}",
+                crate::store::validate::quoted(&self.worker_id)
+            )));
+        }
         // The cache only stands while the run is still on record as ours: a
         // reap or a cancel elsewhere takes it off, and the database decides.
-        let id = attempt.execution_id;
-        let cached = self.verified.get(&id).is_some_and(|t| *t == attempt.token);
-        if cached && self.engine.workers.runs(&self.worker_id, self.session, id) {
+        if self.verified.get(&id).is_some_and(|t| *t == attempt.token) {
             return Ok(());
         }
         self.engine

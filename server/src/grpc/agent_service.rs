@@ -13,7 +13,7 @@ use amon_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::convert::{agent as convert, parse_id};
+use super::convert::{agent as convert, page_reply, parse_id};
 use crate::store::Store;
 
 /// Handlers of `AgentService`.
@@ -87,8 +87,13 @@ impl AgentService for AgentApi {
     ) -> Result<Response<ListAgentsResponse>, Status> {
         let (filter, page) = convert::agent_list(request.get_ref())?;
         let (agents, next_page_token) = self.store.agents().list(filter, page).await?;
+        let (agents, next_page_token) = page_reply(
+            agents.iter().map(convert::agent_to_proto).collect(),
+            page,
+            next_page_token,
+        );
         Ok(Response::new(ListAgentsResponse {
-            agents: agents.iter().map(convert::agent_to_proto).collect(),
+            agents,
             next_page_token,
         }))
     }
@@ -142,11 +147,16 @@ impl AgentService for AgentApi {
     ) -> Result<Response<ListCapabilitiesResponse>, Status> {
         let (filter, page) = convert::capability_list(request.get_ref())?;
         let (capabilities, next_page_token) = self.store.capabilities().list(filter, page).await?;
-        Ok(Response::new(ListCapabilitiesResponse {
-            capabilities: capabilities
+        let (capabilities, next_page_token) = page_reply(
+            capabilities
                 .iter()
                 .map(convert::capability_to_proto)
                 .collect(),
+            page,
+            next_page_token,
+        );
+        Ok(Response::new(ListCapabilitiesResponse {
+            capabilities,
             next_page_token,
         }))
     }

@@ -10,62 +10,27 @@ use amon_proto::v1::{
     execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::ResponseStream;
 use super::convert::{
-    enums::WireEnum, execution::execution_to_proto, optional_struct_to_json, parse_id,
+    enums::WireEnum, execution::execution_to_proto, optional_struct_to_json, page_reply, parse_id,
     parse_optional_id,
 };
 use crate::{
-    dispatch::Engine,
+    dispatch::{Engine, follow::LogPiece},
     entity::enums::ExecutionStatus,
     store::{
         Actor, StoreError,
-        execution_state::is_terminal,
         executions::{ExecutionFilter, NewExecution},
         page::{PageRequest, RESOURCE_PAGES},
+        validate::check_printable,
     },
 };
 
-/// Largest piece of log sent in one StreamLogs message.
-const LOG_MESSAGE_BYTES: usize = 256 * 1024;
-/// Messages buffered per stream before it waits for its client.
+/// Messages buffered per watch stream before it waits for its client.
 const STREAM_BUFFER: usize = 64;
-
-/// Sends stored bytes from `offset` up to `until` (or the end of the file),
-/// advancing `offset`. Returns false when the client is gone or reading failed.
-async fn send_stored(
-    engine: &Engine,
-    id: uuid::Uuid,
-    offset: &mut u64,
-    until: u64,
-    tx: &mpsc::Sender<Result<StreamLogsResponse, Status>>,
-) -> bool {
-    while *offset < until {
-        let want = (until - *offset).min(LOG_MESSAGE_BYTES as u64) as usize;
-        let data = match engine.logs.read(id, *offset, want).await {
-            Ok(data) if data.is_empty() => return true,
-            Ok(data) => data,
-            Err(err) => {
-                let _ = tx
-                    .send(Err(Status::internal(format!("reading the log: {err}"))))
-                    .await;
-                return false;
-            }
-        };
-        let message = StreamLogsResponse {
-            offset: *offset as i64,
-            data,
-        };
-        *offset += message.data.len() as u64;
-        if tx.send(Ok(message)).await.is_err() {
-            return false;
-        }
-    }
-    true
-}
 
 /// Handlers of `ExecutionService`.
 #[derive(Clone)]
@@ -135,11 +100,19 @@ impl ExecutionService for ExecutionApi {
             task_id: parse_optional_id("task_id", &request.task_id)?,
             status: ExecutionStatus::from_proto("status", request.status)?,
             agent_id: parse_optional_id("agent_id", &request.agent_id)?,
-            worker_id: Some(request.worker_id).filter(|w| !w.is_empty()),
+            worker_id: Some(request.worker_id)
+                .filter(|w| !w.is_empty())
+                .map(|w| check_printable("worker_id", &w, 1024).map(|()| w))
+                .transpose()?,
         };
         let (rows, next_page_token) = self.executions().list(filter, page).await?;
+        let (executions, next_page_token) = page_reply(
+            rows.iter().map(execution_to_proto).collect(),
+            page,
+            next_page_token,
+        );
         Ok(Response::new(ListExecutionsResponse {
-            executions: rows.iter().map(execution_to_proto).collect(),
+            executions,
             next_page_token,
         }))
     }
@@ -207,62 +180,21 @@ impl ExecutionService for ExecutionApi {
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
         let request = request.into_inner();
         let id = parse_id("execution_id", &request.execution_id)?;
-        let mut offset = u64::try_from(request.offset)
+        let offset = u64::try_from(request.offset)
             .map_err(|_| StoreError::invalid("offset", "must not be negative"))?;
-        let engine = self.engine.clone();
-        // Follow the status first, then read it, so no change slips between.
-        let mut status = engine
-            .store
-            .execution_hub()
-            .follow(id, ExecutionStatus::Queued);
-        let execution = engine.store.executions().get(id).await?;
-        let mut current = execution.status;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        if !request.follow || is_terminal(current) {
-            // Nothing more will be written: send the file as it is.
-            tokio::spawn(async move {
-                send_stored(&engine, id, &mut offset, u64::MAX, &tx).await;
+        let pieces = self
+            .engine
+            .follow_log(id, offset, request.follow)
+            .await?
+            .map(|piece| {
+                piece
+                    .map(|LogPiece { offset, data }| StreamLogsResponse {
+                        offset: offset as i64,
+                        data,
+                    })
+                    .map_err(Status::from)
             });
-            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
-        }
-        let mut sizes = engine
-            .logs
-            .follow(id)
-            .await
-            .map_err(|e| Status::internal(format!("opening the log: {e}")))?;
-        tokio::spawn(async move {
-            loop {
-                let stored = sizes.borrow_and_update().bytes;
-                if !send_stored(&engine, id, &mut offset, stored, &tx).await {
-                    return;
-                }
-                if is_terminal(current) && offset >= stored {
-                    // Release the file a re-follow may have reopened;
-                    // closing is idempotent and other followers reopen on need.
-                    engine.logs.close(id);
-                    return;
-                }
-                tokio::select! {
-                    changed = sizes.changed() => if changed.is_err() {
-                        // The attempt ended and its log was closed: re-open
-                        // (a retry may write more) and look again.
-                        match engine.logs.follow(id).await {
-                            Ok(reopened) => sizes = reopened,
-                            Err(err) => {
-                                let _ = tx.send(Err(Status::internal(format!("reopening the log: {err}")))).await;
-                                return;
-                            }
-                        }
-                    },
-                    changed = status.changed() => {
-                        if changed.is_err() { return }
-                        current = *status.borrow_and_update();
-                    }
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(pieces)))
     }
 
     async fn watch_executions(

@@ -9,22 +9,26 @@ use amon_proto::v1::{
     UpdateTaskRequest, UpdateTaskResponse, WatchTaskEventsRequest, WatchTaskEventsResponse,
     move_task_request, task_service_server::TaskService,
 };
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::ResponseStream;
 use super::convert::{
+    REPLY_BUDGET,
     enums::WireEnum,
-    parse_id, parse_optional_id,
-    task::{dependency_to_proto, event_to_proto, task_draft, task_patch, task_to_proto},
+    fit_reply, page_reply, parse_id, parse_optional_id,
+    task::{
+        board_card, dependency_to_proto, event_to_proto, task_draft, task_patch, task_to_proto,
+    },
 };
 use crate::{
     entity::enums::TaskStatus,
     store::{
         Actor, Store, StoreError,
         board::Position,
-        page::{EVENT_PAGES, PageRequest, RESOURCE_PAGES, parse_after_id_token},
+        page::{EVENT_PAGES, PageRequest, RESOURCE_PAGES, after_id_token, parse_after_id_token},
         tasks::TaskFilter,
     },
 };
@@ -92,8 +96,13 @@ impl TaskService for TaskApi {
             parent_task_id: parse_optional_id("parent_task_id", &request.parent_task_id)?,
         };
         let (rows, next_page_token) = self.store.tasks().list(filter, page).await?;
+        let (tasks, next_page_token) = page_reply(
+            rows.iter().map(task_to_proto).collect(),
+            page,
+            next_page_token,
+        );
         Ok(Response::new(ListTasksResponse {
-            tasks: rows.iter().map(task_to_proto).collect(),
+            tasks,
             next_page_token,
         }))
     }
@@ -150,15 +159,22 @@ impl TaskService for TaskApi {
         _request: Request<GetBoardRequest>,
     ) -> Result<Response<GetBoardResponse>, Status> {
         let columns = self.store.tasks().board().await?;
-        Ok(Response::new(GetBoardResponse {
-            columns: columns
-                .into_iter()
-                .map(|(status, tasks)| BoardColumn {
+        let mut budget = REPLY_BUDGET;
+        let columns = columns
+            .into_iter()
+            .map(|(status, tasks)| {
+                let mut cards: Vec<_> = tasks.iter().map(board_card).collect();
+                let truncated = fit_reply(&mut cards, budget);
+                let used: usize = cards.iter().map(|card| card.encoded_len() + 8).sum();
+                budget = budget.saturating_sub(used);
+                BoardColumn {
                     status: status.to_proto(),
-                    tasks: tasks.iter().map(task_to_proto).collect(),
-                })
-                .collect(),
-        }))
+                    tasks: cards,
+                    truncated,
+                }
+            })
+            .collect();
+        Ok(Response::new(GetBoardResponse { columns }))
     }
 
     async fn add_dependency(
@@ -216,8 +232,17 @@ impl TaskService for TaskApi {
             .filter(parse_optional_id("task_id", &request.task_id)?)
             .await?;
         let (rows, next_page_token) = events.list(filter, after_id, limit).await?;
+        let mut events: Vec<_> = rows.iter().map(event_to_proto).collect();
+        let next_page_token = if fit_reply(&mut events, REPLY_BUDGET) {
+            events
+                .last()
+                .map(|event| after_id_token(event.id))
+                .unwrap_or_default()
+        } else {
+            next_page_token
+        };
         Ok(Response::new(ListTaskEventsResponse {
-            events: rows.iter().map(event_to_proto).collect(),
+            events,
             next_page_token,
         }))
     }

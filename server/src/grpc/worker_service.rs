@@ -110,11 +110,18 @@ impl WorkerService for WorkerApi {
 /// Reads a worker's stream until it ends, breaks, or the engine gives up on it.
 async fn serve(mut session: Session, mut incoming: Streaming<ConnectRequest>) {
     loop {
-        let message = match incoming.next().await {
+        let next = tokio::select! {
+            next = incoming.next() => next,
+            () = session.superseded() => {
+                session.end_superseded().await;
+                return;
+            }
+        };
+        let message = match next {
             Some(Ok(ConnectRequest { message: Some(m) })) => m,
             Some(Ok(ConnectRequest { message: None })) => continue,
             Some(Err(status)) => {
-                tracing::info!(worker_id = %session.worker_id(), %status, "worker stream broke");
+                tracing::info!(worker_id = ?session.worker_id(), %status, "worker stream broke");
                 break;
             }
             None => break,

@@ -47,7 +47,7 @@ use super::{
     scope::InWorkspace,
     validate::{
         check_identifier, check_optional_text, check_required_text, check_strings, check_time,
-        conflict, is_env_var_name,
+        conflict, is_env_var_name, quoted,
     },
 };
 use crate::entity::{
@@ -334,19 +334,30 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
     check_strings(&sub("base_args"), &spec.base_args)?;
     check_optional_text(&sub("working_dir"), &spec.working_dir)?;
 
+    check_strings(&sub("env_allowlist"), &spec.env_allowlist)?;
     let mut seen = HashSet::new();
     for (index, name) in spec.env_allowlist.iter().enumerate() {
         let entry = format!("{field}.env_allowlist[{index}]");
         if !is_env_var_name(name) {
             return Err(StoreError::invalid(
                 entry,
-                format!("{name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+                format!(
+                    "{} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                    quoted(name)
+                ),
             ));
         }
         if !seen.insert(name.as_str()) {
             return Err(StoreError::invalid(
                 entry,
-                format!("{name:?} is listed twice"),
+                format!("{} is listed twice", quoted(name)),
+            ));
+        }
+        if name.starts_with("AMON_") && name.ends_with("_TOKEN") {
+            // The worker's (or the local worker's server's) own credentials.
+            return Err(StoreError::invalid(
+                entry,
+                format!("{name} is Agent Monitor's own token; a run may not see it"),
             ));
         }
     }
@@ -366,7 +377,11 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
     {
         return Err(StoreError::invalid(
             sub("tool_type"),
-            format!("{tool_type:?} is not one of {}", TOOL_TYPES.join(", ")),
+            format!(
+                "{} is not one of {}",
+                quoted(tool_type),
+                TOOL_TYPES.join(", ")
+            ),
         ));
     }
     if let Some(config) = &spec.session_config {
@@ -400,7 +415,10 @@ pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidA
 }
 
 fn slug_taken(slug: &str, field: &str) -> String {
-    format!("an agent with slug {slug:?} already exists ({field})")
+    format!(
+        "an agent with slug {} already exists ({field})",
+        quoted(slug)
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     StoreError, StoreResult,
+    events::lock_event_order,
     scope::InWorkspace,
     sort_order,
     tasks::{find_referenced_task, status_name},
@@ -30,6 +31,10 @@ pub(super) async fn bottom_of<C: ConnectionTrait>(
     conn: &C,
     status: TaskStatus,
 ) -> StoreResult<i32> {
+    // Concurrent moves in one column read the same neighbours and
+    // picked the same position (7 distinct orders after 30 moves on
+    // PostgreSQL): decide under the event-order lock.
+    lock_event_order(conn).await?;
     let last: Option<i32> = tasks::Entity::find()
         .select_only()
         .column(tasks::Column::SortOrder)
@@ -102,6 +107,10 @@ pub(super) async fn neighbours<C: ConnectionTrait>(
     status: TaskStatus,
     position: Position,
 ) -> StoreResult<(Option<i32>, Option<i32>)> {
+    // Concurrent moves in one column read the same neighbours and
+    // picked the same position (7 distinct orders after 30 moves on
+    // PostgreSQL): decide under the event-order lock.
+    lock_event_order(conn).await?;
     let column = |query: sea_orm::Select<tasks::Entity>| {
         query
             .select_only()

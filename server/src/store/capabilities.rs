@@ -323,7 +323,10 @@ pub(super) fn validate_capability(
 }
 
 fn key_taken(key: &str) -> String {
-    format!("the agent already has a capability with key {key:?} (capability.key)")
+    format!(
+        "the agent already has a capability with key {} (capability.key)",
+        super::validate::quoted(key)
+    )
 }
 
 /// The capability `id`, if its agent is in the caller's workspace.

@@ -155,8 +155,15 @@ impl InputContext {
                 return Err(StoreError::invalid(
                     format!("{field}.env_overrides"),
                     format!(
-                        "{name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                        "{} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                        super::validate::quoted(name)
                     ),
+                ));
+            }
+            if let Some(why) = super::validate::protected_variable(name) {
+                return Err(StoreError::invalid(
+                    format!("{field}.env_overrides"),
+                    format!("a task may not set {name}: {why}"),
                 ));
             }
         }

@@ -125,6 +125,23 @@ impl EventHub {
     }
 }
 
+/// Takes the event-order lock for the rest of `conn`'s transaction
+/// (PostgreSQL; SQLite has one writer anyway). Writes that read before they
+/// decide (a card's position among its neighbours) take it first, so two of
+/// them never decide on the same reading: they all record an event anyway,
+/// so they serialise on this one lock and no new lock can deadlock with it.
+pub(super) async fn lock_event_order<C: ConnectionTrait>(conn: &C) -> StoreResult<()> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [EVENT_ORDER_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Inserts an event row in `txn`, first taking the event-order lock on PostgreSQL.
 ///
 /// Callers go through `WriteTxn::record_event`, which takes the lock once per
@@ -137,13 +154,8 @@ pub(super) async fn insert(
     event_type: &str,
     payload: Value,
 ) -> StoreResult<task_events::Model> {
-    if take_order_lock && txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1)",
-            [EVENT_ORDER_LOCK_KEY.into()],
-        ))
-        .await?;
+    if take_order_lock {
+        lock_event_order(txn).await?;
     }
     let event = task_events::ActiveModel {
         task_id: Set(task_id),

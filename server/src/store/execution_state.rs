@@ -7,7 +7,9 @@
 //! queued ──► running ──► succeeded | failed | timed_out
 //!   │           │  └──► queued            (failed / timed out / lost, retries left)
 //!   │           └──► cancelling ──► cancelled | succeeded | failed | timed_out
-//!   └──► cancelled
+//!   ├──► cancelled
+//!   └──► failed                          (it can never start: its approval no
+//!                                         longer covers the task's environment)
 //! ```
 //! A run that ends on its own while a cancel is on its way is recorded as it
 //! really ended.
@@ -20,10 +22,12 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Actor, StoreError, StoreResult, WriteTxn, tasks};
+use std::collections::HashMap;
+
+use super::{Actor, StoreError, StoreResult, WriteTxn, columns::InputContext, tasks};
 use crate::entity::{
     enums::{ExecutionStatus, TaskStatus},
-    executions, task_events,
+    executions, task_events, tasks as task_rows,
 };
 
 /// Whether no further transition leaves `status`.
@@ -42,7 +46,7 @@ pub fn is_allowed(from: ExecutionStatus, to: ExecutionStatus) -> bool {
     use ExecutionStatus::*;
     matches!(
         (from, to),
-        (Queued, Running | Cancelled)
+        (Queued, Running | Cancelled | Failed)
             | (Running, Succeeded | Failed | TimedOut | Cancelling | Queued)
             | (Cancelling, Cancelled | Succeeded | Failed | TimedOut)
     )
@@ -122,13 +126,56 @@ pub async fn transition(
     Ok(updated)
 }
 
-/// The token of the current attempt of a running (or cancelling) execution:
-/// every report a worker makes about the run quotes it, and a report with
-/// another token is refused.
-pub fn attempt_token(execution: &executions::Model) -> Option<String> {
-    execution
-        .started_at
-        .map(|started| format!("{}.{}", execution.retry_count, started.timestamp_micros()))
+/// The secret that signs attempt tokens, shared by every server over one
+/// database (it lives in the database, see `worker_config::attempt_key`).
+///
+/// A worker quotes its run's attempt token in every report. The token was a
+/// run's retry count and start time, both visible through `GetExecution`, so
+/// anyone holding the worker token could forge another worker's reports; it
+/// is now an HMAC of the execution id, retry count and start time under this
+/// key: issued at claim, unguessable, and still derived (schema v3.0 has no
+/// attempt column), so a reaped or requeued attempt gets a new one.
+#[derive(Clone)]
+pub struct AttemptKey(ring::hmac::Key);
+
+impl AttemptKey {
+    /// A key from its secret bytes.
+    pub fn new(secret: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    fn attempt(execution: &executions::Model) -> Option<String> {
+        execution.started_at.map(|started| {
+            format!(
+                "{}.{}.{}",
+                execution.id,
+                execution.retry_count,
+                started.timestamp_micros()
+            )
+        })
+    }
+
+    /// The token of the current attempt of a running (or cancelling)
+    /// execution: every report a worker makes about the run quotes it, and a
+    /// report with another token is refused.
+    pub fn token(&self, execution: &executions::Model) -> Option<String> {
+        use base64::Engine;
+        let attempt = Self::attempt(execution)?;
+        let tag = ring::hmac::sign(&self.0, attempt.as_bytes());
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Whether `token` is the current attempt's, compared in constant time.
+    pub fn verify(&self, execution: &executions::Model, token: &str) -> bool {
+        use base64::Engine;
+        let (Some(attempt), Ok(tag)) = (
+            Self::attempt(execution),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token),
+        ) else {
+            return false;
+        };
+        ring::hmac::verify(&self.0, attempt.as_bytes(), &tag).is_ok()
+    }
 }
 
 /// Event recording an approval.
@@ -142,9 +189,9 @@ pub const APPROVED_EVENT: &str = "execution_approved";
 pub async fn approved_among<C: ConnectionTrait>(
     conn: &C,
     executions: &[&executions::Model],
-) -> StoreResult<Vec<Uuid>> {
+) -> StoreResult<HashMap<Uuid, Value>> {
     if executions.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashMap::new());
     }
     let task_ids: Vec<Uuid> = executions.iter().map(|e| e.task_id).collect();
     let approvals = task_events::Entity::find()
@@ -154,14 +201,35 @@ pub async fn approved_among<C: ConnectionTrait>(
         .await?;
     Ok(executions
         .iter()
-        .map(|e| e.id)
-        .filter(|id| {
-            let id = id.to_string();
+        .filter_map(|e| {
+            let id = e.id.to_string();
             approvals
                 .iter()
-                .any(|event| event.payload.get("execution_id").and_then(Value::as_str) == Some(&id))
+                .find(|event| {
+                    event.payload.get("execution_id").and_then(Value::as_str) == Some(&id)
+                })
+                .map(|event| (e.id, event.payload.clone()))
         })
         .collect())
+}
+
+/// What an approval covers of the task besides the run itself: where it
+/// runs and the variables it sets. Both are read from the task when the run
+/// is claimed, so an approval records them, and a run whose task changed
+/// them after the approval does not start (`LD_PRELOAD` added to an approved
+/// destructive run would otherwise run with the approval's blessing).
+pub fn approved_environment(task: &task_rows::Model) -> Value {
+    let context = InputContext::from_json(&task.input_context);
+    json!({ "working_dir": context.working_dir, "env_overrides": context.env_overrides })
+}
+
+/// Whether an approval (its event's payload) still covers `task`: its
+/// environment is the one approved. Approvals recorded before environments
+/// were recorded cover any.
+pub fn approval_covers(approval: &Value, task: &task_rows::Model) -> bool {
+    approval
+        .get("environment")
+        .is_none_or(|approved| *approved == approved_environment(task))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::{
     Actor, DEFAULT_OWNER_ID, Executions, StoreError, StoreResult,
     columns::{InputContext, SessionConfig, strings},
     execution_state::{
-        self, APPROVED_EVENT, approved_among, attempt_token, is_terminal, status_name,
+        self, APPROVED_EVENT, approved_among, approved_environment, is_terminal, status_name,
     },
     page::PageRequest,
     scope::InWorkspace,
@@ -28,6 +28,9 @@ use crate::entity::{
     enums::{ExecutionStatus, InteractionMode},
     executions, tasks,
 };
+
+/// Longest cancel reason: a sentence or a paragraph, not a document.
+pub const MAX_REASON_BYTES: usize = 4096;
 
 /// Most automatic retries a caller may ask for.
 pub const MAX_RETRIES_LIMIT: i32 = 10;
@@ -286,6 +289,13 @@ impl Executions<'_> {
 
     /// Cancels a run: a queued one at once, a running one through `cancelling`.
     pub async fn cancel(&self, id: Uuid, reason: &str, actor: Actor) -> StoreResult<Cancelled> {
+        check_no_nul("reason", reason)?;
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(StoreError::invalid(
+                "reason",
+                format!("must be at most {MAX_REASON_BYTES} bytes"),
+            ));
+        }
         let mut txn = self.0.write().await?;
         let execution = find_execution(&*txn, id).await?;
         let details = json!({ "reason": reason });
@@ -303,7 +313,7 @@ impl Executions<'_> {
                 stop_on_worker: None,
             },
             ExecutionStatus::Running => {
-                let token = attempt_token(&execution);
+                let token = self.0.attempts().token(&execution);
                 let execution = execution_state::transition(
                     &mut txn,
                     execution,
@@ -321,7 +331,10 @@ impl Executions<'_> {
             }
             ExecutionStatus::Cancelling => {
                 // Asking again re-sends the stop: harmless, and helps after a reconnect.
-                let stop_on_worker = execution.worker_id.clone().zip(attempt_token(&execution));
+                let stop_on_worker = execution
+                    .worker_id
+                    .clone()
+                    .zip(self.0.attempts().token(&execution));
                 Cancelled {
                     execution,
                     stop_on_worker,
@@ -385,7 +398,7 @@ impl Executions<'_> {
         }
         if approved_among(&*txn, &[&execution])
             .await?
-            .contains(&execution.id)
+            .contains_key(&execution.id)
         {
             return Err(StoreError::FailedPrecondition(format!(
                 "execution {id} is already approved"
@@ -395,7 +408,11 @@ impl Executions<'_> {
             execution.task_id,
             actor,
             APPROVED_EVENT,
-            json!({ "execution_id": execution.id, "approved_by": actor.id }),
+            json!({
+                "execution_id": execution.id,
+                "approved_by": actor.id,
+                "environment": approved_environment(&find_task(&*txn, execution.task_id).await?),
+            }),
         )
         .await?;
         txn.commit().await?;

@@ -58,6 +58,12 @@ impl PageRequest {
         Ok(Self { offset, limit })
     }
 
+    /// The token of a page that starts after the first `kept` rows of this
+    /// one (a page cut short to fit a reply).
+    pub fn token_after(&self, kept: usize) -> String {
+        encode_offset(self.offset + kept as u64)
+    }
+
     /// The token of the page after this one, given how many rows this page
     /// fetched when asked for `limit + 1` (the extra row only signals more).
     pub fn next_token(&self, fetched: usize) -> String {
@@ -94,10 +100,18 @@ fn encode_offset(offset: u64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{offset}"))
 }
 
+/// Largest offset a token may carry: far past any real list, and small
+/// enough that the offset plus a page always fits the databases' signed
+/// 64-bit OFFSET (an offset above i64::MAX panicked a handler).
+const MAX_OFFSET: u64 = 1 << 53;
+
 fn decode_offset(token: &str) -> Option<u64> {
     let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    text.strip_prefix(TOKEN_PREFIX)?.parse().ok()
+    text.strip_prefix(TOKEN_PREFIX)?
+        .parse()
+        .ok()
+        .filter(|offset| *offset <= MAX_OFFSET)
 }
 
 /// Trims a page fetched with `limit + 1` rows to `limit` and returns the next token.
@@ -149,6 +163,13 @@ mod tests {
         assert_eq!(next.offset, 10);
         assert_eq!(page.next_token(10), "", "no extra row means last page");
         assert!(PageRequest::parse(10, "garbage!", RESOURCE_PAGES).is_err());
+        for huge in [u64::MAX, i64::MAX as u64, MAX_OFFSET + 1] {
+            let token = encode_offset(huge);
+            assert!(
+                PageRequest::parse(10, &token, RESOURCE_PAGES).is_err(),
+                "{huge}"
+            );
+        }
         assert!(PageRequest::parse(-1, "", RESOURCE_PAGES).is_err());
         assert_eq!(PageRequest::parse(0, "", RESOURCE_PAGES).unwrap().limit, 50);
         assert_eq!(

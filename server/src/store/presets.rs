@@ -180,8 +180,8 @@ impl Agents<'_> {
             StoreError::invalid(
                 "preset",
                 format!(
-                    "unknown preset {:?}: use claude, codex or gemini",
-                    request.preset
+                    "unknown preset {}: use claude, codex or gemini",
+                    super::validate::quoted(&request.preset)
                 ),
             )
         })?;

@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
-    execution_state::{self, approved_among, attempt_token, is_terminal},
+    execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
+    validate::{quoted, storable, storable_json},
 };
 use crate::entity::{
     agent_capabilities, agents, enums::ExecutionStatus, executions, tasks, worker_heartbeats,
@@ -118,6 +119,7 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
 /// current one and the worker owns it; FAILED_PRECONDITION otherwise.
 async fn current_attempt<C: ConnectionTrait>(
     conn: &C,
+    key: &AttemptKey,
     worker_id: &str,
     execution_id: Uuid,
     token: &str,
@@ -130,12 +132,13 @@ async fn current_attempt<C: ConnectionTrait>(
         execution.status,
         ExecutionStatus::Running | ExecutionStatus::Cancelling
     ) && execution.worker_id.as_deref() == Some(worker_id)
-        && attempt_token(&execution).as_deref() == Some(token);
+        && key.verify(&execution, token);
     if current {
         Ok(execution)
     } else {
         Err(StoreError::FailedPrecondition(format!(
-            "stale attempt {token} of execution {execution_id}: the run is no longer this worker's"
+            "stale attempt {} of execution {execution_id}: the run is no longer this worker's",
+            quoted(token)
         )))
     }
 }
@@ -210,7 +213,14 @@ impl Runs<'_> {
         execution_id: Uuid,
         token: &str,
     ) -> StoreResult<executions::Model> {
-        current_attempt(self.0.db(), worker_id, execution_id, token).await
+        current_attempt(
+            self.0.db(),
+            self.0.attempts(),
+            worker_id,
+            execution_id,
+            token,
+        )
+        .await
     }
 
     /// Claims up to `limit` runnable executions for `worker_id` in one
@@ -306,12 +316,33 @@ impl Runs<'_> {
                 continue;
             };
             let running = active.entry(agent.id).or_default();
+            let approval = approved.get(&execution.id);
             let runnable = agent.is_active
                 && capability.is_enabled
                 && (agent_slugs.is_empty() || agent_slugs.contains(&agent.slug))
                 && *running < i64::from(agent.max_concurrent)
-                && (!capability.requires_approval || approved.contains(&execution.id));
+                && (!capability.requires_approval || approval.is_some());
             if !runnable {
+                continue;
+            }
+            let task = tasks::Entity::find_by_id(execution.task_id)
+                .one(&*txn)
+                .await?
+                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
+            if let Some(approval) = approval
+                && !approval_covers(approval, &task)
+            {
+                let error = "the task's working directory or environment overrides changed \
+                             after this run was approved; approve a new run";
+                execution_state::transition(
+                    &mut txn,
+                    execution,
+                    ExecutionStatus::Failed,
+                    Actor::system(),
+                    json!({ "error": error }),
+                    |row| row.error = Set(Some(error.to_owned())),
+                )
+                .await?;
                 continue;
             }
             *running += 1;
@@ -334,11 +365,7 @@ impl Runs<'_> {
                 },
             )
             .await?;
-            let task = tasks::Entity::find_by_id(execution.task_id)
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
-            let attempt_token = attempt_token(&execution).unwrap_or_default();
+            let attempt_token = self.0.attempts().token(&execution).unwrap_or_default();
             let parent_session_ref = match execution.parent_execution_id {
                 Some(parent_id) => executions::Entity::find_by_id(parent_id)
                     .one(&*txn)
@@ -376,7 +403,7 @@ impl Runs<'_> {
                 .col_expr(executions::Column::Pid, Some(pid).into())
                 .col_expr(
                     executions::Column::TmuxSessionName,
-                    tmux_session_name.into(),
+                    tmux_session_name.map(storable).into(),
                 ),
         )
         .await
@@ -394,8 +421,10 @@ impl Runs<'_> {
             worker_id,
             execution_id,
             token,
-            executions::Entity::update_many()
-                .col_expr(executions::Column::SessionRef, Some(session_ref).into()),
+            executions::Entity::update_many().col_expr(
+                executions::Column::SessionRef,
+                Some(storable(session_ref)).into(),
+            ),
         )
         .await
     }
@@ -409,7 +438,7 @@ impl Runs<'_> {
         update: sea_orm::UpdateMany<executions::Entity>,
     ) -> StoreResult<()> {
         let txn = self.0.write().await?;
-        current_attempt(&*txn, worker_id, execution_id, token).await?;
+        current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         update
             .filter(executions::Column::Id.eq(execution_id))
             .exec(&*txn)
@@ -449,6 +478,10 @@ impl Runs<'_> {
         token: &str,
         outcome: RunOutcome,
     ) -> StoreResult<executions::Model> {
+        let outcome = RunOutcome {
+            error: outcome.error.map(storable),
+            ..outcome
+        };
         if !is_terminal(outcome.status) {
             return Err(StoreError::invalid(
                 "finished.status",
@@ -456,7 +489,8 @@ impl Runs<'_> {
             ));
         }
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         let details = json!({
             "worker_id": worker_id,
             "exit_code": outcome.exit_code,
@@ -502,6 +536,7 @@ impl Runs<'_> {
         running: &[Uuid],
         metadata: Value,
     ) -> StoreResult<()> {
+        let metadata = storable_json(metadata);
         let now: DateTime<FixedOffset> = Utc::now().into();
         let txn = self.0.write().await?;
         if !running.is_empty() {
@@ -556,7 +591,7 @@ impl Runs<'_> {
         let mut reaped = Vec::with_capacity(stale.len());
         for execution in stale {
             let old_worker = execution.worker_id.clone();
-            let old_token = attempt_token(&execution);
+            let old_token = self.0.attempts().token(&execution);
             let silent_worker = execution.worker_id.clone().unwrap_or_default();
             let error = format!(
                 "worker {silent_worker} went silent for more than {}s",
@@ -607,7 +642,15 @@ impl Runs<'_> {
         let mut keep = Vec::new();
         let mut stop = Vec::new();
         for (execution_id, token) in reported {
-            match current_attempt(self.0.db(), worker_id, *execution_id, token).await {
+            match current_attempt(
+                self.0.db(),
+                self.0.attempts(),
+                worker_id,
+                *execution_id,
+                token,
+            )
+            .await
+            {
                 Ok(execution) => {
                     if execution.status == ExecutionStatus::Cancelling {
                         stop.push((*execution_id, token.clone()));
@@ -630,7 +673,8 @@ impl Runs<'_> {
         token: &str,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,
@@ -656,7 +700,8 @@ impl Runs<'_> {
         error: String,
     ) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
-        let execution = current_attempt(&*txn, worker_id, execution_id, token).await?;
+        let execution =
+            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
         execution_state::transition(
             &mut txn,
             execution,

@@ -25,7 +25,11 @@ use super::{
     sort_order,
     validate::{check_json_text, check_no_nul, check_time},
 };
-use crate::entity::{agents, enums::TaskStatus, tasks};
+use crate::entity::{
+    agents,
+    enums::{ExecutionStatus, TaskStatus},
+    executions, tasks,
+};
 
 /// Most urgent priority.
 pub const PRIORITY_MIN: i16 = 1;
@@ -452,6 +456,22 @@ impl Tasks<'_> {
     pub async fn delete(&self, id: Uuid, actor: Actor) -> StoreResult<()> {
         let mut txn = self.0.write().await?;
         let task = find_task(&*txn, id).await?;
+        // Its executions go with it, so none may be running: a child would
+        // outlive its record, and the worker would hold a run forever.
+        let running = executions::Entity::find()
+            .filter(executions::Column::TaskId.eq(id))
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .count(&*txn)
+            .await?;
+        if running > 0 {
+            return Err(StoreError::FailedPrecondition(format!(
+                "task {id} has {running} running execution(s); cancel them \
+                 (CancelExecution) and wait for them to end before deleting the task"
+            )));
+        }
         let event = txn
             .record_event(
                 task.id,

@@ -52,11 +52,34 @@ pub const PROMPT_VARIABLES: [&str; 5] = [
 ];
 
 /// Fuel of one render: about this many instructions, or 64 times as many
-/// bytes of data (see `minijinja::Environment::set_fuel`).
-const RENDER_FUEL: u64 = 2_000_000;
+/// bytes of data allocated (see `minijinja::Environment::set_fuel`): 16 MB
+/// at most per `CreateExecution`, whatever the number of tokens (with 2M fuel
+/// per token, 16 tokens of `{{ "x" * 50000000 }}` took the server from 114
+/// to 817 MB).
+const RENDER_FUEL: u64 = 250_000;
+
+/// Most bytes one render may produce: the argv of a run (all its tokens
+/// together) or a prompt. Well under what a worker's assignment can carry.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+/// Longest template source accepted, in bytes: a prompt of a few pages, a
+/// command token of any sensible length.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+/// Most operators one `{{ … }}` or `{% … %}` block may chain. MiniJinja
+/// parses and walks expressions recursively: a chain of 10,000 `+`, `not` or
+/// unary `-` overflowed a 2 MiB stack and aborted the process (1,000 was
+/// fine), and a chain of filters or attributes did the same when the
+/// variables were checked. Real templates use a handful.
+pub const MAX_EXPRESSION_OPERATORS: usize = 200;
 
 /// The environment every capability template is parsed and rendered in.
 fn environment() -> Environment<'static> {
+    environment_with_fuel(RENDER_FUEL)
+}
+
+/// The environment with `fuel` for each render in it.
+fn environment_with_fuel(fuel: u64) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -66,8 +89,19 @@ fn environment() -> Environment<'static> {
             .build()
             .expect("default delimiters are valid"),
     );
-    env.set_fuel(Some(RENDER_FUEL));
+    env.set_fuel(Some(fuel.max(1)));
     env
+}
+
+/// Refuses a render whose output passed [`MAX_RENDERED_BYTES`].
+fn check_rendered_size(part: impl Fn() -> String, bytes: usize) -> Result<(), RenderError> {
+    if bytes > MAX_RENDERED_BYTES {
+        return Err(RenderError {
+            part: part(),
+            message: format!("renders to {bytes} bytes; at most {MAX_RENDERED_BYTES} are allowed"),
+        });
+    }
+    Ok(())
 }
 
 /// Describes a MiniJinja error without its `(in <string>:1)` suffix, adding
@@ -126,6 +160,72 @@ fn admits_any_property(schema: &Value) -> bool {
     )
 }
 
+/// Refuses a template too large, or with an expression too deep, to parse
+/// and walk safely, before MiniJinja sees it: see [`MAX_TEMPLATE_BYTES`] and
+/// [`MAX_EXPRESSION_OPERATORS`]. String literals and comments do not count.
+fn check_complexity(source: &str) -> Result<(), String> {
+    if source.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "is {} bytes; a template may have at most {MAX_TEMPLATE_BYTES}",
+            source.len()
+        ));
+    }
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let close = match (bytes[i], bytes[i + 1]) {
+            (b'{', b'{') => b'}',
+            (b'{', b'%') => b'%',
+            (b'{', b'#') => {
+                // A comment: skip to its end.
+                i = source[i + 2..]
+                    .find("#}")
+                    .map_or(bytes.len(), |end| i + 2 + end + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        i += 2;
+        let mut operators = 0;
+        let mut word = String::new();
+        while i < bytes.len() && !(bytes[i] == close && bytes.get(i + 1) == Some(&b'}')) {
+            let b = bytes[i];
+            if b == b'"' || b == b'\'' {
+                // A string literal, escapes included, counts as one operand.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            } else if b.is_ascii_alphanumeric() || b == b'_' {
+                word.push(b as char);
+            } else {
+                if matches!(
+                    word.as_str(),
+                    "not" | "and" | "or" | "is" | "in" | "if" | "else"
+                ) {
+                    operators += 1;
+                }
+                word.clear();
+                if b"+-*/%~|.[(<>=!,".contains(&b) {
+                    operators += 1;
+                }
+            }
+            if operators > MAX_EXPRESSION_OPERATORS {
+                return Err(format!(
+                    "an expression chains more than {MAX_EXPRESSION_OPERATORS} operators; \
+                     split it up (set intermediate values with {{% set %}})"
+                ));
+            }
+            i += 1;
+        }
+        i += 2;
+    }
+    Ok(())
+}
+
 /// Parses `source` and checks the top-level variables it reads against `known`.
 fn check_template(
     env: &Environment<'static>,
@@ -134,6 +234,7 @@ fn check_template(
     known: &BTreeSet<String>,
     any_variable: bool,
 ) -> StoreResult<()> {
+    check_complexity(source).map_err(|message| StoreError::invalid(field, message))?;
     let multi_line = source.contains('\n');
     let template = env
         .template_from_str(source)
@@ -152,7 +253,7 @@ fn check_template(
     unknown.sort();
     let listed = unknown
         .iter()
-        .map(|name| format!("{name:?}"))
+        .map(|name| super::validate::quoted(name))
         .collect::<Vec<_>>()
         .join(", ");
     let known = if known.is_empty() {
@@ -253,6 +354,12 @@ fn render_one(
         part: part(),
         message: describe(&err, multi_line),
     };
+    // Stored templates passed this check when they were defined; rendering
+    // checks again, as nothing that reaches the parser may skip it.
+    check_complexity(source).map_err(|message| RenderError {
+        part: part(),
+        message,
+    })?;
     env.template_from_str(source)
         .map_err(error)?
         .render(context)
@@ -262,16 +369,22 @@ fn render_one(
 /// Renders template-mode `command_tokens` against `args` (a JSON object whose
 /// properties are the templates' variables): one argv entry per token, never
 /// split or joined, empty results kept.
+///
+/// The tokens share one fuel budget (each gets its part) and one output cap,
+/// so a run's cost does not grow with its number of tokens.
 pub fn render_command_tokens(tokens: &[String], args: &Value) -> Result<Vec<String>, RenderError> {
-    let env = environment();
+    let env = environment_with_fuel(RENDER_FUEL / tokens.len().max(1) as u64);
     let context = minijinja::Value::from(Serde(args));
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(index, token)| {
-            render_one(&env, || format!("command_tokens[{index}]"), token, &context)
-        })
-        .collect()
+    let mut rendered = Vec::with_capacity(tokens.len());
+    let mut total = 0;
+    for (index, token) in tokens.iter().enumerate() {
+        let part = || format!("command_tokens[{index}]");
+        let argument = render_one(&env, part, token, &context)?;
+        total += argument.len();
+        check_rendered_size(part, total)?;
+        rendered.push(argument);
+    }
+    Ok(rendered)
 }
 
 /// What a prompt template is rendered with.
@@ -339,12 +452,15 @@ pub fn render_prompt(template: &str, context: &PromptContext) -> Result<String, 
     );
     variables.insert("args".into(), context.args.clone());
     let env = environment();
-    render_one(
+    let part = || "prompt_template".to_owned();
+    let prompt = render_one(
         &env,
-        || "prompt_template".to_owned(),
+        part,
         template,
         &minijinja::Value::from(Serde(Value::Object(variables))),
-    )
+    )?;
+    check_rendered_size(part, prompt.len())?;
+    Ok(prompt)
 }
 
 #[cfg(test)]
@@ -559,6 +675,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("fuel"), "{err}");
+        // One budget for the whole argv: sixteen tokens that each allocate
+        // 1.5 MB passed one by one (24 MB at one CreateExecution).
+        let heavy: Vec<String> = (0..16).map(|_| "{{ 'x' * 1500000 }}".into()).collect();
+        let err = render_command_tokens(&heavy, &json!({})).unwrap_err();
+        assert!(err.message.contains("fuel"), "{err}");
+        // And one cap on what comes out.
+        let wide: Vec<String> = (0..4).map(|_| "{{ 'x' * 300000 }}".into()).collect();
+        let err = render_command_tokens(&wide, &json!({})).unwrap_err();
+        assert!(err.message.contains("at most"), "{err}");
+        assert_eq!(err.part, "command_tokens[3]");
+        let context = PromptContext {
+            task_id: "t".into(),
+            task_title: "x".repeat(600_000),
+            task_description: None,
+            input_context: json!({}),
+            args: json!({}),
+        };
+        let err = render_prompt("{{ task_title }}{{ task_title }}", &context).unwrap_err();
+        assert!(err.message.contains("at most"), "{err}");
     }
 
     #[test]
@@ -581,5 +716,74 @@ mod tests {
         );
         let err = render_prompt("{{ input_context.env_overrides.X }}", &context).unwrap_err();
         assert_eq!(err.part, "prompt_template");
+    }
+
+    /// Chains that overflowed the stack and aborted the server (10,000 links
+    /// or more), as every entry point that parses a template meets them.
+    fn hostile_templates(links: usize) -> Vec<String> {
+        vec![
+            format!("{{{{ 1{} }}}}", " + 1".repeat(links)),
+            format!("{{{{ pattern{} }}}}", "|abs".repeat(links)),
+            format!("{{{{ pattern{} }}}}", ".a".repeat(links)),
+            format!("{{{{ pattern{} }}}}", "[0]".repeat(links)),
+            format!("{{{{ {}1 }}}}", "not ".repeat(links)),
+            format!("{{{{ {}1 }}}}", "- ".repeat(links)),
+            format!("{{{{ {}1{} }}}}", "(".repeat(links), ")".repeat(links)),
+            format!("{{% if {} %}}x{{% endif %}}", "1 and ".repeat(links) + "1"),
+        ]
+    }
+
+    #[test]
+    fn chained_expressions_are_refused_not_a_crash() {
+        let strict = json!({"type": "object", "properties": {"pattern": {"type": "string"}}});
+        let any = json!({"additionalProperties": true});
+        for links in [10_000, 100_000] {
+            for source in hostile_templates(links) {
+                let shown = &source[..40];
+                for schema in [&strict, &any] {
+                    let (f, m) = invalid(
+                        check_command_tokens("t", std::slice::from_ref(&source), schema)
+                            .unwrap_err(),
+                    );
+                    assert_eq!(f, "t[0]", "{shown}");
+                    assert!(
+                        m.contains("operators") || m.contains("bytes"),
+                        "{shown}: {m}"
+                    );
+                    assert!(check_prompt_template("p", &source, "s", schema).is_err());
+                }
+                let rendered =
+                    render_command_tokens(std::slice::from_ref(&source), &json!({"pattern": "x"}));
+                assert!(rendered.is_err(), "{shown}");
+            }
+        }
+        // Ordinary expressions, and long string literals, stay welcome.
+        let fine = [
+            format!("{{{{ 1{} }}}}", " + 1".repeat(150)),
+            format!("{{{{ \"{}\" }}}}", "a.b(c)|".repeat(500)),
+            "{# a comment with . . . dots #}{{ pattern | upper }}".to_owned(),
+        ];
+        for source in fine {
+            check_command_tokens("t", std::slice::from_ref(&source), &strict).unwrap();
+        }
+        let (_, m) = invalid(
+            check_prompt_template("p", &"x".repeat(MAX_TEMPLATE_BYTES + 1), "s", &any).unwrap_err(),
+        );
+        assert!(m.contains("at most"), "{m}");
+    }
+
+    #[test]
+    fn self_referencing_schemas_do_not_recurse_forever() {
+        for schema in [
+            json!({"$ref": "#"}),
+            json!({"allOf": [{"$ref": "#"}]}),
+            json!({"anyOf": [{"$ref": "#"}], "properties": {"a": {"$ref": "#"}}}),
+            json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+        ] {
+            let checked = check_args_schema("s", &schema);
+            if checked.is_ok() {
+                let _ = validate_args(&schema, &json!({"a": {"a": {"a": 1}}}));
+            }
+        }
     }
 }

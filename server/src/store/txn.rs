@@ -8,6 +8,7 @@ use super::{
     StoreResult,
     events::{self, Actor, EventHub, Tombstone},
     execution_hub::ExecutionHub,
+    execution_state::AttemptKey,
 };
 use crate::{
     db,
@@ -20,16 +21,25 @@ pub struct Store {
     db: DatabaseConnection,
     events: EventHub,
     executions: ExecutionHub,
+    attempts: AttemptKey,
 }
 
 impl Store {
-    /// A store over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self {
+    /// A store over `db` (migrated), with the attempt key kept in it
+    /// (created on first use, shared by every server over the database).
+    pub async fn open(db: DatabaseConnection) -> StoreResult<Self> {
+        let attempts = super::worker_config::attempt_key(&db).await?;
+        Ok(Self {
             db,
             events: EventHub::default(),
             executions: ExecutionHub::default(),
-        }
+            attempts,
+        })
+    }
+
+    /// The key attempt tokens are signed with.
+    pub(super) fn attempts(&self) -> &AttemptKey {
+        &self.attempts
     }
 
     /// The connection, for reads; private to the store, whose methods are

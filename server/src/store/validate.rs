@@ -23,8 +23,106 @@ pub fn is_env_var_name(name: &str) -> bool {
     ENV_NAME.is_match(name)
 }
 
-/// Refuses text PostgreSQL cannot store.
+/// Longest part of a caller's value an error message repeats.
+const QUOTED_CHARS: usize = 64;
+
+/// A caller's value for an error message: debug-quoted (so a newline cannot
+/// forge a log line) and cut to its first [`QUOTED_CHARS`] characters (so a
+/// 1 MB bad id does not make the reply too big to deliver).
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// Why a task may not set variable `name` for its runs, if it may not: the
+/// variables that change which code a child runs whatever its command
+/// (`LD_*`, `DYLD_*`, `PATH`, `IFS`, `BASH_ENV`, `ENV`). Every other name is
+/// the task's to set.
+pub fn protected_variable(name: &str) -> Option<&'static str> {
+    if name.starts_with("LD_") || name.starts_with("DYLD_") {
+        Some("the dynamic loader reads it (it could load any code into the run)")
+    } else if matches!(name, "PATH" | "IFS" | "BASH_ENV" | "ENV") {
+        Some("it changes which program or shell code runs")
+    } else {
+        None
+    }
+}
+
+/// A short name shown in lists and logs (a worker id, a host name, a
+/// label): at most `max_chars` characters and no control characters, so it
+/// can neither forge a log line nor break a table.
+pub fn check_printable(field: &str, value: &str, max_chars: usize) -> StoreResult<()> {
+    if value.chars().count() > max_chars {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            field,
+            format!("{} must not contain control characters", quoted(value)),
+        ));
+    }
+    Ok(())
+}
+
+/// Text from a worker, made storable: NUL (which PostgreSQL cannot store)
+/// becomes U+FFFD. A worker's error message or session id is not refused
+/// for it: the report matters more than one character.
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+/// A JSON document from a worker made storable (see [`storable`]), keys
+/// included.
+pub fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (storable(key), storable_json(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A caller's name for a field path: at most [`QUOTED_CHARS`] characters.
+fn cut(name: &str) -> &str {
+    name.char_indices()
+        .nth(QUOTED_CHARS)
+        .map_or(name, |(end, _)| &name[..end])
+}
+
+/// Longest text of any one field (a description, a prompt, an argument),
+/// and most bytes of a list of strings or of a JSON document: large enough
+/// for any real use, small enough that lists of records fit a reply and an
+/// assignment fits a worker's stream (rows of 1 MB made `GetBoard` and
+/// `ListTasks` fail with OUT_OF_RANGE).
+pub const MAX_FIELD_BYTES: usize = 256 * 1024;
+/// Most items of a list of strings (base args, tokens, an allowlist).
+pub const MAX_LIST_ITEMS: usize = 1000;
+
+fn too_large(field: &str, bytes: usize) -> StoreError {
+    StoreError::invalid(
+        field,
+        format!("is {bytes} bytes; at most {MAX_FIELD_BYTES} are allowed"),
+    )
+}
+
+/// Refuses text PostgreSQL cannot store, and text past [`MAX_FIELD_BYTES`].
 pub(super) fn check_no_nul(field: &str, value: &str) -> StoreResult<()> {
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(too_large(field, value.len()));
+    }
     if value.contains('\0') {
         return Err(StoreError::invalid(
             field,
@@ -54,23 +152,45 @@ pub(super) fn check_optional_text(field: &str, value: &Option<String>) -> StoreR
     }
 }
 
-/// Every string of a list: no NUL.
+/// A list of strings: at most [`MAX_LIST_ITEMS`] of them, [`MAX_FIELD_BYTES`]
+/// in all, no NUL.
 pub(super) fn check_strings(field: &str, values: &[String]) -> StoreResult<()> {
+    if values.len() > MAX_LIST_ITEMS {
+        return Err(StoreError::invalid(
+            field,
+            format!(
+                "has {} items; at most {MAX_LIST_ITEMS} are allowed",
+                values.len()
+            ),
+        ));
+    }
+    let total: usize = values.iter().map(String::len).sum();
+    if total > MAX_FIELD_BYTES {
+        return Err(too_large(field, total));
+    }
     for (index, value) in values.iter().enumerate() {
         check_no_nul(&format!("{field}[{index}]"), value)?;
     }
     Ok(())
 }
 
-/// Every key and string of a JSON document: no NUL (PostgreSQL's `jsonb`
-/// refuses `\u0000`).
+/// A JSON document: at most [`MAX_FIELD_BYTES`] as stored, and no NUL in
+/// any key or string (PostgreSQL's `jsonb` refuses `\u0000`).
 pub(super) fn check_json_text(field: &str, value: &Value) -> StoreResult<()> {
+    let bytes = value.to_string().len();
+    if bytes > MAX_FIELD_BYTES {
+        return Err(too_large(field, bytes));
+    }
+    check_json_strings(field, value)
+}
+
+fn check_json_strings(field: &str, value: &Value) -> StoreResult<()> {
     match value {
         Value::String(text) => check_no_nul(field, text),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(index, item)| check_json_text(&format!("{field}/{index}"), item)),
+            .try_for_each(|(index, item)| check_json_strings(&format!("{field}/{index}"), item)),
         Value::Object(map) => map.iter().try_for_each(|(key, item)| {
             if key.contains('\0') {
                 return Err(StoreError::invalid(
@@ -78,7 +198,7 @@ pub(super) fn check_json_text(field: &str, value: &Value) -> StoreResult<()> {
                     "keys must not contain NUL characters",
                 ));
             }
-            check_json_text(&format!("{field}/{key}"), item)
+            check_json_strings(&format!("{field}/{}", cut(key)), item)
         }),
         _ => Ok(()),
     }
@@ -105,7 +225,8 @@ pub(super) fn check_identifier(
         return Err(StoreError::invalid(
             field,
             format!(
-                "{value:?} must start with a lowercase letter or digit and contain only {allowed}"
+                "{} must start with a lowercase letter or digit and contain only {allowed}",
+                quoted(value)
             ),
         ));
     }

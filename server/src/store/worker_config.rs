@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, EntityTrait, sea_query::OnConflict};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, sea_query::OnConflict};
 use serde_json::{Value, json};
 
-use super::{StoreError, StoreResult, WorkerConfig};
+use super::{StoreError, StoreResult, WorkerConfig, execution_state::AttemptKey};
 use crate::entity::worker_config;
 
 /// The tuning values in force.
@@ -39,6 +40,41 @@ const STALE_WINDOW_MS: &str = "stale_window_ms";
 const HEARTBEAT_INTERVAL_MS: &str = "heartbeat_interval_ms";
 const CANCEL_GRACE_MS: &str = "cancel_grace_ms";
 const LOG_CHUNK_BYTES: &str = "log_chunk_bytes";
+
+/// The secret attempt tokens are signed with (see `AttemptKey`). It lives
+/// beside the tuning because that is the table every server over one
+/// database shares; `load` ignores it and no RPC returns it.
+const ATTEMPT_KEY: &str = "attempt_token_key";
+
+/// The attempt key stored in `db`, created on first use. Concurrent first
+/// starts of several servers agree: the first insert wins and everyone reads
+/// it back.
+pub(super) async fn attempt_key(db: &DatabaseConnection) -> StoreResult<AttemptKey> {
+    let mut secret = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| StoreError::Internal("no randomness for the attempt key".into()))?;
+    worker_config::Entity::insert(worker_config::ActiveModel {
+        key: Set(ATTEMPT_KEY.to_owned()),
+        value: Set(json!(STANDARD.encode(secret))),
+        updated_at: Set(Utc::now().into()),
+    })
+    .on_conflict(
+        OnConflict::column(worker_config::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    let stored = worker_config::Entity::find_by_id(ATTEMPT_KEY)
+        .one(db)
+        .await?
+        .and_then(|row| row.value.as_str().and_then(|v| STANDARD.decode(v).ok()))
+        .filter(|bytes| bytes.len() >= 16)
+        .ok_or_else(|| {
+            StoreError::Internal(format!("worker_config.{ATTEMPT_KEY} is unreadable"))
+        })?;
+    Ok(AttemptKey::new(&stored))
+}
 
 /// Smallest and largest accepted values.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);

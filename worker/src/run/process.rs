@@ -42,7 +42,10 @@ pub(crate) async fn supervise(channels: RunChannels, spec: ProcessSpec) {
                 info!(%execution_id, %error, "run could not start");
             })?;
             let pid = child.id().unwrap_or_default();
-            info!(%execution_id, pid, argv = ?spec.argv, "run started");
+            // The program and the number of arguments, not their values:
+            // arguments may carry secrets, and logs are kept and shared.
+            let program = spec.argv.first().map(String::as_str).unwrap_or_default();
+            info!(%execution_id, pid, program, args = spec.argv.len().saturating_sub(1), "run started");
             Ok(Started {
                 pid,
                 tmux_session: None,

@@ -14,7 +14,44 @@ use prost_types::{FieldMask, ListValue, Struct, Timestamp, Value as ProtoValue, 
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, validate::quoted};
+
+/// Most bytes of one reply: gRPC clients refuse replies over 4 MiB by
+/// default, so lists are cut to this, with room to spare, and continue on
+/// the next page.
+pub const REPLY_BUDGET: usize = 3 * 1024 * 1024;
+
+/// Keeps the leading `items` that fit in `budget` bytes on the wire (the
+/// first one always: every single record is capped well below it); true
+/// when some were left out.
+pub fn fit_reply<T: prost::Message>(items: &mut Vec<T>, budget: usize) -> bool {
+    let mut used = 0;
+    let fits = items
+        .iter()
+        .position(|item| {
+            used += item.encoded_len() + 8;
+            used > budget
+        })
+        .map_or(items.len(), |index| index.max(1));
+    let cut = fits < items.len();
+    items.truncate(fits);
+    cut
+}
+
+/// One page of a list as a reply: cut to [`REPLY_BUDGET`] (continuing
+/// right after the last record sent), else with the store's next token.
+pub fn page_reply<T: prost::Message>(
+    mut items: Vec<T>,
+    page: crate::store::page::PageRequest,
+    next_page_token: String,
+) -> (Vec<T>, String) {
+    if fit_reply(&mut items, REPLY_BUDGET) {
+        let next = page.token_after(items.len());
+        (items, next)
+    } else {
+        (items, next_page_token)
+    }
+}
 
 /// Parses a required UUID field.
 pub fn parse_id(field: &str, value: &str) -> StoreResult<Uuid> {
@@ -22,7 +59,7 @@ pub fn parse_id(field: &str, value: &str) -> StoreResult<Uuid> {
         return Err(StoreError::invalid(field, "is required"));
     }
     Uuid::parse_str(value)
-        .map_err(|_| StoreError::invalid(field, format!("{value:?} is not a UUID")))
+        .map_err(|_| StoreError::invalid(field, format!("{} is not a UUID", quoted(value))))
 }
 
 /// Parses an optional UUID field: empty means absent.
@@ -160,7 +197,8 @@ pub fn mask_paths(
             return Err(StoreError::invalid(
                 field,
                 format!(
-                    "{path:?} cannot be updated (updatable: {})",
+                    "{} cannot be updated (updatable: {})",
+                    quoted(path),
                     updatable.join(", ")
                 ),
             ));

@@ -66,6 +66,21 @@ pub fn task_to_proto(task: &tasks::Model) -> pb::Task {
     }
 }
 
+/// Characters of a description a board card carries.
+pub const BOARD_DESCRIPTION_CHARS: usize = 1000;
+
+/// A task as a board card: its description cut to
+/// [`BOARD_DESCRIPTION_CHARS`] (`GetTask` has all of it).
+pub fn board_card(task: &tasks::Model) -> pb::Task {
+    let mut card = task_to_proto(task);
+    if let Some(description) = &mut card.description
+        && let Some((cut, _)) = description.char_indices().nth(BOARD_DESCRIPTION_CHARS)
+    {
+        description.truncate(cut);
+    }
+    card
+}
+
 fn input_context_to_proto(context: &InputContext) -> pb::TaskInputContext {
     let InputContext {
         working_dir,

@@ -21,9 +21,15 @@ use crate::{
     entity::enums::ExecutionStatus,
     store::{
         StoreError, StoreResult,
+        validate::check_printable,
         worker_config::{SettingsPatch, WorkerSettings},
     },
 };
+
+/// Longest worker id: a host name's length, twice.
+const MAX_WORKER_ID_CHARS: usize = 128;
+/// Longest host name, version, label or agent slug a worker may send.
+const MAX_LABEL_CHARS: usize = 256;
 
 /// The updatable `WorkerConfig` fields.
 pub const WORKER_CONFIG_FIELDS: [&str; 4] = [
@@ -120,6 +126,7 @@ pub fn known_worker_to_proto(worker: KnownWorker) -> pb::Worker {
                 draining,
                 running,
                 last_seen_at,
+                instance_id: _,
             } = info;
             let mut running: Vec<String> = running.iter().map(uuid::Uuid::to_string).collect();
             running.sort();
@@ -170,10 +177,22 @@ pub fn registration(first: Option<pb::ConnectRequest>) -> StoreResult<Registrati
         agent_slugs,
         labels,
         running,
+        instance_id,
     } = register;
     let worker_id = worker_id.trim().to_owned();
     if worker_id.is_empty() {
         return Err(StoreError::invalid("register.worker_id", "is required"));
+    }
+    check_printable("register.worker_id", &worker_id, MAX_WORKER_ID_CHARS)?;
+    check_printable("register.hostname", &hostname, MAX_LABEL_CHARS)?;
+    check_printable("register.version", &version, MAX_LABEL_CHARS)?;
+    check_printable("register.instance_id", &instance_id, MAX_LABEL_CHARS)?;
+    for slug in &agent_slugs {
+        check_printable("register.agent_slugs", slug, MAX_LABEL_CHARS)?;
+    }
+    for (key, value) in &labels {
+        check_printable("register.labels", key, MAX_LABEL_CHARS)?;
+        check_printable("register.labels", value, MAX_LABEL_CHARS)?;
     }
     if slots < 0 {
         return Err(StoreError::invalid(
@@ -203,6 +222,7 @@ pub fn registration(first: Option<pb::ConnectRequest>) -> StoreResult<Registrati
         agent_slugs,
         labels: labels.into_iter().collect(),
         running,
+        instance_id,
     })
 }
 
