@@ -16,6 +16,7 @@ use crate::{
     grpc, http,
     http::tls::Tls,
     logs::LogStore,
+    mcp,
     store::Store,
 };
 
@@ -25,6 +26,7 @@ pub struct BoundServer {
     tokens: Tokens,
     tls: Option<Tls>,
     engine: Engine,
+    mcp_allowed_hosts: Option<Vec<String>>,
 }
 
 impl BoundServer {
@@ -55,11 +57,13 @@ impl BoundServer {
             (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
             _ => None,
         };
+        let mcp_allowed_hosts = config.mcp_allowed_hosts(listener.local_addr()?);
         Ok(Self {
             listener,
             tokens: config.tokens(),
             tls,
             engine,
+            mcp_allowed_hosts,
         })
     }
 
@@ -76,8 +80,21 @@ impl BoundServer {
     /// before and lets the HTTP paths through to their own checks.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.engine.spawn_background();
-        let routes = grpc::add_services(Routes::from(http::router()), self.engine).await?;
+        let stop_mcp = tokio_util::sync::CancellationToken::new();
+        let mcp = mcp::router(
+            self.engine.clone(),
+            mcp::McpOptions {
+                tokens: self.tokens.clone(),
+                allowed_hosts: self.mcp_allowed_hosts,
+                stop: stop_mcp.clone(),
+            },
+        );
+        let routes = grpc::add_services(Routes::from(http::router(mcp)), self.engine).await?;
         let service = AuthLayer::new(self.tokens).layer(routes.prepare().into_axum_router());
+        let shutdown = async move {
+            shutdown.await;
+            stop_mcp.cancel();
+        };
         http::serve::serve(self.listener, self.tls, service, shutdown).await;
         Ok(())
     }

@@ -10,6 +10,8 @@
 //! - [`http`]: the one port: the HTTP router the gRPC services join, the
 //!   accept loop (HTTP/1.1 and HTTP/2, TLS).
 //! - [`dispatch`]: connected workers, the dispatcher and the stale reaper.
+//! - [`mcp`]: the Model Context Protocol server at `/mcp`: tools over the
+//!   store for AI agents' runs (per-run tokens) and people's MCP clients.
 //! - [`logs`]: execution output files and live news of their size.
 //! - [`app`]: state shared by the services; binding and serving.
 
@@ -22,4 +24,5 @@ pub mod entity;
 pub mod grpc;
 pub mod http;
 pub mod logs;
+pub mod mcp;
 pub mod store;

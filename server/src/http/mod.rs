@@ -3,7 +3,8 @@
 //! [`router`] builds the HTTP router (`/mcp`; `/metrics` and the web page
 //! later) and `app` adds the gRPC services to it one by one through tonic's
 //! `Routes` (an axum router underneath), so each path has one handler and
-//! there is exactly one fallback: never two routers with fallbacks merged.
+//! there is exactly one fallback, set here: the routers merged into this one
+//! (`/mcp`'s) have none.
 //! [`serve`] runs the accept loop (HTTP/1.1 and HTTP/2 on every
 //! connection), [`tls`] terminates TLS.
 
@@ -13,9 +14,10 @@ pub mod tls;
 use axum::{Router, body::Body, response::IntoResponse};
 use http::{Request, StatusCode, header::CONTENT_TYPE};
 
-/// The HTTP router, before the gRPC services are added to it.
-pub fn router() -> Router {
-    Router::new().fallback(fallback)
+/// The HTTP router, before the gRPC services are added to it: `/mcp` (its
+/// own router, with its token check on its route alone).
+pub fn router(mcp: Router) -> Router {
+    Router::new().merge(mcp).fallback(fallback)
 }
 
 /// No route: a gRPC client gets UNIMPLEMENTED (what tonic answered for an
