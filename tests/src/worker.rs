@@ -31,6 +31,11 @@ impl TestWorker {
             .arg(name)
             .arg("--slots")
             .arg(slots.to_string())
+            // Its own directory per server and name: a restart under the
+            // same name finds what it left; tests running side by side
+            // never touch each other's runs.
+            .arg("--data-dir")
+            .arg(server.data_dir().join("workers").join(name))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
