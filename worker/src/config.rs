@@ -288,15 +288,12 @@ impl RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// How long the worker may hear nothing from the server before it stops
-    /// its runs: the stale window less a heartbeat, so they stop before the
-    /// server starts them elsewhere (their grace included, with the default
-    /// 2 min window and 30 s heartbeats), and never less than two heartbeats
-    /// (the server answers each one).
+    /// How long the worker may go without the server answering a heartbeat
+    /// before it stops its runs: the stale window. The server requeues them
+    /// only after the window, the stop grace and a second more, so they are
+    /// gone before they start elsewhere.
     pub fn fence_after(&self) -> Duration {
         self.stale_window
-            .saturating_sub(self.heartbeat_interval)
-            .max(self.heartbeat_interval * 2)
     }
 }
 

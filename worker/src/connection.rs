@@ -153,7 +153,14 @@ impl Worker {
     }
 
     fn on_link_event(&mut self, event: LinkEvent) {
-        if matches!(event, LinkEvent::Registered(..) | LinkEvent::Message(_)) {
+        // Only the server's answers to registering and to heartbeats count
+        // as contact: they are what the server's reaper measures silence
+        // by, so the two clocks start together.
+        if matches!(
+            event,
+            LinkEvent::Registered(..)
+                | LinkEvent::Message(connect_response::Message::HeartbeatAck(_))
+        ) {
             self.last_heard = Instant::now();
             self.fenced = false;
         }

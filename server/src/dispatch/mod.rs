@@ -202,10 +202,21 @@ impl Engine {
                     }
                 }
             }
-            let window = self.settings().stale_window;
+            let settings = self.settings();
+            let window = settings.stale_window;
             let grace_until = self.started_at
                 + chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
-            match self.store.runs().reap_stale(window, grace_until).await {
+            // A worker silent for the window stops its own runs (it fences
+            // itself), which takes up to the cancel grace: requeue only once
+            // that is done, and a second more for the messages in flight, so
+            // two copies never run at once.
+            let silence = window + settings.cancel_grace + Duration::from_secs(1);
+            match self
+                .store
+                .runs()
+                .reap_stale(window, silence, grace_until)
+                .await
+            {
                 Ok(reaped) => {
                     for run in reaped {
                         let id = run.execution.id;

@@ -588,8 +588,9 @@ impl Runs<'_> {
         Ok(())
     }
 
-    /// Reaps runs whose worker has been silent longer than `stale_window`:
-    /// requeued while retries remain, else failed; a run being cancelled is
+    /// Reaps runs whose worker has been silent for `silence` (the stale
+    /// window and the time its worker takes to stop them itself): requeued
+    /// while retries remain, else failed; a run being cancelled is
     /// cancelled. Nothing is reaped before `grace_until`: a server that
     /// started gives every worker one full window from its own start, or its
     /// own downtime would count as the workers' silence (a 9 s restart with a
@@ -597,6 +598,7 @@ impl Runs<'_> {
     pub async fn reap_stale(
         &self,
         stale_window: std::time::Duration,
+        silence: std::time::Duration,
         grace_until: DateTime<Utc>,
     ) -> StoreResult<Vec<Reaped>> {
         let now = Utc::now();
@@ -604,7 +606,7 @@ impl Runs<'_> {
             return Ok(Vec::new());
         }
         let cutoff: DateTime<FixedOffset> =
-            (now - TimeDelta::from_std(stale_window).unwrap_or(TimeDelta::MAX)).into();
+            (now - TimeDelta::from_std(silence).unwrap_or(TimeDelta::MAX)).into();
         let mut txn = self.0.write().await?;
         let stale = executions::Entity::find()
             .filter(
