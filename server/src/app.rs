@@ -77,7 +77,11 @@ impl BoundServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.engine.spawn_background();
         let routes = grpc::routes(self.engine).await?;
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            // A worker frozen (SIGSTOP) or cut off keeps its TCP stream
+            // looking open; HTTP/2 pings find out within ~30 s and end it.
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls).context("configuring TLS")?;
         }

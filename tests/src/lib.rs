@@ -3,5 +3,6 @@
 pub mod api;
 pub mod db;
 pub mod fake_worker;
+pub mod proxy;
 pub mod server;
 pub mod worker;

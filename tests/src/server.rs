@@ -27,7 +27,12 @@ pub struct TestServer {
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
     args: Vec<String>,
+    /// What the server logged (it is also passed on to the test's stderr).
+    log: Log,
 }
+
+/// The lines a server logged, newest last (the last 10,000).
+type Log = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
 
 impl TestServer {
     /// Starts `amon-server` on `127.0.0.1:0` against `database_url`, with a
@@ -45,27 +50,45 @@ impl TestServer {
         if let Some(url) = database_url {
             args.extend(["--database-url".to_owned(), url.to_owned()]);
         }
-        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args).await;
+        let log = Log::default();
+        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args, &log).await;
         Self {
             child,
             addr,
             data_dir,
             args,
+            log,
         }
     }
 
     /// Kills the server (SIGKILL, no goodbye to its streams) and starts it
     /// again on the same address, database and data directory.
     pub async fn restart(&mut self) {
+        self.restart_after(Duration::ZERO).await;
+    }
+
+    /// Like [`Self::restart`], down for `downtime` in between.
+    pub async fn restart_after(&mut self, downtime: Duration) {
         self.child.start_kill().expect("killing amon-server");
         self.child.wait().await.expect("waiting for amon-server");
-        let (child, addr) =
-            Self::spawn(self.data_dir.path(), &self.addr.to_string(), &self.args).await;
+        tokio::time::sleep(downtime).await;
+        let (child, addr) = Self::spawn(
+            self.data_dir.path(),
+            &self.addr.to_string(),
+            &self.args,
+            &self.log,
+        )
+        .await;
         self.child = child;
         self.addr = addr;
     }
 
-    async fn spawn(data_dir: &Path, listen: &str, args: &[String]) -> (Child, SocketAddr) {
+    async fn spawn(
+        data_dir: &Path,
+        listen: &str,
+        args: &[String],
+        log: &Log,
+    ) -> (Child, SocketAddr) {
         let mut command = Command::new(binary("amon-server"));
         command
             .arg("--listen")
@@ -81,11 +104,24 @@ impl TestServer {
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawning amon-server");
 
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                if log.len() == 10_000 {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first_line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
@@ -100,6 +136,15 @@ impl TestServer {
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         (child, addr)
+    }
+
+    /// The lines the server logged so far that contain `needle`.
+    pub fn logged(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
     }
 
     /// The address the server listens on.
