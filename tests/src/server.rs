@@ -117,6 +117,12 @@ impl TestServer {
         self.child.id()
     }
 
+    /// The server's exit status if it has exited (crashed, aborted), `None`
+    /// while it runs. [`restart`](Self::restart) works after either.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
