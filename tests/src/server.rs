@@ -27,6 +27,7 @@ pub struct TestServer {
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -40,17 +41,32 @@ impl TestServer {
     /// arguments; without a database URL it uses its embedded SQLite default
     /// inside the fresh data directory.
     pub async fn start_with_args(database_url: Option<&str>, extra_args: &[&str]) -> Self {
+        Self::start_with_env(database_url, extra_args, &[]).await
+    }
+
+    /// [`start_with_args`](Self::start_with_args) with environment variables for the
+    /// server process (kept across [`restart`](Self::restart)), such as `RUST_LOG`.
+    pub async fn start_with_env(
+        database_url: Option<&str>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data directory");
         let mut args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
         if let Some(url) = database_url {
             args.extend(["--database-url".to_owned(), url.to_owned()]);
         }
-        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args).await;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args, &env).await;
         Self {
             child,
             addr,
             data_dir,
             args,
+            env,
         }
     }
 
@@ -59,13 +75,23 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.child.start_kill().expect("killing amon-server");
         self.child.wait().await.expect("waiting for amon-server");
-        let (child, addr) =
-            Self::spawn(self.data_dir.path(), &self.addr.to_string(), &self.args).await;
+        let (child, addr) = Self::spawn(
+            self.data_dir.path(),
+            &self.addr.to_string(),
+            &self.args,
+            &self.env,
+        )
+        .await;
         self.child = child;
         self.addr = addr;
     }
 
-    async fn spawn(data_dir: &Path, listen: &str, args: &[String]) -> (Child, SocketAddr) {
+    async fn spawn(
+        data_dir: &Path,
+        listen: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> (Child, SocketAddr) {
         let mut command = Command::new(binary("amon-server"));
         command
             .arg("--listen")
@@ -79,6 +105,7 @@ impl TestServer {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -20,15 +20,24 @@
 //! **Sending.** Bodies go through a raw `tonic::client::Grpc` with a pass-through codec.
 //! Server-streaming calls read a few messages for a short while, then drop. `Connect`
 //! (client-streaming) sends the handshake (the first member of the request's oneof:
-//! `register`) generated the same way, then one hostile follow-up of each other kind, half-
-//! closes, and reads until the server ends the stream.
+//! `register`) generated the same way, alone when it is the hostile part, or a baseline one
+//! (the batch's worker, reclaiming its running execution with the real attempt token)
+//! followed by one hostile message of another kind; then it half-closes and reads until the
+//! server ends the stream.
 //!
 //! **Verdict.** No answer may be `INTERNAL` or `UNKNOWN`; `UNAVAILABLE`/`CANCELLED`
-//! (the server died, or a handler panicked and its stream was reset) and no answer within
-//! [`CALL_TIMEOUT`] fail too. After any such answer and after each method's batch the
-//! server must be alive and answer `grpc.health.v1.Health/Check`; a dead server is reported
-//! (with its exit status) and restarted on the same database, and fuzzing goes on. Every
-//! violation of every RPC is collected and the test fails once, at the end, with a table.
+//! (the server died, or a handler panicked and its stream was reset), an answer the client
+//! cannot read (`h2 protocol error`, whatever code tonic makes of it: the case is then sent
+//! again on a channel allowing 16 MiB of headers, and what the server really said is shown)
+//! and no answer within [`CALL_TIMEOUT`] fail too. After any such answer and after each
+//! method's batch the server must be alive and answer `grpc.health.v1.Health/Check`; a dead
+//! server is reported (with its exit status) and restarted on the same database, and
+//! fuzzing goes on. Every violation of every RPC is collected and the test fails once, at
+//! the end, with a summary and a table (method, case, code, message).
+//!
+//! The servers log at `error` unless `RUST_LOG` says otherwise (they log refused inputs
+//! whole); `AMON_FUZZ_VERBOSE=1` prints every case's answer and time, and
+//! `AMON_FUZZ_REPORT_DIR=dir` also writes each backend's table to `dir/fuzz-<backend>.txt`.
 //!
 //! A second, smaller test runs a handful of RPCs on both backends side by side and checks
 //! that they answer every generated input with the same code.
@@ -1433,7 +1442,15 @@ struct Ran {
 
 impl Harness {
     async fn start(db: &TestDb) -> Self {
-        let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+        // The server logs refused inputs whole (megabytes here): errors only, unless the
+        // caller asks for more.
+        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
+        let server = TestServer::start_with_env(
+            Some(db.url()),
+            &["--no-local-worker"],
+            &[("RUST_LOG", &log)],
+        )
+        .await;
         let (channel, wide) = Self::channels(&server).await;
         Self {
             backend: db.backend(),
@@ -1784,20 +1801,23 @@ async fn fuzz_every_rpc(db: TestDb) -> Result<()> {
         harness.restarts,
         violations.len()
     );
-    if !violations.is_empty() {
-        bail!(
-            "{}",
-            table(
-                &format!(
-                    "{} contract violation(s) on {backend} ({total} cases, {} restart(s)):",
-                    violations.len(),
-                    harness.restarts
-                ),
-                &violations
-            )
-        );
+    if violations.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let report = table(
+        &format!(
+            "{} contract violation(s) on {backend} ({total} cases, {} restart(s)):",
+            violations.len(),
+            harness.restarts
+        ),
+        &violations,
+    );
+    // AMON_FUZZ_REPORT_DIR=dir also writes the table to dir/fuzz-<backend>.txt.
+    if let Some(dir) = std::env::var_os("AMON_FUZZ_REPORT_DIR") {
+        let path = std::path::Path::new(&dir).join(format!("fuzz-{backend}.txt"));
+        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+    }
+    bail!("{report}")
 }
 
 both_backends!(fuzz_every_rpc);
