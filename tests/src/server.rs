@@ -29,6 +29,7 @@ pub struct TestServer {
     args: Vec<String>,
     /// What the server logged (it is also passed on to the test's stderr).
     log: Log,
+    env: Vec<(String, String)>,
 }
 
 /// The lines a server logged, newest last (the last 10,000).
@@ -45,19 +46,34 @@ impl TestServer {
     /// arguments; without a database URL it uses its embedded SQLite default
     /// inside the fresh data directory.
     pub async fn start_with_args(database_url: Option<&str>, extra_args: &[&str]) -> Self {
+        Self::start_with_env(database_url, extra_args, &[]).await
+    }
+
+    /// [`start_with_args`](Self::start_with_args) with environment variables for the
+    /// server process (kept across [`restart`](Self::restart)), such as `RUST_LOG`.
+    pub async fn start_with_env(
+        database_url: Option<&str>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data directory");
         let mut args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
         if let Some(url) = database_url {
             args.extend(["--database-url".to_owned(), url.to_owned()]);
         }
         let log = Log::default();
-        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args, &log).await;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args, &log, &env).await;
         Self {
             child,
             addr,
             data_dir,
             args,
             log,
+            env,
         }
     }
 
@@ -77,6 +93,7 @@ impl TestServer {
             &self.addr.to_string(),
             &self.args,
             &self.log,
+            &self.env,
         )
         .await;
         self.child = child;
@@ -88,6 +105,7 @@ impl TestServer {
         listen: &str,
         args: &[String],
         log: &Log,
+        env: &[(String, String)],
     ) -> (Child, SocketAddr) {
         let mut command = Command::new(binary("amon-server"));
         command
@@ -102,6 +120,7 @@ impl TestServer {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -119,7 +138,9 @@ impl TestServer {
                 if log.len() == 10_000 {
                     log.pop_front();
                 }
-                log.push_back(line);
+                // A line is kept to its first 1,000 characters: a hostile
+                // value logged whole must not fill the test's memory.
+                log.push_back(line.chars().take(1000).collect());
             }
         });
         let stdout = child.stdout.take().expect("piped stdout");
@@ -160,6 +181,12 @@ impl TestServer {
     /// The server's process id (for reading its memory and CPU time).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The server's exit status if it has exited (crashed, aborted), `None`
+    /// while it runs. [`restart`](Self::restart) works after either.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The server's data directory.
