@@ -81,6 +81,7 @@ fn local_worker_options(
         std::net::SocketAddr::new(loopback, addr.port())
     ));
     options.worker_id = format!("local-{}", options.hostname);
+    options.data_dir = Some(config.data_dir().join("local-worker"));
     options.slots = config.local_worker_slots.max(1);
     options.token = config.tokens().worker;
     options.labels.insert("local".into(), "true".into());

@@ -27,7 +27,13 @@ pub struct TestServer {
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
     args: Vec<String>,
+    /// What the server logged (it is also passed on to the test's stderr).
+    log: Log,
+    env: Vec<(String, String)>,
 }
+
+/// The lines a server logged, newest last (the last 10,000).
+type Log = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
 
 impl TestServer {
     /// Starts `amon-server` on `127.0.0.1:0` against `database_url`, with a
@@ -40,32 +46,67 @@ impl TestServer {
     /// arguments; without a database URL it uses its embedded SQLite default
     /// inside the fresh data directory.
     pub async fn start_with_args(database_url: Option<&str>, extra_args: &[&str]) -> Self {
+        Self::start_with_env(database_url, extra_args, &[]).await
+    }
+
+    /// [`start_with_args`](Self::start_with_args) with environment variables for the
+    /// server process (kept across [`restart`](Self::restart)), such as `RUST_LOG`.
+    pub async fn start_with_env(
+        database_url: Option<&str>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("creating a data directory");
         let mut args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
         if let Some(url) = database_url {
             args.extend(["--database-url".to_owned(), url.to_owned()]);
         }
-        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args).await;
+        let log = Log::default();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, addr) = Self::spawn(data_dir.path(), "127.0.0.1:0", &args, &log, &env).await;
         Self {
             child,
             addr,
             data_dir,
             args,
+            log,
+            env,
         }
     }
 
     /// Kills the server (SIGKILL, no goodbye to its streams) and starts it
     /// again on the same address, database and data directory.
     pub async fn restart(&mut self) {
+        self.restart_after(Duration::ZERO).await;
+    }
+
+    /// Like [`Self::restart`], down for `downtime` in between.
+    pub async fn restart_after(&mut self, downtime: Duration) {
         self.child.start_kill().expect("killing amon-server");
         self.child.wait().await.expect("waiting for amon-server");
-        let (child, addr) =
-            Self::spawn(self.data_dir.path(), &self.addr.to_string(), &self.args).await;
+        tokio::time::sleep(downtime).await;
+        let (child, addr) = Self::spawn(
+            self.data_dir.path(),
+            &self.addr.to_string(),
+            &self.args,
+            &self.log,
+            &self.env,
+        )
+        .await;
         self.child = child;
         self.addr = addr;
     }
 
-    async fn spawn(data_dir: &Path, listen: &str, args: &[String]) -> (Child, SocketAddr) {
+    async fn spawn(
+        data_dir: &Path,
+        listen: &str,
+        args: &[String],
+        log: &Log,
+        env: &[(String, String)],
+    ) -> (Child, SocketAddr) {
         let mut command = Command::new(binary("amon-server"));
         command
             .arg("--listen")
@@ -79,13 +120,29 @@ impl TestServer {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawning amon-server");
 
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                if log.len() == 10_000 {
+                    log.pop_front();
+                }
+                // A line is kept to its first 1,000 characters: a hostile
+                // value logged whole must not fill the test's memory.
+                log.push_back(line.chars().take(1000).collect());
+            }
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first_line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
@@ -102,6 +159,15 @@ impl TestServer {
         (child, addr)
     }
 
+    /// The lines the server logged so far that contain `needle`.
+    pub fn logged(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -115,6 +181,12 @@ impl TestServer {
     /// The server's process id (for reading its memory and CPU time).
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The server's exit status if it has exited (crashed, aborted), `None`
+    /// while it runs. [`restart`](Self::restart) works after either.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The server's data directory.

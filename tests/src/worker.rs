@@ -15,22 +15,44 @@ pub struct TestWorker {
     child: Child,
     /// The id it registers with.
     pub worker_id: String,
+    /// Its data directory (where its keeper records its runs' groups).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl TestWorker {
     /// Starts a worker named `name` with `slots` against `server`, with
     /// `env` added to its own environment.
     pub fn start(server: &TestServer, name: &str, slots: u32, env: &[(&str, &str)]) -> Self {
+        Self::start_with(server, &server.url(), name, slots, env, &[])
+    }
+
+    /// Like [`Self::start`], reaching the server at `url` (a proxy, say)
+    /// with extra command-line `args`.
+    pub fn start_with(
+        server: &TestServer,
+        url: &str,
+        name: &str,
+        slots: u32,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
+        let data_dir = server.data_dir().join("workers").join(name);
         let mut command = Command::new(binary("amon-worker"));
         command
             .arg("--server")
-            .arg(server.url())
+            .arg(url)
             .arg("--name")
             .arg(name)
             .arg("--worker-id")
             .arg(name)
             .arg("--slots")
             .arg(slots.to_string())
+            // Its own directory per server and name: a restart under the
+            // same name finds what it left; tests running side by side
+            // never touch each other's runs.
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -44,7 +66,13 @@ impl TestWorker {
         Self {
             child,
             worker_id: name.into(),
+            data_dir,
         }
+    }
+
+    /// Sends `signal` to the worker (SIGSTOP freezes it, SIGCONT thaws it).
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signalling the worker");
     }
 
     fn pid(&self) -> Pid {

@@ -25,7 +25,6 @@ use anyhow::Result;
 use base64::Engine;
 use prost_types::FieldMask;
 use serde_json::json;
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(20);

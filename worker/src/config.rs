@@ -46,6 +46,10 @@ pub struct WorkerOptions {
     /// the current executable, whose `main` must call
     /// [`crate::pane_dispatch`].
     pub pane_runner: Option<std::path::PathBuf>,
+    /// The worker's own directory (what must survive a restart: the record
+    /// of its runs' process groups). Defaults to
+    /// `$XDG_STATE_HOME/amon-worker/<worker id>`. Two workers must not share one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl WorkerOptions {
@@ -65,7 +69,31 @@ impl WorkerOptions {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             tmux_label: None,
             pane_runner: None,
+            data_dir: None,
         }
+    }
+
+    /// The data directory in force: the one given, else one per worker id
+    /// under the user's state directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let safe: String = self
+                .worker_id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dirs::state_dir()
+                .or_else(dirs::data_local_dir)
+                .unwrap_or_else(std::env::temp_dir)
+                .join("amon-worker")
+                .join(safe)
+        })
     }
 }
 
@@ -121,6 +149,11 @@ pub struct Cli {
     #[arg(long, env = "AMON_WORKER_DRAIN_TIMEOUT", default_value = "5m",
           value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// The worker's own directory (the record of its runs' process groups,
+    /// so a restart kills what a crash left). Default:
+    /// `$XDG_STATE_HOME/amon-worker/<worker id>`.
+    #[arg(long, env = "AMON_WORKER_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -145,6 +178,7 @@ impl Cli {
             .filter(|a| !a.is_empty())
             .collect();
         options.drain_timeout = self.drain_timeout;
+        options.data_dir = self.data_dir;
         Ok(options)
     }
 }
@@ -202,6 +236,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 /// The runtime tuning in force, from the server's `WorkerConfig`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuntimeConfig {
+    /// After this long without a word from the server, the server reaps the
+    /// worker's runs.
+    pub stale_window: Duration,
     /// How often to send a heartbeat.
     pub heartbeat_interval: Duration,
     /// Time between SIGTERM and SIGKILL when stopping a run.
@@ -217,6 +254,7 @@ const MAX_CHUNK_BYTES: usize = 1 << 20;
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
+            stale_window: Duration::from_secs(120),
             heartbeat_interval: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(10),
             log_chunk_bytes: 65536,
@@ -235,6 +273,7 @@ impl RuntimeConfig {
                 .filter(|d| !d.is_zero())
         };
         Self {
+            stale_window: duration(config.stale_window.as_ref()).unwrap_or(default.stale_window),
             heartbeat_interval: duration(config.heartbeat_interval.as_ref())
                 .map(|d| d.max(Duration::from_millis(10)))
                 .unwrap_or(default.heartbeat_interval),
@@ -245,6 +284,16 @@ impl RuntimeConfig {
                 .map(|n| n.min(MAX_CHUNK_BYTES))
                 .unwrap_or(default.log_chunk_bytes),
         }
+    }
+}
+
+impl RuntimeConfig {
+    /// How long the worker may go without the server answering a heartbeat
+    /// before it stops its runs: the stale window. The server requeues them
+    /// only after the window, the stop grace and a second more, so they are
+    /// gone before they start elsewhere.
+    pub fn fence_after(&self) -> Duration {
+        self.stale_window
     }
 }
 

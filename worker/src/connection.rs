@@ -15,6 +15,7 @@ use std::future::Future;
 
 use amon_proto::v1::{WorkerConfig, connect_response};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::{RuntimeConfig, WorkerOptions};
@@ -22,6 +23,7 @@ use crate::ledger::{Ledger, NewRun};
 use crate::link::{Link, LinkEvent};
 use crate::run::RunEvent;
 use crate::run::agent::supervise::AgentHost;
+use crate::run::keeper;
 use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
 use crate::run::tmux::Tmux;
@@ -46,6 +48,12 @@ pub(crate) async fn run_worker(
         Some(exe) => exe.clone(),
         None => std::env::current_exe()?,
     };
+    // Before anything runs: what a previous life left is killed, and what
+    // this one starts dies with it.
+    let state_file = options.data_dir().join(keeper::STATE_FILE);
+    keeper::start(&exe, &state_file)
+        .map_err(|e| anyhow::anyhow!("starting the keeper ({}): {e}", state_file.display()))?;
+    keeper::set_grace(config.cancel_grace);
     let mut worker = Worker {
         launcher: launcher(AgentHost { tmux, exe }),
         link: Link::new(&options, config.heartbeat_interval)?,
@@ -57,6 +65,8 @@ pub(crate) async fn run_worker(
         ),
         config_tx,
         events_tx,
+        last_heard: Instant::now(),
+        fenced: false,
     };
     info!(worker_id = %options.worker_id, server = %options.server,
           slots = options.slots, "amon-worker starting");
@@ -71,6 +81,10 @@ struct Worker {
     config_tx: watch::Sender<RuntimeConfig>,
     /// Every run reports here.
     events_tx: mpsc::Sender<RunEvent>,
+    /// When the server last said anything (it answers every heartbeat).
+    last_heard: Instant,
+    /// The runs were stopped for this silence already.
+    fenced: bool,
 }
 
 impl Worker {
@@ -86,8 +100,16 @@ impl Worker {
                 self.close().await;
                 return Ok(());
             }
+            // Checked before anything queued is handled: a worker thawed
+            // after SIGSTOP must not start the assignments that waited for
+            // it while the server was giving its runs away.
+            if !self.fenced && self.last_heard.elapsed() >= self.config().fence_after() {
+                self.fence();
+                continue;
+            }
             let drain_deadline = self.ledger.drain_deadline();
             let give_up_at = self.ledger.give_up_at();
+            let fence_at = (!self.fenced).then(|| self.last_heard + self.config().fence_after());
             tokio::select! {
                 Some(event) = events.recv() => self.ledger.on_run_event(event),
                 event = self.link.next() => self.on_link_event(event),
@@ -95,6 +117,7 @@ impl Worker {
                 _ = sleep_opt(drain_deadline), if drain_deadline.is_some() => {
                     self.ledger.on_drain_timeout()
                 }
+                _ = sleep_opt(fence_at), if fence_at.is_some() => self.fence(),
                 _ = sleep_opt(give_up_at), if give_up_at.is_some() => {
                     let left = self.ledger.held();
                     error!(runs = ?left, "giving up: the results of these runs could not be \
@@ -106,7 +129,41 @@ impl Worker {
         }
     }
 
+    /// The server has been silent for close to the stale window: it is
+    /// about to give this worker's runs to someone else, so they stop here
+    /// (a 30 s partition used to let two copies of a run go on together).
+    fn fence(&mut self) {
+        self.fenced = true;
+        let silent_for = self.last_heard.elapsed();
+        let stopped = self.ledger.fence(silent_for);
+        // Whatever waited on this stream is from before the silence: start
+        // afresh, and let the server say which runs are still ours.
+        self.link
+            .drop_stream("no word from the server for too long");
+        self.ledger.link_down();
+        if stopped > 0 {
+            warn!(stopped, ?silent_for, stale_window = ?self.config().stale_window,
+                  "no word from the server for too long: stopping this worker's runs, \
+                   which the server is giving to other workers");
+        }
+    }
+
+    fn config(&self) -> RuntimeConfig {
+        *self.config_tx.borrow()
+    }
+
     fn on_link_event(&mut self, event: LinkEvent) {
+        // Only the server's answers to registering and to heartbeats count
+        // as contact: they are what the server's reaper measures silence
+        // by, so the two clocks start together.
+        if matches!(
+            event,
+            LinkEvent::Registered(..)
+                | LinkEvent::Message(connect_response::Message::HeartbeatAck(_))
+        ) {
+            self.last_heard = Instant::now();
+            self.fenced = false;
+        }
         match event {
             LinkEvent::ConnectDue => self.link.connect(self.ledger.running()),
             LinkEvent::Registered(registered, outbound) => {
@@ -136,6 +193,8 @@ impl Worker {
                 }
             }
             M::LogAck(ack) => self.ledger.on_log_ack(ack),
+            M::FinishedAck(ack) => self.ledger.on_finished_ack(ack),
+            M::HeartbeatAck(_) => {}
             M::Cancel(cancel) => self.ledger.on_cancel(cancel),
             M::Config(config) => self.apply_config(&config),
             M::Drain(drain) => {
@@ -168,6 +227,7 @@ impl Worker {
         info!(?new, "worker config");
         self.ledger.set_config(new);
         self.config_tx.send_replace(new);
+        keeper::set_grace(new.cancel_grace);
         self.link.set_heartbeat_period(new.heartbeat_interval);
     }
 

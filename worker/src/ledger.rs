@@ -18,10 +18,17 @@
 //!   (when positive); then `SlotGrant{1}` whenever a run ends. Nothing while
 //!   the worker drains or after the server's `Drain` (on that stream).
 //! - Finish/ack rule: a run's `RunFinished` is sent after its last chunk;
-//!   the run is forgotten once its `RunFinished` went out on the current
-//!   stream AND the server acknowledged every byte (`LogAck.offset ==
-//!   log_byte_size`, before or after the finish). Until then it is reported
-//!   in `Register.running` and resent after a reconnect.
+//!   the run is forgotten once the server answered it (`RunFinishedAck`,
+//!   sent after it acknowledged every byte): recorded, or refused for good.
+//!   Until then it is reported in `Register.running` and its finish resent
+//!   after a reconnect (a finish lost with a stream used to leave the run in
+//!   `running` until reaped). Acks name the attempt they are for.
+//! - A `Cancel` with `forget` (the run is no longer ours: reaped, or a
+//!   report refused as stale) kills the run at once and forgets it; nothing
+//!   about it waits for acknowledgements that will never come.
+//! - Fencing: when the event loop has heard nothing from the server for
+//!   close to the stale window, [`Ledger::fence`] stops every run: the server
+//!   is about to give them to someone else.
 //! - Heartbeats list the runs held (not the orphaned ones).
 //! - Drain: `Drain` is sent (again on every new stream), no slots are
 //!   granted; after the drain timeout the runs still going are stopped, and
@@ -31,8 +38,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use amon_proto::v1::{
-    Assign, Cancel, Drain, Heartbeat, LogAck, LogChunk, Registered, RunFinished, RunStarted,
-    RunningExecution, SessionDetected, SlotGrant, connect_request,
+    Assign, Cancel, Drain, Heartbeat, LogAck, LogChunk, Registered, RunFinished, RunFinishedAck,
+    RunStarted, RunningExecution, SessionDetected, SlotGrant, connect_request,
 };
 use prost_types::{Struct, Value, value::Kind};
 use tokio::sync::mpsc;
@@ -207,6 +214,11 @@ impl Ledger {
         let ids: Vec<String> = self.runs.keys().cloned().collect();
         for id in ids {
             let run = self.runs.get_mut(&id).expect("listed above");
+            if run.orphaned {
+                // Being stopped already (fenced, disowned): its finish goes
+                // out once it ends, best effort, and it is forgotten.
+                continue;
+            }
             let keep = resumed.get(id.as_str()).filter(|r| {
                 !run.orphaned
                     && (r.attempt_token.is_empty() || r.attempt_token == run.key.attempt_token)
@@ -329,8 +341,11 @@ impl Ledger {
             warn!(execution_id = %key.execution_id,
                   "assigned more runs than granted slots; running it anyway");
         }
+        // The program and the number of arguments, not their values:
+        // arguments may carry secrets, and logs are kept and shared.
         info!(execution_id = %key.execution_id, task_id = %assign.task_id,
-              attempt = assign.attempt, argv = ?assign.argv, "assigned");
+              attempt = assign.attempt, program = assign.argv.first().map(String::as_str),
+              args = assign.argv.len().saturating_sub(1), "assigned");
         let start = u64::try_from(assign.log_offset).unwrap_or(0);
         let cap = u64::try_from(assign.max_output_bytes)
             .ok()
@@ -380,19 +395,57 @@ impl Ledger {
             debug!(execution_id = %ack.execution_id, "LogAck for an unknown run ignored");
             return;
         };
-        if run.orphaned {
+        if run.orphaned
+            || !(ack.attempt_token.is_empty() || ack.attempt_token == run.key.attempt_token)
+        {
             return;
         }
         run.log.ack(u64::try_from(ack.offset).unwrap_or(0));
         self.flush(&ack.execution_id);
     }
 
+    /// The server answered a finish: the run is recorded (or refused for
+    /// good) and forgotten.
+    pub fn on_finished_ack(&mut self, ack: RunFinishedAck) {
+        let ours = self.runs.get(&ack.execution_id).is_some_and(|run| {
+            run.finish_sent
+                && (ack.attempt_token.is_empty() || ack.attempt_token == run.key.attempt_token)
+        });
+        if !ours {
+            debug!(execution_id = %ack.execution_id, "RunFinishedAck for no finish sent ignored");
+            return;
+        }
+        if ack.accepted {
+            debug!(execution_id = %ack.execution_id, "run delivered; forgetting it");
+        } else {
+            warn!(execution_id = %ack.execution_id, error = %ack.error,
+                  "the server refused this run's result; forgetting it");
+        }
+        self.runs.remove(&ack.execution_id);
+    }
+
     pub fn on_cancel(&mut self, cancel: Cancel) {
-        match self.runs.get(&cancel.execution_id) {
-            Some(run)
-                if cancel.attempt_token.is_empty()
-                    || cancel.attempt_token == run.key.attempt_token =>
+        let matches = |run: &Run| {
+            cancel.attempt_token.is_empty() || cancel.attempt_token == run.key.attempt_token
+        };
+        if cancel.forget {
+            if let Some(run) = self
+                .runs
+                .get_mut(&cancel.execution_id)
+                .filter(|run| matches(run))
             {
+                info!(execution_id = %cancel.execution_id, reason = %cancel.reason,
+                      "the run is no longer this worker's: killing and forgetting it");
+                run.orphaned = true;
+                run.control(Control::Abandon);
+                if !run.is_alive() {
+                    self.runs.remove(&cancel.execution_id);
+                }
+            }
+            return;
+        }
+        match self.runs.get(&cancel.execution_id) {
+            Some(run) if matches(run) => {
                 if run.is_alive() {
                     info!(execution_id = %cancel.execution_id, reason = %cancel.reason,
                           "cancel");
@@ -457,6 +510,23 @@ impl Ledger {
                 self.grant(1);
             }
         }
+    }
+
+    /// Stops every run the server is about to give to someone else: the
+    /// worker heard nothing from it for `silent_for`. They are reported
+    /// (best effort) once they end, then forgotten. Returns how many.
+    pub fn fence(&mut self, silent_for: Duration) -> usize {
+        let mut stopped = 0;
+        for run in self
+            .runs
+            .values_mut()
+            .filter(|r| r.is_alive() && !r.orphaned)
+        {
+            run.orphaned = true;
+            run.control(Control::Stop(StopReason::Fenced(silent_for)));
+            stopped += 1;
+        }
+        stopped
     }
 
     // ----- the drain -------------------------------------------------------
@@ -597,10 +667,6 @@ impl Ledger {
             run.finish_sent = tx
                 .send(request(connect_request::Message::Finished(finished)))
                 .is_ok();
-        }
-        if run.finish_sent && run.log.fully_acked() {
-            debug!(execution_id = %id, "run delivered; forgetting it");
-            self.runs.remove(id);
         }
     }
 }

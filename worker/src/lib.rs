@@ -44,7 +44,9 @@ pub use config::{Cli, RuntimeConfig, WorkerOptions};
 /// Any binary that runs a worker calls it first thing in `main`, since the
 /// pane runner is the worker's own executable.
 pub fn pane_dispatch() -> Option<std::process::ExitCode> {
-    run::pane::dispatch_from_args()
+    let mut args = std::env::args_os().skip(1);
+    let command = args.next()?;
+    run::keeper::dispatch(&command, args).or_else(run::pane::dispatch_from_args)
 }
 
 /// SIGKILLs the process group of every run still going. For a hard exit

@@ -140,6 +140,14 @@ impl Link {
         self.state = State::Connecting { tx, pending };
     }
 
+    /// Drops the stream (or the attempt to open one) and reconnects after
+    /// the backoff: what was queued on it is not read any more.
+    pub fn drop_stream(&mut self, why: &str) {
+        if !matches!(self.state, State::Down { .. }) {
+            let _ = self.lose(why);
+        }
+    }
+
     /// The server changed the heartbeat interval.
     pub fn set_heartbeat_period(&mut self, period: Duration) {
         if period == self.heartbeat_period {

@@ -169,6 +169,7 @@ async fn cancel_and_heartbeats() {
         execution_id: "exec-c".into(),
         attempt_token: "some-older-attempt".into(),
         reason: "wrong attempt".into(),
+        forget: false,
     }));
     let mut fast = config(200);
     fast.heartbeat_interval = Some(duration_ms(100));
@@ -187,6 +188,7 @@ async fn cancel_and_heartbeats() {
         execution_id: "exec-c".into(),
         attempt_token: "token-exec-c".into(),
         reason: "by the test".into(),
+        forget: false,
     }));
     let report = conn.collect_run("exec-c", true).await;
     let finished = report.finished();
@@ -203,6 +205,7 @@ async fn cancel_and_heartbeats() {
         execution_id: "nope".into(),
         attempt_token: String::new(),
         reason: String::new(),
+        forget: false,
     }));
     conn.send(Down::Assign(assign("exec-c2", &["echo", "still here"])));
     let report = conn.collect_run("exec-c2", true).await;
@@ -329,6 +332,7 @@ async fn reconnect_resends_from_the_acknowledged_offset() {
     assert_eq!(before.chunks[0].offset, 10);
     // The server acknowledges 3 bytes, has stored 5, then the stream breaks.
     conn.send(Down::LogAck(amon_proto::v1::LogAck {
+        attempt_token: String::new(),
         execution_id: "exec-r".into(),
         offset: 13,
     }));
@@ -441,7 +445,9 @@ async fn sigterm_drains_then_exits_zero() {
     );
 }
 
-/// (h') A drain whose runs outlast --drain-timeout cancels them, then exits 0.
+/// (h') A drain whose runs outlast --drain-timeout stops them, reports them
+/// failed (nobody cancelled them: `cancelled` is only reachable through
+/// `cancelling`, and the server refused it), then exits 0.
 #[tokio::test]
 async fn drain_timeout_cancels_the_runs() {
     let mut server = FakeServer::start().await;
@@ -462,7 +468,15 @@ async fn drain_timeout_cancels_the_runs() {
     worker.signal(Signal::SIGINT);
     let report = conn.collect_run("exec-dt", true).await;
     assert!(matches!(report.others.first(), Some(Up::Drain(_))));
-    assert_eq!(status(report.finished()), ExecutionStatus::Cancelled);
+    assert_eq!(status(report.finished()), ExecutionStatus::Failed);
+    assert!(
+        report
+            .finished()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("drain timeout")
+    );
     assert!(begun.elapsed() >= Duration::from_millis(300));
     let exit = worker.wait(Duration::from_secs(5)).await;
     assert!(exit.success(), "{exit:?}");

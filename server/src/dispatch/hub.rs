@@ -259,13 +259,16 @@ impl WorkerHub {
         .flatten()
     }
 
-    /// Workers with credits that take work.
-    pub fn hungry(&self) -> Vec<Hungry> {
+    /// Workers with credits that take work: not draining, and heard from
+    /// within `alive_within` (liveness is the heartbeat, not the socket).
+    pub fn hungry(&self, alive_within: Duration) -> Vec<Hungry> {
         let state = self.state();
+        let heard_since = Utc::now()
+            - chrono::TimeDelta::from_std(alive_within).unwrap_or(chrono::TimeDelta::MAX);
         let mut hungry: Vec<Hungry> = state
             .workers
             .values()
-            .filter(|c| c.credits > 0 && !c.info.draining)
+            .filter(|c| c.credits > 0 && !c.info.draining && c.info.last_seen_at >= heard_since)
             .map(|c| Hungry {
                 worker_id: c.info.worker_id.clone(),
                 session: c.session,
@@ -320,6 +323,7 @@ impl WorkerHub {
         execution_id: Uuid,
         attempt_token: String,
         reason: &str,
+        forget: bool,
     ) -> bool {
         self.send(
             worker_id,
@@ -327,6 +331,7 @@ impl WorkerHub {
                 execution_id,
                 attempt_token,
                 reason: reason.to_owned(),
+                forget,
             },
         )
     }

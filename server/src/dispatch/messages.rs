@@ -224,9 +224,22 @@ pub enum ToWorker {
     LogAck {
         /// The execution.
         execution_id: Uuid,
+        /// The attempt whose output it is.
+        attempt_token: String,
         /// Bytes stored.
         offset: u64,
     },
+    /// A finish report was applied, or refused.
+    FinishedAck {
+        /// The execution.
+        execution_id: Uuid,
+        /// The attempt reported on.
+        attempt_token: String,
+        /// Why it was refused; `None` when the result was recorded.
+        refused: Option<String>,
+    },
+    /// A heartbeat arrived.
+    HeartbeatAck,
     /// Stop a run.
     Cancel {
         /// The execution.
@@ -235,6 +248,8 @@ pub enum ToWorker {
         attempt_token: String,
         /// Why.
         reason: String,
+        /// The run is no longer this worker's: kill it and forget it.
+        forget: bool,
     },
     /// New tuning values.
     Config(WorkerSettings),

@@ -40,6 +40,14 @@ const SAFETY_TICK: Duration = Duration::from_secs(2);
 /// caps keep real assignments far below; a run over it fails with the reason.
 const MAX_ASSIGNMENT_BYTES: usize = 3 * 1024 * 1024;
 
+/// How long a worker counts as alive after it was last heard from: two
+/// heartbeats and a second. A worker frozen with SIGSTOP keeps its TCP
+/// stream open, so the stream alone said nothing: it kept getting work,
+/// which waited there while another worker was idle.
+pub fn alive_within(heartbeat_interval: Duration) -> Duration {
+    heartbeat_interval * 2 + Duration::from_secs(1)
+}
+
 /// The engine: store, logs, workers and the tuning in force.
 #[derive(Clone)]
 pub struct Engine {
@@ -54,6 +62,9 @@ pub struct Engine {
     pub mcp_server_url: Option<String>,
     /// What log followers may hold in memory, all together.
     followers: follow::FollowersBudget,
+    /// When this server started: the reaper gives every worker one full
+    /// stale window from here.
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Engine {
@@ -66,6 +77,7 @@ impl Engine {
             settings: Arc::new(watch::Sender::new(settings)),
             mcp_server_url: None,
             followers: follow::FollowersBudget::default(),
+            started_at: chrono::Utc::now(),
         }
     }
 
@@ -104,7 +116,10 @@ impl Engine {
     /// Claims work for every worker with free slots until none is left.
     pub async fn dispatch_once(&self) -> anyhow::Result<()> {
         let runs = self.store.runs();
-        for worker in self.workers.hungry() {
+        for worker in self
+            .workers
+            .hungry(alive_within(self.settings().heartbeat_interval))
+        {
             let logs = self.logs.clone();
             let claimed = runs
                 .claim(
@@ -140,8 +155,17 @@ impl Engine {
                             ToWorker::Assign(Box::new(assignment)),
                         ) {
                             // The worker vanished between claim and send.
-                            runs.release_claim(&worker.worker_id, execution_id, &token)
-                                .await?;
+                            // A registration that came meanwhile may have
+                            // requeued it already: nothing left to release.
+                            match runs
+                                .release_claim(&worker.worker_id, execution_id, &token)
+                                .await
+                            {
+                                Err(err @ crate::store::StoreError::Database(_)) => {
+                                    return Err(err.into());
+                                }
+                                _ => {}
+                            }
                         }
                     }
                     Err(error) => {
@@ -178,8 +202,21 @@ impl Engine {
                     }
                 }
             }
-            let window = self.settings().stale_window;
-            match self.store.runs().reap_stale(window).await {
+            let settings = self.settings();
+            let window = settings.stale_window;
+            let grace_until = self.started_at
+                + chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
+            // A worker silent for the window stops its own runs (it fences
+            // itself), which takes up to the cancel grace: requeue only once
+            // that is done, and a second more for the messages in flight, so
+            // two copies never run at once.
+            let silence = window + settings.cancel_grace + Duration::from_secs(1);
+            match self
+                .store
+                .runs()
+                .reap_stale(window, silence, grace_until)
+                .await
+            {
                 Ok(reaped) => {
                     for run in reaped {
                         let id = run.execution.id;
@@ -193,6 +230,7 @@ impl Engine {
                                     id,
                                     token,
                                     "reaped: the worker went silent",
+                                    true,
                                 );
                             }
                         }
@@ -204,7 +242,8 @@ impl Engine {
         }
     }
 
-    /// Asks the owner of a run being cancelled to stop it.
+    /// Asks the owner of a run being cancelled to stop it (it still reports
+    /// how the run ended).
     pub fn stop_run(
         &self,
         worker_id: &str,
@@ -212,9 +251,33 @@ impl Engine {
         attempt_token: String,
         reason: &str,
     ) {
+        self.tell_to_stop(worker_id, execution_id, attempt_token, reason, false);
+    }
+
+    /// Tells a worker that a run is no longer its own: it kills it at once
+    /// and forgets it (nothing more about that attempt is accepted, so a
+    /// worker waiting for acknowledgements would wait forever).
+    pub fn disown_run(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        attempt_token: String,
+        reason: &str,
+    ) {
+        self.tell_to_stop(worker_id, execution_id, attempt_token, reason, true);
+    }
+
+    fn tell_to_stop(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        attempt_token: String,
+        reason: &str,
+        forget: bool,
+    ) {
         if !self
             .workers
-            .cancel(worker_id, execution_id, attempt_token, reason)
+            .cancel(worker_id, execution_id, attempt_token, reason, forget)
         {
             tracing::info!(%execution_id, worker_id, "owner not connected; the cancel is re-sent when it reconnects or the run is reaped");
         }

@@ -34,13 +34,6 @@ pub struct Session {
     superseded: Arc<Notify>,
 }
 
-/// How long a connected worker's id stays its own after it was last heard
-/// from: two heartbeats and a little. A second worker registering with the
-/// id meanwhile is refused; after it, the silent one gives way.
-fn id_held_for(heartbeat_interval: Duration) -> Duration {
-    heartbeat_interval * 2 + Duration::from_secs(1)
-}
-
 fn id_in_use(worker_id: &str, held: IdInUse) -> StoreError {
     StoreError::AlreadyExists(format!(
         "worker id {} is in use by a connected worker on host {}: give each worker its own \
@@ -70,7 +63,10 @@ impl Engine {
         } = registration;
         // Before anything else: the runs of another live worker with this id
         // must not be reconciled against this stream's report.
-        let alive_within = id_held_for(self.settings().heartbeat_interval);
+        // A connected worker's id stays its own while it is alive; a second
+        // worker registering with it meanwhile is refused, and after that
+        // the silent one gives way.
+        let alive_within = super::alive_within(self.settings().heartbeat_interval);
         self.workers
             .admit(&worker_id, &instance_id, alive_within)
             .map_err(|held| id_in_use(&worker_id, held))?;
@@ -131,13 +127,26 @@ impl Engine {
             self.workers
                 .set_output_limit(&worker_id, session, execution_id, limit);
         }
-        for (execution_id, token) in verdict.stop {
+        for (execution_id, token) in verdict.cancel {
             self.stop_run(
+                &worker_id,
+                execution_id,
+                token,
+                "cancelled while the worker was away",
+            );
+        }
+        for (execution_id, token) in verdict.disown {
+            self.disown_run(
                 &worker_id,
                 execution_id,
                 token,
                 "no longer this worker's run",
             );
+        }
+        for lost in verdict.lost {
+            tracing::warn!(execution_id = %lost.execution.id, ?worker_id, status = ?lost.execution.status,
+                           "the worker registered without this run: requeued at once");
+            self.logs.close(lost.execution.id);
         }
         tracing::info!(?worker_id, session, "worker registered");
         Ok(Session {
@@ -260,7 +269,7 @@ impl Session {
                     .unwrap_or(u64::MAX);
                 let end = offset.saturating_add(data.len() as u64);
                 if offset >= limit {
-                    self.ack(id, end).await;
+                    self.ack(id, &attempt.token, end).await;
                     return Err(StoreError::invalid(
                         "log_chunk.offset",
                         format!("output past the run's cap (its log ends at {limit} bytes)"),
@@ -274,14 +283,14 @@ impl Session {
                         } else {
                             size.bytes
                         };
-                        self.ack(id, acked).await;
+                        self.ack(id, &attempt.token, acked).await;
                         self.write_progress_if_due(id, size.bytes, size.lines)
                             .await?;
                         Ok(())
                     }
                     Err(crate::logs::AppendError::Gap { stored, .. }) => {
                         // Tell the worker where the log really ends; it resends from there.
-                        self.ack(id, stored).await;
+                        self.ack(id, &attempt.token, stored).await;
                         Err(StoreError::invalid(
                             "log_chunk.offset",
                             format!("gap after {stored} bytes"),
@@ -292,7 +301,11 @@ impl Session {
             }
             FromWorker::Heartbeat { running, metadata } => {
                 self.engine.workers.seen(&self.worker_id, self.session);
-                runs.heartbeat(&self.worker_id, &running, metadata).await
+                runs.heartbeat(&self.worker_id, &running, metadata).await?;
+                // Proof of contact: a worker that hears nothing for the
+                // stale window stops its runs (they are someone else's).
+                let _ = self.tx.send(Ok(ToWorker::HeartbeatAck)).await;
+                Ok(())
             }
             FromWorker::Finished(finished) => self.finished(finished).await,
             FromWorker::SessionDetected {
@@ -331,6 +344,7 @@ impl Session {
         // Check before touching anything: a refused report changes nothing
         // (a foreign finish used to close, and so cut, another run's log).
         if let Err(err) = self.verify(&attempt).await {
+            self.finished_ack(&attempt, Some(err.to_string())).await;
             return self.refuse_if_stale(&attempt, Err(err));
         }
         let id = attempt.execution_id;
@@ -359,20 +373,37 @@ impl Session {
         let result = runs
             .finish(&self.worker_id, id, &attempt.token, outcome)
             .await;
-        // Whatever the verdict, the worker may forget this run's bytes now.
-        self.ack(id, stored.bytes).await;
+        if let Err(StoreError::Database(err)) = result {
+            // Not applied, not answered: the worker resends it on its next
+            // stream.
+            return Err(StoreError::Database(err));
+        }
+        // Whatever the verdict, the worker may forget this run now: its
+        // bytes are stored and its result applied, or refused for good.
+        self.ack(id, &attempt.token, stored.bytes).await;
         self.verified.remove(&id);
         self.progress_written.remove(&id);
         self.engine.workers.run_ended(&self.worker_id, id);
         self.engine.logs.close(id);
-        match result {
-            Ok(_) => Ok(()),
-            Err(StoreError::Database(err)) => Err(StoreError::Database(err)),
-            Err(other) => {
-                tracing::warn!(execution_id = %id, error = %other, "refused a late result");
-                Ok(())
-            }
-        }
+        let refused = result.err().map(|err| {
+            tracing::warn!(execution_id = %id, error = %err, "refused a late result");
+            err.to_string()
+        });
+        self.finished_ack(&attempt, refused).await;
+        Ok(())
+    }
+
+    /// Answers a finish report: the worker forgets the run only once it has
+    /// this answer (a finish lost with a stream is resent on the next one).
+    async fn finished_ack(&self, attempt: &Attempt, refused: Option<String>) {
+        let _ = self
+            .tx
+            .send(Ok(ToWorker::FinishedAck {
+                execution_id: attempt.execution_id,
+                attempt_token: attempt.token.clone(),
+                refused,
+            }))
+            .await;
     }
 
     /// Accepts a report only about a run assigned on this very stream (or
@@ -414,7 +445,7 @@ impl Session {
                 id: message,
             }) => {
                 self.verified.remove(&attempt.execution_id);
-                self.engine.stop_run(
+                self.engine.disown_run(
                     &self.worker_id,
                     attempt.execution_id,
                     attempt.token.clone(),
@@ -426,11 +457,12 @@ impl Session {
         }
     }
 
-    async fn ack(&self, execution_id: Uuid, offset: u64) {
+    async fn ack(&self, execution_id: Uuid, attempt_token: &str, offset: u64) {
         let _ = self
             .tx
             .send(Ok(ToWorker::LogAck {
                 execution_id,
+                attempt_token: attempt_token.to_owned(),
                 offset,
             }))
             .await;

@@ -27,6 +27,12 @@ use tower_service::Service;
 
 use super::tls::Tls;
 
+/// HTTP/2 pings on every connection: a worker frozen (SIGSTOP) or cut off
+/// keeps its TCP stream looking open; the pings find out within ~30 s and
+/// end it.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Pause after a failed accept (typically out of file descriptors), so the
 /// loop waits for connections to close instead of spinning on the error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -50,7 +56,11 @@ pub async fn serve<S, B>(
 {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
 
     // Every connection holds a receiver; the send asks them to finish, and
     // `closed` resolves once the last one has.

@@ -86,6 +86,10 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
         JOIN executions e ON e.id = w.id
         JOIN tasks t ON t.id = e.task_id
         WHERE t.workspace_id = {workspace}
+          -- Checked again on the locked row: PostgreSQL re-evaluates this
+          -- row's conditions after waiting for a concurrent claimer, so a
+          -- run another server just took is skipped, not returned running.
+          AND e.status = 'queued'
         ORDER BY t.priority, e.created_at, e.id
         LIMIT {limit}";
     let backend = conn.get_database_backend();
@@ -195,13 +199,19 @@ pub struct Reaped {
     pub attempt_token: Option<String>,
 }
 
-/// A worker's report of a run it still has after a reconnect, and the verdict.
-#[derive(Debug, Clone)]
+/// What registration decided about a worker's runs.
+#[derive(Debug, Clone, Default)]
 pub struct Reconciled {
     /// Runs the worker keeps: (execution, token).
     pub keep: Vec<(executions::Model, String)>,
-    /// Runs the worker must stop: (execution id, token).
-    pub stop: Vec<(Uuid, String)>,
+    /// Kept runs cancelled while it was away: to be stopped (it still
+    /// reports how they end).
+    pub cancel: Vec<(Uuid, String)>,
+    /// Reported runs that are not its own any more: to be killed and
+    /// forgotten.
+    pub disown: Vec<(Uuid, String)>,
+    /// Runs on record for it that it did not report, requeued or failed.
+    pub lost: Vec<Reaped>,
 }
 
 impl Runs<'_> {
@@ -309,6 +319,11 @@ impl Runs<'_> {
             let Some(execution) = by_id.remove(&id) else {
                 continue;
             };
+            if execution.status != ExecutionStatus::Queued {
+                // Another server claimed it between the two reads: skip it
+                // rather than fail the whole round on its transition.
+                continue;
+            }
             let (Some(agent), Some(capability)) = (
                 agents.get(&execution.agent_id),
                 capabilities.get(&execution.capability_id),
@@ -573,12 +588,25 @@ impl Runs<'_> {
         Ok(())
     }
 
-    /// Reaps runs whose worker has been silent longer than `stale_window`:
-    /// requeued while retries remain, else failed; a run being cancelled is
-    /// cancelled.
-    pub async fn reap_stale(&self, stale_window: std::time::Duration) -> StoreResult<Vec<Reaped>> {
+    /// Reaps runs whose worker has been silent for `silence` (the stale
+    /// window and the time its worker takes to stop them itself): requeued
+    /// while retries remain, else failed; a run being cancelled is
+    /// cancelled. Nothing is reaped before `grace_until`: a server that
+    /// started gives every worker one full window from its own start, or its
+    /// own downtime would count as the workers' silence (a 9 s restart with a
+    /// 10 s window failed 6 of 6 healthy runs).
+    pub async fn reap_stale(
+        &self,
+        stale_window: std::time::Duration,
+        silence: std::time::Duration,
+        grace_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Reaped>> {
+        let now = Utc::now();
+        if now < grace_until {
+            return Ok(Vec::new());
+        }
         let cutoff: DateTime<FixedOffset> =
-            (Utc::now() - TimeDelta::from_std(stale_window).unwrap_or(TimeDelta::MAX)).into();
+            (now - TimeDelta::from_std(silence).unwrap_or(TimeDelta::MAX)).into();
         let mut txn = self.0.write().await?;
         let stale = executions::Entity::find()
             .filter(
@@ -590,78 +618,121 @@ impl Runs<'_> {
             .await?;
         let mut reaped = Vec::with_capacity(stale.len());
         for execution in stale {
-            let old_worker = execution.worker_id.clone();
-            let old_token = self.0.attempts().token(&execution);
             let silent_worker = execution.worker_id.clone().unwrap_or_default();
             let error = format!(
                 "worker {silent_worker} went silent for more than {}s",
                 stale_window.as_secs()
             );
-            let details = json!({ "worker_id": silent_worker, "reaped": true, "error": error });
-            let updated = if execution.status == ExecutionStatus::Cancelling {
-                execution_state::transition(
-                    &mut txn,
-                    execution,
-                    ExecutionStatus::Cancelled,
-                    Actor::system(),
-                    details,
-                    |row| row.error = Set(Some(error.clone())),
-                )
-                .await?
-            } else if execution.retry_count < execution.max_retries {
-                requeue(&mut txn, execution, None, Some(error), details).await?
-            } else {
-                execution_state::transition(
-                    &mut txn,
-                    execution,
-                    ExecutionStatus::Failed,
-                    Actor::system(),
-                    details,
-                    |row| row.error = Set(Some(format!("{error}; no retries left"))),
-                )
-                .await?
-            };
-            reaped.push(Reaped {
-                execution: updated,
-                worker_id: old_worker,
-                attempt_token: old_token,
-            });
+            reaped.push(self.lose(&mut txn, execution, error).await?);
         }
         txn.commit().await?;
         Ok(reaped)
     }
 
-    /// Sorts a reconnecting worker's runs into those still its own and those
-    /// that are not (reaped, finished or cancelled meanwhile). A kept run that
-    /// was cancelled while the worker was away is also listed in `stop`.
+    /// A run its worker no longer has (silent past the window, or restarted
+    /// without it): requeued while retries remain, else failed; a run being
+    /// cancelled is cancelled.
+    async fn lose(
+        &self,
+        txn: &mut super::WriteTxn,
+        execution: executions::Model,
+        error: String,
+    ) -> StoreResult<Reaped> {
+        let old_worker = execution.worker_id.clone();
+        let old_token = self.0.attempts().token(&execution);
+        let details = json!({
+            "worker_id": old_worker.clone().unwrap_or_default(),
+            "reaped": true,
+            "error": error,
+        });
+        let updated = if execution.status == ExecutionStatus::Cancelling {
+            execution_state::transition(
+                txn,
+                execution,
+                ExecutionStatus::Cancelled,
+                Actor::system(),
+                details,
+                |row| row.error = Set(Some(error.clone())),
+            )
+            .await?
+        } else if execution.retry_count < execution.max_retries {
+            requeue(txn, execution, None, Some(error), details).await?
+        } else {
+            execution_state::transition(
+                txn,
+                execution,
+                ExecutionStatus::Failed,
+                Actor::system(),
+                details,
+                |row| row.error = Set(Some(format!("{error}; no retries left"))),
+            )
+            .await?
+        };
+        Ok(Reaped {
+            execution: updated,
+            worker_id: old_worker,
+            attempt_token: old_token,
+        })
+    }
+
+    /// Sorts a registering worker's runs: those still its own are kept (and
+    /// their heartbeat refreshed: registering is hearing from it), a kept run
+    /// cancelled meanwhile is also to be stopped, reported runs that are not
+    /// its own any more are disowned. Runs on record for this worker that it
+    /// did not report are gone with a previous connection or incarnation:
+    /// they are requeued (or failed) at once instead of waiting for the
+    /// reaper's window.
     pub async fn reconcile(
         &self,
         worker_id: &str,
         reported: &[(Uuid, String)],
     ) -> StoreResult<Reconciled> {
-        let mut keep = Vec::new();
-        let mut stop = Vec::new();
+        let mut txn = self.0.write().await?;
+        let mut verdict = Reconciled::default();
         for (execution_id, token) in reported {
-            match current_attempt(
-                self.0.db(),
-                self.0.attempts(),
-                worker_id,
-                *execution_id,
-                token,
-            )
-            .await
-            {
+            match current_attempt(&*txn, self.0.attempts(), worker_id, *execution_id, token).await {
                 Ok(execution) => {
                     if execution.status == ExecutionStatus::Cancelling {
-                        stop.push((*execution_id, token.clone()));
+                        verdict.cancel.push((*execution_id, token.clone()));
                     }
-                    keep.push((execution, token.clone()));
+                    verdict.keep.push((execution, token.clone()));
                 }
                 Err(StoreError::Database(err)) => return Err(StoreError::Database(err)),
-                Err(_) => stop.push((*execution_id, token.clone())),
+                Err(_) => verdict.disown.push((*execution_id, token.clone())),
             }
         }
-        Ok(Reconciled { keep, stop })
+        let kept: Vec<Uuid> = verdict.keep.iter().map(|(e, _)| e.id).collect();
+        if !kept.is_empty() {
+            executions::Entity::update_many()
+                .col_expr(
+                    executions::Column::HeartbeatAt,
+                    Some(DateTime::<FixedOffset>::from(Utc::now())).into(),
+                )
+                .filter(executions::Column::Id.is_in(kept.clone()))
+                .exec(&*txn)
+                .await?;
+        }
+        let forgotten = executions::Entity::find()
+            .filter(executions::Column::WorkerId.eq(worker_id))
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .filter(executions::Column::Id.is_not_in(kept))
+            .all(&*txn)
+            .await?;
+        for execution in forgotten {
+            let error = format!(
+                "worker {} registered again without this run (it restarted, or the run never \
+                 reached it)",
+                quoted(worker_id)
+            );
+            verdict
+                .lost
+                .push(self.lose(&mut txn, execution, error).await?);
+        }
+        txn.commit().await?;
+        Ok(verdict)
     }
 
     /// Gives back a claimed run that never reached its worker (the worker

@@ -86,6 +86,17 @@ fn ack(ledger: &mut Ledger, id: &str, offset: i64) {
     ledger.on_log_ack(LogAck {
         execution_id: id.into(),
         offset,
+        attempt_token: TOKEN.into(),
+    });
+}
+
+/// The server's answer to `id`'s finish.
+fn finish_ack(ledger: &mut Ledger, id: &str, accepted: bool) {
+    ledger.on_finished_ack(RunFinishedAck {
+        execution_id: id.into(),
+        attempt_token: TOKEN.into(),
+        accepted,
+        error: if accepted { String::new() } else { "no".into() },
     });
 }
 
@@ -124,7 +135,7 @@ fn held(ledger: &Ledger) -> Vec<String> {
 }
 
 #[test]
-fn a_finished_run_is_forgotten_once_its_finish_is_sent_and_every_byte_acked() {
+fn a_finished_run_is_forgotten_once_the_server_answered_its_finish() {
     let mut ledger = ledger(2);
     let mut rx = register(&mut ledger, &[]);
     assert_eq!(sent(&mut rx), vec![grant(2)]);
@@ -144,6 +155,12 @@ fn a_finished_run_is_forgotten_once_its_finish_is_sent_and_every_byte_acked() {
     ack(&mut ledger, "a", 3);
     assert_eq!(held(&ledger), ["a"], "bytes 3..5 are not stored yet");
     ack(&mut ledger, "a", 5);
+    assert_eq!(
+        held(&ledger),
+        ["a"],
+        "stored, but the finish is not answered"
+    );
+    finish_ack(&mut ledger, "a", true);
     assert!(held(&ledger).is_empty());
 
     // Acknowledgement first, finish after.
@@ -160,6 +177,9 @@ fn a_finished_run_is_forgotten_once_its_finish_is_sent_and_every_byte_acked() {
             grant(1)
         ]
     );
+    assert_eq!(held(&ledger), ["b"]);
+    // A refused result is forgotten too: it will never be taken.
+    finish_ack(&mut ledger, "b", false);
     assert!(held(&ledger).is_empty());
     assert!(rx.try_recv().is_err());
 }
@@ -185,7 +205,123 @@ fn a_finish_that_could_not_be_sent_is_resent_on_the_next_stream() {
         sent(&mut rx),
         vec![grant(1), finished("a", ExecutionStatus::Succeeded, 3)]
     );
+    finish_ack(&mut ledger, "a", true);
     assert!(held(&ledger).is_empty());
+}
+
+#[test]
+fn a_finish_lost_with_the_stream_after_every_byte_was_acked_is_resent() {
+    let mut ledger = ledger(1);
+    let mut rx = register(&mut ledger, &[]);
+    start(&mut ledger, "a");
+    output(&mut ledger, "a", b"out");
+    exit(&mut ledger, "a", 0);
+    ack(&mut ledger, "a", 3);
+    assert_eq!(
+        sent(&mut rx),
+        vec![
+            grant(1),
+            chunk("a", 0, b"out"),
+            finished("a", ExecutionStatus::Succeeded, 3),
+            grant(1)
+        ]
+    );
+    // Every byte stored, the finish sent... and the stream breaks before
+    // the server answered it (it never reached it). It used to be
+    // forgotten here, and the run sat in `running` until reaped.
+    ledger.link_down();
+    assert_eq!(held(&ledger), ["a"]);
+    let mut rx = register(&mut ledger, &[("a", 3)]);
+    assert_eq!(
+        sent(&mut rx),
+        vec![grant(1), finished("a", ExecutionStatus::Succeeded, 3)]
+    );
+    finish_ack(&mut ledger, "a", true);
+    assert!(held(&ledger).is_empty());
+}
+
+#[test]
+fn acks_for_another_attempt_are_ignored() {
+    let mut ledger = ledger(1);
+    let mut rx = register(&mut ledger, &[]);
+    start(&mut ledger, "a");
+    output(&mut ledger, "a", b"0123");
+    sent(&mut rx);
+    ledger.on_log_ack(LogAck {
+        execution_id: "a".into(),
+        offset: 4,
+        attempt_token: "an older attempt".into(),
+    });
+    ledger.link_down();
+    let mut rx = register(&mut ledger, &[("a", 0)]);
+    assert_eq!(
+        sent(&mut rx),
+        vec![chunk("a", 0, b"0123")],
+        "resent in full"
+    );
+}
+
+#[test]
+fn a_disowned_run_is_killed_and_forgotten_without_waiting_for_acks() {
+    let mut ledger = ledger(1);
+    let mut rx = register(&mut ledger, &[]);
+    let mut control = start(&mut ledger, "a");
+    output(&mut ledger, "a", b"unacknowledged");
+    sent(&mut rx);
+    ledger.on_cancel(Cancel {
+        execution_id: "a".into(),
+        attempt_token: TOKEN.into(),
+        reason: "stale attempt".into(),
+        forget: true,
+    });
+    assert!(matches!(control.try_recv(), Ok(Control::Abandon)));
+    output(&mut ledger, "a", b" and more");
+    exit(&mut ledger, "a", 143);
+    // Its output stops; a best-effort finish, then nothing is held: a
+    // drain does not wait for it.
+    let after = sent(&mut rx);
+    assert!(
+        after.iter().all(|m| !matches!(m, Up::LogChunk(_))),
+        "{after:?}"
+    );
+    assert!(held(&ledger).is_empty());
+    ledger.begin_drain();
+    assert!(ledger.drained());
+}
+
+#[test]
+fn fencing_stops_every_run_and_reports_it_failed() {
+    let mut ledger = ledger(2);
+    let mut rx = register(&mut ledger, &[]);
+    let mut a = start(&mut ledger, "a");
+    let mut b = start(&mut ledger, "b");
+    sent(&mut rx);
+    assert_eq!(ledger.fence(Duration::from_secs(90)), 2);
+    for control in [&mut a, &mut b] {
+        assert!(matches!(
+            control.try_recv(),
+            Ok(Control::Stop(StopReason::Fenced(d))) if d == Duration::from_secs(90)
+        ));
+    }
+    assert_eq!(ledger.fence(Duration::from_secs(91)), 0, "once");
+    ledger.link_down();
+    // Whatever the server says on the next stream, the fenced runs stay
+    // stopped; once they end, their finish goes out and they are forgotten.
+    let mut rx = register(&mut ledger, &[("a", 0), ("b", 0)]);
+    let outcome = Outcome::from_exit(
+        None,
+        Some(15),
+        Some(&StopReason::Fenced(Duration::from_secs(90))),
+    );
+    event(&mut ledger, "a", TOKEN, RunEventKind::Ended(outcome));
+    let after = sent(&mut rx);
+    assert!(
+        after
+            .iter()
+            .any(|m| matches!(m, Up::Finished(f) if f.status == ExecutionStatus::Failed as i32)),
+        "{after:?}"
+    );
+    assert_eq!(held(&ledger), ["b"]);
 }
 
 #[test]
@@ -234,6 +370,7 @@ fn a_reconnect_rewinds_to_the_acknowledged_offset_and_resends() {
         sent(&mut rx),
         vec![finished("a", ExecutionStatus::Succeeded, 12), grant(1)]
     );
+    finish_ack(&mut ledger, "a", true);
     assert!(held(&ledger).is_empty());
 }
 
@@ -361,7 +498,9 @@ fn a_refused_assignment_fails_at_once_and_frees_its_slot() {
         log_byte_size: 0,
     });
     assert_eq!(sent(&mut rx), vec![expected, grant(1)]);
-    assert!(held(&ledger).is_empty(), "nothing to acknowledge");
+    assert_eq!(held(&ledger), ["a"], "until the server took the result");
+    finish_ack(&mut ledger, "a", true);
+    assert!(held(&ledger).is_empty());
 }
 
 #[test]
@@ -372,6 +511,7 @@ fn cancel_stops_the_attempt_it_names() {
         execution_id: "a".into(),
         attempt_token: token.into(),
         reason: "by alice".into(),
+        forget: false,
     };
     ledger.on_cancel(cancel("t0"));
     assert!(control.try_recv().is_err(), "another attempt's cancel");
@@ -449,8 +589,11 @@ fn draining_grants_nothing_and_stops_the_runs_after_its_timeout() {
         "no grant while draining"
     );
     ack(&mut ledger, "a", 1);
+    finish_ack(&mut ledger, "a", true);
     assert!(!ledger.drained());
     ack(&mut ledger, "b", 1);
+    assert!(!ledger.drained(), "b's finish is not answered yet");
+    finish_ack(&mut ledger, "b", true);
     assert!(ledger.drained());
 }
 

@@ -394,6 +394,7 @@ impl GroupGuard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(pgid);
+        super::keeper::watch(pgid);
         Self(pgid)
     }
 }
@@ -405,6 +406,7 @@ impl Drop for GroupGuard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.0);
+        super::keeper::unwatch(self.0);
     }
 }
 

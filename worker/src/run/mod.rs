@@ -7,6 +7,7 @@
 
 pub(crate) mod adapter;
 pub(crate) mod agent;
+pub(crate) mod keeper;
 pub(crate) mod launch;
 pub(crate) mod lifecycle;
 pub(crate) mod output;
@@ -71,6 +72,10 @@ pub(crate) enum StopReason {
     Cancelled(String),
     /// The worker is draining and its drain timeout passed.
     DrainTimeout,
+    /// The worker heard nothing from the server for this long (close to the
+    /// stale window): the server gives its runs to someone else, so it
+    /// stops them rather than run them twice.
+    Fenced(Duration),
     /// Its timeout fired.
     TimedOut(Duration),
 }
@@ -119,10 +124,22 @@ impl Outcome {
                 ExecutionStatus::Cancelled,
                 Some(format!("cancelled: {reason} ({how})")),
             ),
+            // Nobody cancelled these runs: they failed for a reason of the
+            // worker's (and `cancelled` is only reachable through
+            // `cancelling`, so the server refused it and the run sat in
+            // `running` until reaped). Retries, if any, run elsewhere.
             Some(StopReason::DrainTimeout) => (
-                ExecutionStatus::Cancelled,
+                ExecutionStatus::Failed,
                 Some(format!(
-                    "cancelled: the worker shut down and its drain timeout passed ({how})"
+                    "stopped: the worker shut down and its drain timeout passed ({how})"
+                )),
+            ),
+            Some(StopReason::Fenced(after)) => (
+                ExecutionStatus::Failed,
+                Some(format!(
+                    "stopped: the worker heard nothing from the server for {} and let the run \
+                     go to another worker ({how})",
+                    crate::config::human_duration(*after)
                 )),
             ),
             Some(StopReason::TimedOut(after)) => (
@@ -182,7 +199,16 @@ mod tests {
         );
         assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
         assert_eq!(cancelled.exit_code, Some(0));
+        // A run stopped by the worker's own leaving failed (cancelled is
+        // only reachable through cancelling).
         let drained = Outcome::from_exit(None, Some(9), Some(&StopReason::DrainTimeout));
-        assert_eq!(drained.status, ExecutionStatus::Cancelled);
+        assert_eq!(drained.status, ExecutionStatus::Failed);
+        let fenced = Outcome::from_exit(
+            None,
+            Some(15),
+            Some(&StopReason::Fenced(Duration::from_secs(90))),
+        );
+        assert_eq!(fenced.status, ExecutionStatus::Failed);
+        assert!(fenced.error.unwrap().contains("90s"));
     }
 }

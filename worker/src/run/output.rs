@@ -95,6 +95,7 @@ impl OutputLog {
     }
 
     /// Whether the server has acknowledged every byte.
+    #[cfg(test)]
     pub fn fully_acked(&self) -> bool {
         self.acked == self.end()
     }

@@ -246,6 +246,15 @@ impl Conn {
                     self.note_chunk(&mut report, c, ack);
                 }
                 Up::Finished(f) if f.execution_id == execution_id => {
+                    if ack {
+                        // Recorded: the worker may forget the run.
+                        self.send(Down::FinishedAck(amon_proto::v1::RunFinishedAck {
+                            execution_id: f.execution_id.clone(),
+                            attempt_token: f.attempt_token.clone(),
+                            accepted: true,
+                            error: String::new(),
+                        }));
+                    }
                     report.finished = Some(f);
                     return report;
                 }
@@ -285,6 +294,7 @@ impl Conn {
             self.send(Down::LogAck(LogAck {
                 execution_id: chunk.execution_id.clone(),
                 offset: chunk.offset + chunk.data.len() as i64,
+                attempt_token: chunk.attempt_token.clone(),
             }));
         }
         report.data.extend_from_slice(&chunk.data);
@@ -336,6 +346,8 @@ pub fn assign(execution_id: &str, argv: &[&str]) -> Assign {
 /// The real `amon-worker` binary, killed when dropped.
 pub struct WorkerProcess {
     pub child: tokio::process::Child,
+    /// Its data directory (the record of its runs' groups), its own.
+    pub data_dir: tempfile::TempDir,
 }
 
 impl WorkerProcess {
@@ -343,9 +355,12 @@ impl WorkerProcess {
     /// Its log goes to stderr when `AMON_TEST_WORKER_LOG` is set.
     pub fn start(server: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let log = std::env::var_os("AMON_TEST_WORKER_LOG").is_some();
+        let data_dir = tempfile::tempdir().expect("a data directory");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_amon-worker"))
             .arg("--server")
             .arg(server)
+            .arg("--data-dir")
+            .arg(data_dir.path())
             .args(args)
             .envs(envs.iter().copied())
             .env("RUST_LOG", "amon_worker=debug")
@@ -358,7 +373,7 @@ impl WorkerProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("starting amon-worker");
-        Self { child }
+        Self { child, data_dir }
     }
 
     pub fn pid(&self) -> i32 {

@@ -328,19 +328,34 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
         ToWorker::Assign(assignment) => Out::Assign(assign_to_proto(*assignment)),
         ToWorker::LogAck {
             execution_id,
+            attempt_token,
             offset,
         } => Out::LogAck(pb::LogAck {
             execution_id: execution_id.to_string(),
             offset: offset as i64,
+            attempt_token,
         }),
+        ToWorker::FinishedAck {
+            execution_id,
+            attempt_token,
+            refused,
+        } => Out::FinishedAck(pb::RunFinishedAck {
+            execution_id: execution_id.to_string(),
+            attempt_token,
+            accepted: refused.is_none(),
+            error: refused.unwrap_or_default(),
+        }),
+        ToWorker::HeartbeatAck => Out::HeartbeatAck(pb::HeartbeatAck {}),
         ToWorker::Cancel {
             execution_id,
             attempt_token,
             reason,
+            forget,
         } => Out::Cancel(pb::Cancel {
             execution_id: execution_id.to_string(),
             attempt_token,
             reason,
+            forget,
         }),
         ToWorker::Config(settings) => Out::Config(config_to_proto(&settings)),
     };
