@@ -217,7 +217,7 @@ impl Session {
     pub fn refused(&self, err: &StoreError) {
         // Quoted and cut: a report is the worker's text, and a hostile one
         // could be megabytes or forge log lines.
-        let error = crate::store::validate::quoted(&err.to_string());
+        let error = crate::store::validate::quoted_up_to(&err.to_string(), 300);
         tracing::warn!(worker_id = ?self.worker_id, %error, "refused a worker report");
     }
 
