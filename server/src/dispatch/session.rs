@@ -215,7 +215,10 @@ impl Session {
 
     /// Logs a report that was refused (stale, malformed, out of order).
     pub fn refused(&self, err: &StoreError) {
-        tracing::warn!(worker_id = ?self.worker_id, error = %err, "refused a worker report");
+        // Quoted and cut: a report is the worker's text, and a hostile one
+        // could be megabytes or forge log lines.
+        let error = crate::store::validate::quoted_up_to(&err.to_string(), 300);
+        tracing::warn!(worker_id = ?self.worker_id, %error, "refused a worker report");
     }
 
     async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {

@@ -238,9 +238,13 @@ fn check_session_config(field: &str, config: &SessionConfig) -> StoreResult<()> 
     }
     if let Some(pattern) = &config.list_sessions_pattern {
         Regex::new(pattern).map_err(|err| {
+            // The parser's message quotes the whole pattern; its last line
+            // says what is wrong.
+            let err = err.to_string();
+            let what = err.lines().last().unwrap_or_default().trim();
             StoreError::invalid(
                 sub("list_sessions_pattern"),
-                format!("not a valid regular expression: {err}"),
+                format!("not a valid regular expression: {what}"),
             )
         })?;
     }

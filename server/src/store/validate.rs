@@ -30,7 +30,12 @@ const QUOTED_CHARS: usize = 64;
 /// forge a log line) and cut to its first [`QUOTED_CHARS`] characters (so a
 /// 1 MB bad id does not make the reply too big to deliver).
 pub fn quoted(value: &str) -> String {
-    match value.char_indices().nth(QUOTED_CHARS) {
+    quoted_up_to(value, QUOTED_CHARS)
+}
+
+/// [`quoted`], cut to `max_chars`.
+pub fn quoted_up_to(value: &str, max_chars: usize) -> String {
+    match value.char_indices().nth(max_chars) {
         None => format!("{value:?}"),
         Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
     }
