@@ -54,9 +54,27 @@ fn reply(answer: Answer) -> CallToolResult {
     }
 }
 
+/// Longest tool error text: the store's messages may quote what was sent
+/// (up to 256 KiB), and a model needs the field and the reason, not its own
+/// input read back.
+const MAX_ERROR_BYTES: usize = 4096;
+
 /// The text of a tool error: what kind of failure, then the store's own
 /// message, which names the field or the record.
 fn error_text(err: StoreError) -> String {
+    let mut text = error_text_whole(err);
+    if text.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" …");
+    }
+    text
+}
+
+fn error_text_whole(err: StoreError) -> String {
     match err {
         StoreError::InvalidArgument { field, message } => {
             // The store names fields as the gRPC requests nest them
@@ -847,7 +865,16 @@ impl McpServer {
 
 #[cfg(test)]
 mod tests {
-    use super::incomplete_tail;
+    use super::{MAX_ERROR_BYTES, StoreError, error_text, incomplete_tail};
+
+    #[test]
+    fn errors_name_the_field_and_stay_short() {
+        let text = error_text(StoreError::invalid("task.title", "is required"));
+        assert_eq!(text, "invalid argument: title: is required");
+        let long = error_text(StoreError::invalid("text", "é".repeat(100_000)));
+        assert!(long.starts_with("invalid argument: text: "));
+        assert!(long.len() <= MAX_ERROR_BYTES + 4 && long.ends_with('…'));
+    }
 
     #[test]
     fn a_read_ends_on_a_whole_character() {
