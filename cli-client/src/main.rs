@@ -28,8 +28,8 @@ use crate::{
     client::Ctx,
     commands::{
         agents::AgentsCmd, board::BoardArgs, caps::CapsCmd, deps::DepsCmd, events::EventsArgs,
-        exec::ExecCmd, logs::LogsArgs, run::ContinueArgs, run::RunArgs, tasks::TasksCmd,
-        workers::WorkerConfigCmd, workers::WorkersArgs,
+        exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs, run::RunArgs,
+        tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
     },
 };
 
@@ -148,12 +148,26 @@ enum Command {
     /// Show or change the tuning shared by all workers.
     #[command(subcommand)]
     WorkerConfig(WorkerConfigCmd),
+    /// Print how to add this server's MCP endpoint (/mcp) to an MCP client
+    /// (Claude Code, Codex, Gemini CLI), with the token given to amon.
+    McpConfig(McpConfigArgs),
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let GlobalOpts { addr, token, json } = cli.global;
+    let command = match cli.command {
+        // Prints only: no connection needed.
+        Command::McpConfig(args) => {
+            print!(
+                "{}",
+                commands::mcp::snippet(&args, &addr, token.as_deref())?
+            );
+            return Ok(());
+        }
+        command => command,
+    };
     let ctx = Ctx::connect(&addr, token.as_deref(), json).await?;
-    match cli.command {
+    match command {
         Command::Agents(cmd) => commands::agents::run(&ctx, cmd).await,
         Command::Caps(cmd) => commands::caps::run(&ctx, cmd).await,
         Command::Tasks(cmd) => commands::tasks::run(&ctx, cmd).await,
@@ -166,6 +180,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => commands::logs::run(&ctx, args).await,
         Command::Workers(args) => commands::workers::list(&ctx, args).await,
         Command::WorkerConfig(cmd) => commands::workers::config(&ctx, cmd).await,
+        Command::McpConfig(args) => {
+            print!(
+                "{}",
+                commands::mcp::snippet(&args, &addr, token.as_deref())?
+            );
+            Ok(())
+        }
     }
 }
 

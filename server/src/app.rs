@@ -5,16 +5,18 @@ use std::{future::Future, net::SocketAddr};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, ServerTlsConfig};
+use tonic::service::Routes;
+use tower_layer::Layer;
 
 use crate::{
     auth::{AuthLayer, Tokens},
     config::ServerConfig,
     db,
     dispatch::Engine,
-    grpc,
+    grpc, http,
+    http::tls::Tls,
     logs::LogStore,
+    mcp,
     store::Store,
 };
 
@@ -22,8 +24,9 @@ use crate::{
 pub struct BoundServer {
     listener: TcpListener,
     tokens: Tokens,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<Tls>,
     engine: Engine,
+    mcp_allowed_hosts: Option<Vec<String>>,
 }
 
 impl BoundServer {
@@ -51,20 +54,16 @@ impl BoundServer {
         let mut engine = Engine::new(store.clone(), logs, settings);
         engine.mcp_server_url = Some(config.mcp_url(listener.local_addr()?));
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let cert = std::fs::read(cert)
-                    .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
-                let key = std::fs::read(key)
-                    .with_context(|| format!("reading TLS key {}", key.display()))?;
-                Some(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-            }
+            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
             _ => None,
         };
+        let mcp_allowed_hosts = config.mcp_allowed_hosts(listener.local_addr()?);
         Ok(Self {
             listener,
             tokens: config.tokens(),
             tls,
             engine,
+            mcp_allowed_hosts,
         })
     }
 
@@ -73,43 +72,32 @@ impl BoundServer {
         self.listener.local_addr()
     }
 
-    /// Serves gRPC until `shutdown` completes, then lets in-flight calls finish.
+    /// Serves gRPC and the HTTP paths until `shutdown` completes, then lets
+    /// in-flight calls finish.
+    ///
+    /// One router: the HTTP paths first, then each gRPC service added to it;
+    /// the token layer in front of all of it decides gRPC calls by path as
+    /// before and lets the HTTP paths through to their own checks.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         self.engine.spawn_background();
-        let routes = grpc::routes(self.engine).await?;
-        let mut builder = tonic::transport::Server::builder()
-            // A worker frozen (SIGSTOP) or cut off keeps its TCP stream
-            // looking open; HTTP/2 pings find out within ~30 s and end it.
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls).context("configuring TLS")?;
-        }
-        builder
-            .layer(AuthLayer::new(self.tokens))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(self.listener), shutdown)
-            .await
-            .context("serving gRPC")
+        let stop_mcp = tokio_util::sync::CancellationToken::new();
+        let mcp = mcp::router(
+            self.engine.clone(),
+            mcp::McpOptions {
+                tokens: self.tokens.clone(),
+                allowed_hosts: self.mcp_allowed_hosts,
+                stop: stop_mcp.clone(),
+            },
+        );
+        let routes = grpc::add_services(Routes::from(http::router(mcp)), self.engine).await?;
+        let service = AuthLayer::new(self.tokens).layer(routes.prepare().into_axum_router());
+        let shutdown = async move {
+            shutdown.await;
+            stop_mcp.cancel();
+        };
+        http::serve::serve(self.listener, self.tls, service, shutdown).await;
+        Ok(())
     }
-}
-
-/// Accepted connections with Nagle's algorithm off. Tonic sets TCP_NODELAY
-/// only on listeners it binds itself; without it every small streamed message
-/// (an assignment, a watch event, a log line) waited up to 40 ms for the
-/// peer's delayed ACK.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted
-            && let Err(e) = stream.set_nodelay(true)
-        {
-            tracing::debug!(error = %e, "setting TCP_NODELAY");
-        }
-        accepted
-    })
 }
 
 /// The URL without its password, for messages.

@@ -70,7 +70,7 @@ impl Tokens {
 
 /// Compares without stopping at the first difference, so timing reveals
 /// nothing about how much of a guess was right.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -122,6 +122,41 @@ impl ServerConfig {
         }
     }
 
+    /// The `Host` values `/mcp` accepts, or `None` for any.
+    ///
+    /// rmcp refuses other hosts than loopback ones by default, against DNS
+    /// rebinding: a web page whose name resolves to 127.0.0.1 must not reach
+    /// an open local server. With a client token every caller of `/mcp`
+    /// needs a token such a page cannot have, so any host is accepted
+    /// (workers reach the server by whatever name their network gives it).
+    /// Without one, the loopback names, the host of the MCP URL agents are
+    /// given, the address listened on and this machine's name.
+    pub fn mcp_allowed_hosts(&self, bound: SocketAddr) -> Option<Vec<String>> {
+        if self.tokens().client.is_some() {
+            return None;
+        }
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
+            .map(String::from)
+            .to_vec();
+        let url = self.mcp_url(bound);
+        if let Some(authority) = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+        {
+            let host = match authority.rsplit_once(':') {
+                Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+                _ => authority,
+            };
+            hosts.push(host.to_owned());
+        }
+        hosts.push(bound.ip().to_string());
+        hosts.push(amon_worker::config::local_hostname());
+        hosts.sort();
+        hosts.dedup();
+        Some(hosts)
+    }
+
     /// "postgres" or "sqlite", for logs.
     pub fn database_backend_name(&self) -> &'static str {
         if self.database_url().starts_with("postgres") {

@@ -628,12 +628,17 @@ async fn mcp_launch_configuration(db: TestDb) -> Result<()> {
         ExecutionStatus::Succeeded
     );
     let record = &s.recorded("claude-mcp")[0];
-    let config: Value = serde_json::from_str(record["mcp_config"][0].as_str().unwrap())?;
-    assert_eq!(
-        config["mcpServers"]["agent-monitor"]["url"],
-        mcp_url.as_str()
-    );
-    assert_eq!(config["mcpServers"]["agent-monitor"]["type"], "http");
+    // A file in the run's private directory, holding the run's token: never argv.
+    let path = record["mcp_config"][0].as_str().unwrap();
+    assert!(path.ends_with("claude-mcp.json"), "{path}");
+    let config = &record["mcp_config_contents"][0]["mcpServers"]["agent-monitor"];
+    assert_eq!(config["url"], mcp_url.as_str());
+    assert_eq!(config["type"], "http");
+    let bearer = config["headers"]["Authorization"].as_str().unwrap();
+    assert!(bearer.starts_with("Bearer amon_run_"), "{bearer}");
+    let token = bearer.trim_start_matches("Bearer ");
+    assert!(!argv(record).iter().any(|a| a.contains(token)), "{record}");
+    assert!(argv(record).contains(&"--allowedTools=mcp__agent-monitor".to_string()));
 
     let task = s.task("With MCP", "", "codex-mcp").await;
     assert_eq!(
@@ -644,6 +649,17 @@ async fn mcp_launch_configuration(db: TestDb) -> Result<()> {
     assert_eq!(
         record["config_overrides"][0],
         format!("mcp_servers.agent-monitor.url=\"{mcp_url}\"").as_str()
+    );
+    // The token itself is only in the child's environment.
+    assert_eq!(
+        record["config_overrides"][1],
+        "mcp_servers.agent-monitor.bearer_token_env_var=\"AMON_MCP_TOKEN\""
+    );
+    assert!(
+        record["env_AMON_keys"]
+            .as_array()
+            .is_some_and(|keys| keys.contains(&json!("AMON_MCP_TOKEN"))),
+        "{record}"
     );
 
     // Gemini reads its MCP servers from a settings file the worker writes.
@@ -795,6 +811,163 @@ async fn refusals(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// Calls `tool` on the MCP server at `url` with a bearer token, as any
+/// client would (initialize, then the call); the HTTP status and, when 200,
+/// the JSON-RPC answer of the call.
+async fn call_with_token(url: &str, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
+    let http = amon_tests::http::client();
+    let post = |body: Value| {
+        http.post(url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+    };
+    let init = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"}}}),
+    )
+    .await
+    .expect("POST /mcp");
+    if init.status() != 200 {
+        return (init.status().as_u16(), Value::Null);
+    }
+    let call = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments}}))
+    .await
+    .expect("POST /mcp");
+    let status = call.status().as_u16();
+    (status, call.json().await.unwrap_or(Value::Null))
+}
+
+/// The JSON a tool answered (its structured content).
+fn tool_answer(call: &Value) -> &Value {
+    &call["answer"]["result"]["structuredContent"]
+}
+
+/// An mcp_enabled agent's run reaches the MCP server with the token it was
+/// launched with, acts as itself, and its token dies with the run.
+async fn mcp_run_tokens(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 2).await;
+    let mcp_url = format!("http://{}/mcp", s.server.addr());
+    let (agent, claude) = s.preset("claude", "claude-mcp", "fake-claude", true).await;
+
+    // A run whose prompt asks for the board: it reads its context and files a subtask.
+    let task = s.task("Plan the release [mcp-demo]", "", "first").await;
+    let first = s.run_to_end(&task, &claude).await;
+    assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
+    let record = &s.recorded("first")[0];
+    let calls = record["mcp_calls"].as_array().expect("the fake used MCP");
+    let context = tool_answer(&calls[1]);
+    assert_eq!(calls[1]["tool"], "get_context", "{record}");
+    assert_eq!(context["caller"]["kind"], "run", "{record}");
+    assert_eq!(context["caller"]["execution_id"], first.id.as_str());
+    assert_eq!(context["task"]["id"], task.id.as_str());
+    assert_eq!(context["capability"]["ref"], "claude-mcp/prompt");
+    let created = tool_answer(&calls[2]);
+    assert_eq!(
+        created["task"]["parent_task_id"],
+        task.id.as_str(),
+        "{record}"
+    );
+    assert_eq!(calls[3]["answer"]["result"]["isError"], false, "{record}");
+
+    // The subtask is under the run's task, filed by the agent from that run.
+    let subtasks = s
+        .api
+        .tasks
+        .list_tasks(amon_proto::v1::ListTasksRequest {
+            parent_task_id: task.id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tasks;
+    assert_eq!(subtasks.len(), 1);
+    assert_eq!(subtasks[0].title, "Follow-up filed by fake-claude");
+    let events = s
+        .api
+        .tasks
+        .list_task_events(amon_proto::v1::ListTaskEventsRequest {
+            task_id: subtasks[0].id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .events;
+    let created_event = events
+        .iter()
+        .find(|e| e.event_type == "created")
+        .expect("a created event");
+    assert_eq!(created_event.actor_type(), amon_proto::v1::ActorType::Agent);
+    assert_eq!(created_event.actor_id.as_deref(), Some(agent.id.as_str()));
+    let payload = serde_json::to_value(
+        created_event
+            .payload
+            .clone()
+            .map(|p| amon_server::grpc::convert::struct_to_json(&p)),
+    )?;
+    assert_eq!(
+        payload["actor_execution_id"],
+        first.id.as_str(),
+        "{payload}"
+    );
+
+    // The run is over: its token no longer opens /mcp.
+    let first_token =
+        record["mcp_config_contents"][0]["mcpServers"]["agent-monitor"]["headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Bearer ")
+            .to_string();
+    let (status, _) = call_with_token(&mcp_url, &first_token, "get_context", json!({})).await;
+    assert_eq!(status, 401, "an ended run's token is refused");
+
+    // A second run that stays up after its MCP calls: its token works for
+    // it alone, and the first run's token cannot be turned into its.
+    let task = s.task("Second [mcp-demo]", "hang", "second").await;
+    let second = s.api.run(&task, &claude, json!({}), 0).await;
+    eventually("the second run's MCP calls", || {
+        !s.recorded("second").is_empty()
+    })
+    .await;
+    let record = &s.recorded("second")[0];
+    let token =
+        record["mcp_config_contents"][0]["mcpServers"]["agent-monitor"]["headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Bearer ")
+            .to_string();
+    assert_ne!(token, first_token);
+    let (status, answer) = call_with_token(&mcp_url, &token, "get_context", json!({})).await;
+    assert_eq!(status, 200);
+    let context = &answer["result"]["structuredContent"];
+    assert_eq!(
+        context["caller"]["execution_id"],
+        second.id.as_str(),
+        "{answer}"
+    );
+    assert_eq!(context["task"]["id"], task.id.as_str());
+    let simple = |id: &str| id.replace('-', "");
+    let forged = first_token.replace(&simple(&first.id), &simple(&second.id));
+    assert_ne!(forged, first_token);
+    let (status, _) = call_with_token(&mcp_url, &forged, "get_context", json!({})).await;
+    assert_eq!(status, 401, "one run's token cannot act as another run");
+    s.api
+        .executions
+        .cancel_execution(amon_proto::v1::CancelExecutionRequest {
+            id: second.id.clone(),
+            reason: String::new(),
+        })
+        .await?;
+    let second = s.wait_end(&second.id).await;
+    assert_eq!(second.status(), ExecutionStatus::Cancelled);
+    let (status, _) = call_with_token(&mcp_url, &token, "get_context", json!({})).await;
+    assert_eq!(status, 401, "a cancelled run's token is refused");
+    Ok(())
+}
+
 both_backends!(
     claude_stream_json,
     codex_app_server,
@@ -802,5 +975,6 @@ both_backends!(
     misbehaving_clis,
     worker_restart_leaves_no_session,
     mcp_launch_configuration,
+    mcp_run_tokens,
     refusals,
 );

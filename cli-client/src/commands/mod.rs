@@ -8,6 +8,7 @@ pub mod deps;
 pub mod events;
 pub mod exec;
 pub mod logs;
+pub mod mcp;
 pub mod run;
 pub mod tasks;
 pub mod workers;

@@ -33,6 +33,12 @@ pub async fn assignment(
         .mcp_server_url
         .clone()
         .filter(|_| run.agent.mcp_enabled && execution.mode == InteractionMode::Prompt);
+    // Issued here, at the claim, for this attempt only: the MCP server
+    // checks it against the run on every request, so it stops working when
+    // the run ends or is requeued.
+    let mcp_token = mcp_server_url
+        .as_ref()
+        .and_then(|_| engine.store.executions().run_token(execution));
     let mut log_offset = engine
         .logs
         .size(execution.id)
@@ -77,6 +83,7 @@ pub async fn assignment(
         tmux_session_name,
         log_offset,
         mcp_server_url,
+        mcp_token,
     })
 }
 

@@ -163,6 +163,8 @@ pub struct Assignment {
     pub log_offset: u64,
     /// MCP server the agent is configured to reach.
     pub mcp_server_url: Option<String>,
+    /// The run's MCP bearer token (with `mcp_server_url`).
+    pub mcp_token: Option<String>,
 }
 
 /// Room past a run's output cap for the worker's one-line truncation marker.
@@ -197,7 +199,9 @@ impl Assignment {
             + strings(&agent.metadata)
             + agent.name.len()
             + agent.binary_path.len()
-            + agent.working_dir.as_ref().map_or(0, String::len);
+            + agent.working_dir.as_ref().map_or(0, String::len)
+            + self.mcp_server_url.as_ref().map_or(0, String::len)
+            + self.mcp_token.as_ref().map_or(0, String::len);
         text + 8 * (self.argv.len() + self.env.len() + self.env_allowlist.len()) + 1024
     }
 }

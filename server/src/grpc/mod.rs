@@ -28,29 +28,29 @@ pub use execution_service::ExecutionApi;
 pub use task_service::TaskApi;
 pub use worker_service::WorkerApi;
 
-/// Builds the routes of every service this server answers.
-pub async fn routes(engine: Engine) -> anyhow::Result<Routes> {
+/// Adds every gRPC service this server answers to `routes` (the HTTP
+/// router of `crate::http`), one by one, so a layer can later wrap each
+/// service on its own (gRPC-web).
+pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Routes> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
 
-    let mut builder = Routes::builder();
     let agent = AgentServiceServer::new(AgentApi::new(engine.store.clone()));
     mark_serving(&health_reporter, &agent).await;
-    builder.add_service(agent);
     let task = TaskServiceServer::new(TaskApi::new(engine.store.clone()));
     mark_serving(&health_reporter, &task).await;
-    builder.add_service(task);
     let execution = ExecutionServiceServer::new(ExecutionApi::new(engine.clone()));
     mark_serving(&health_reporter, &execution).await;
-    builder.add_service(execution);
     let worker = WorkerServiceServer::new(WorkerApi::new(engine));
     mark_serving(&health_reporter, &worker).await;
-    builder.add_service(worker);
 
-    builder
+    Ok(routes
+        .add_service(agent)
+        .add_service(task)
+        .add_service(execution)
+        .add_service(worker)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?);
-    Ok(builder.routes())
+        .add_service(reflection().build_v1alpha()?))
 }
 
 /// Reflection over our descriptor set and health's, so grpcurl needs no proto

@@ -94,6 +94,7 @@ impl TaskService for TaskApi {
             status: TaskStatus::from_proto("status", request.status)?,
             assignee_agent_id: parse_optional_id("assignee_agent_id", &request.assignee_agent_id)?,
             parent_task_id: parse_optional_id("parent_task_id", &request.parent_task_id)?,
+            text: None,
         };
         let (rows, next_page_token) = self.store.tasks().list(filter, page).await?;
         let (tasks, next_page_token) = page_reply(

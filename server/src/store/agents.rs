@@ -469,6 +469,19 @@ impl Agents<'_> {
             .ok_or_else(|| StoreError::not_found("agent", id))
     }
 
+    /// The agent with slug `slug`; NOT_FOUND names `field`.
+    pub async fn by_slug(&self, slug: &str, field: &str) -> StoreResult<agents::Model> {
+        agents::Entity::find()
+            .in_workspace()
+            .filter(agents::Column::Slug.eq(slug))
+            .one(self.0.db())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "agent",
+                id: format!("{} ({field})", super::validate::quoted(slug)),
+            })
+    }
+
     /// One page of agents, by name then id; returns the next page's token.
     pub async fn list(
         &self,

@@ -373,6 +373,25 @@ impl Capabilities<'_> {
             .ok_or_else(|| StoreError::not_found("capability", id))
     }
 
+    /// The capability `key` of the agent `agent_id`; NOT_FOUND names `field`.
+    pub async fn by_key(
+        &self,
+        agent_id: Uuid,
+        key: &str,
+        field: &str,
+    ) -> StoreResult<agent_capabilities::Model> {
+        agent_capabilities::Entity::find()
+            .in_workspace()
+            .filter(agent_capabilities::Column::AgentId.eq(agent_id))
+            .filter(agent_capabilities::Column::Key.eq(key))
+            .one(self.0.db())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "capability",
+                id: format!("{} ({field})", super::validate::quoted(key)),
+            })
+    }
+
     /// One page of capabilities, by agent name, agent, key and id; returns
     /// the next page's token. Filtering by an agent that does not exist is
     /// NOT_FOUND (naming `agent_id`), not an empty page.

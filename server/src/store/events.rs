@@ -19,7 +19,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -35,9 +35,16 @@ const EVENT_ORDER_LOCK_KEY: i64 = 0x0061_6d6f_6e65_7674;
 pub struct Actor {
     /// User, agent or system.
     pub kind: ActorType,
-    /// The actor's id, when known.
+    /// The actor's id, when known: the user's, or the agent's.
     pub id: Option<Uuid>,
+    /// The run an agent acted from (its MCP token's execution). Recorded in
+    /// every event payload as [`ACTOR_EXECUTION_KEY`], since `task_events`
+    /// has one actor id column and an agent has many runs.
+    pub execution_id: Option<Uuid>,
 }
+
+/// Payload key naming the run an agent acted from.
+pub const ACTOR_EXECUTION_KEY: &str = "actor_execution_id";
 
 impl Actor {
     /// An API caller (until auth identifies callers, the default owner).
@@ -45,6 +52,7 @@ impl Actor {
         Self {
             kind: ActorType::User,
             id: Some(super::DEFAULT_OWNER_ID),
+            execution_id: None,
         }
     }
 
@@ -53,6 +61,16 @@ impl Actor {
         Self {
             kind: ActorType::System,
             id: None,
+            execution_id: None,
+        }
+    }
+
+    /// An agent acting from one of its runs (through the MCP server).
+    pub fn agent_run(agent_id: Uuid, execution_id: Uuid) -> Self {
+        Self {
+            kind: ActorType::Agent,
+            id: Some(agent_id),
+            execution_id: Some(execution_id),
         }
     }
 }
@@ -152,10 +170,13 @@ pub(super) async fn insert(
     task_id: Uuid,
     actor: Actor,
     event_type: &str,
-    payload: Value,
+    mut payload: Value,
 ) -> StoreResult<task_events::Model> {
     if take_order_lock {
         lock_event_order(txn).await?;
+    }
+    if let (Some(execution_id), Value::Object(fields)) = (actor.execution_id, &mut payload) {
+        fields.insert(ACTOR_EXECUTION_KEY.to_owned(), json!(execution_id));
     }
     let event = task_events::ActiveModel {
         task_id: Set(task_id),
@@ -178,7 +199,41 @@ pub struct EventFilter {
     pub task_id: Option<Uuid>,
 }
 
+/// Event type of a note on a task's trail.
+pub const COMMENT_EVENT: &str = "comment";
+
+/// Longest comment accepted, in bytes: a note, not a log (logs belong to
+/// executions).
+pub const COMMENT_MAX_BYTES: usize = 16 * 1024;
+
 impl Events<'_> {
+    /// Adds a note to a task's audit trail (a `comment` event, `{"text"}`),
+    /// which live watchers receive like any other event.
+    pub async fn comment(
+        &self,
+        task_id: Uuid,
+        text: &str,
+        actor: Actor,
+    ) -> StoreResult<task_events::Model> {
+        if text.trim().is_empty() {
+            return Err(super::StoreError::invalid("text", "is required"));
+        }
+        if text.len() > COMMENT_MAX_BYTES {
+            return Err(super::StoreError::invalid(
+                "text",
+                format!("is longer than {COMMENT_MAX_BYTES} bytes"),
+            ));
+        }
+        super::validate::check_no_nul("text", text)?;
+        let mut txn = self.0.write().await?;
+        super::tasks::find_referenced_task(&*txn, task_id, "task_id").await?;
+        let event = txn
+            .record_event(task_id, actor, COMMENT_EVENT, json!({ "text": text }))
+            .await?;
+        txn.commit().await?;
+        Ok(event)
+    }
+
     /// The filter of a list or watch of `task_id`'s events (the whole
     /// workspace's when `None`); a named task must exist.
     pub async fn filter(&self, task_id: Option<Uuid>) -> StoreResult<EventFilter> {

@@ -135,13 +135,32 @@ pub async fn transition(
 /// is now an HMAC of the execution id, retry count and start time under this
 /// key: issued at claim, unguessable, and still derived (schema v3.0 has no
 /// attempt column), so a reaped or requeued attempt gets a new one.
+///
+/// The same secret derives the run tokens of the MCP server (see
+/// [`AttemptKey::run_token`]) under a key of their own, so neither kind of
+/// token can stand for the other.
 #[derive(Clone)]
-pub struct AttemptKey(ring::hmac::Key);
+pub struct AttemptKey {
+    attempts: ring::hmac::Key,
+    runs: ring::hmac::Key,
+}
+
+/// What the run-token key is derived from: `HMAC(secret, RUN_TOKEN_LABEL)`.
+const RUN_TOKEN_LABEL: &[u8] = b"amon/mcp-run-token/v1";
+
+/// How a run token starts: it says what it is to a person or a secret
+/// scanner who finds one, and tells it from the client token at a glance.
+pub const RUN_TOKEN_PREFIX: &str = "amon_run_";
 
 impl AttemptKey {
     /// A key from its secret bytes.
     pub fn new(secret: &[u8]) -> Self {
-        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+        let attempts = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let derived = ring::hmac::sign(&attempts, RUN_TOKEN_LABEL);
+        Self {
+            runs: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+            attempts,
+        }
     }
 
     fn attempt(execution: &executions::Model) -> Option<String> {
@@ -161,7 +180,7 @@ impl AttemptKey {
     pub fn token(&self, execution: &executions::Model) -> Option<String> {
         use base64::Engine;
         let attempt = Self::attempt(execution)?;
-        let tag = ring::hmac::sign(&self.0, attempt.as_bytes());
+        let tag = ring::hmac::sign(&self.attempts, attempt.as_bytes());
         Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
@@ -174,7 +193,52 @@ impl AttemptKey {
         ) else {
             return false;
         };
-        ring::hmac::verify(&self.0, attempt.as_bytes(), &tag).is_ok()
+        ring::hmac::verify(&self.attempts, attempt.as_bytes(), &tag).is_ok()
+    }
+
+    /// The MCP token of the current attempt of a running execution:
+    /// `amon_run_<execution id, 32 hex digits>_<HMAC of the attempt>`. It
+    /// names its execution so the server can find the run to check it
+    /// against; it is derived, never stored, and a new attempt (retry,
+    /// reaped and claimed again) gets a new one.
+    pub fn run_token(&self, execution: &executions::Model) -> Option<String> {
+        use base64::Engine;
+        let attempt = Self::attempt(execution)?;
+        let tag = ring::hmac::sign(&self.runs, attempt.as_bytes());
+        Some(format!(
+            "{RUN_TOKEN_PREFIX}{}_{}",
+            execution.id.simple(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ))
+    }
+
+    /// The execution a run token names, if `token` has a run token's shape.
+    pub fn run_token_execution(token: &str) -> Option<Uuid> {
+        let rest = token.strip_prefix(RUN_TOKEN_PREFIX)?;
+        let (id, _tag) = rest.split_at_checked(32)?;
+        Uuid::try_parse(id).ok()
+    }
+
+    /// Whether `token` is the run token of `execution`'s current attempt,
+    /// compared in constant time.
+    pub fn verify_run_token(&self, execution: &executions::Model, token: &str) -> bool {
+        use base64::Engine;
+        let tag = token
+            .strip_prefix(RUN_TOKEN_PREFIX)
+            .and_then(|rest| rest.split_at_checked(32))
+            .and_then(|(id, rest)| (id == execution.id.simple().to_string()).then_some(rest))
+            .and_then(|rest| rest.strip_prefix('_'))
+            .and_then(|tag| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(tag)
+                    .ok()
+            });
+        match (Self::attempt(execution), tag) {
+            (Some(attempt), Some(tag)) => {
+                ring::hmac::verify(&self.runs, attempt.as_bytes(), &tag).is_ok()
+            }
+            _ => false,
+        }
     }
 }
 
@@ -245,6 +309,71 @@ mod tests {
                 assert!(!is_allowed(from, to), "{from:?} -> {to:?}");
             }
         }
+    }
+
+    fn running(id: u128, retry_count: i32, started_micros: i64) -> executions::Model {
+        executions::Model {
+            id: Uuid::from_u128(id),
+            task_id: Uuid::from_u128(1),
+            agent_id: Uuid::from_u128(2),
+            capability_id: Uuid::from_u128(3),
+            requested_by: Uuid::from_u128(1),
+            status: ExecutionStatus::Running,
+            mode: crate::entity::enums::InteractionMode::Prompt,
+            args: json!({}),
+            prompt: None,
+            pid: None,
+            session_ref: None,
+            tmux_session_name: None,
+            parent_execution_id: None,
+            started_at: chrono::DateTime::from_timestamp_micros(started_micros).map(Into::into),
+            ended_at: None,
+            exit_code: None,
+            error: None,
+            worker_id: Some("w".into()),
+            heartbeat_at: None,
+            log_file_path: None,
+            log_byte_size: 0,
+            log_line_count: 0,
+            log_updated_at: None,
+            retry_count,
+            max_retries: 0,
+            created_at: chrono::DateTime::from_timestamp_micros(0).unwrap().into(),
+        }
+    }
+
+    #[test]
+    fn run_tokens_name_one_attempt_of_one_run() {
+        let key = AttemptKey::new(b"0123456789abcdef0123456789abcdef");
+        let run = running(7, 0, 1_000_000);
+        let token = key
+            .run_token(&run)
+            .expect("a running execution has a token");
+        assert!(token.starts_with(RUN_TOKEN_PREFIX), "{token}");
+        assert_eq!(AttemptKey::run_token_execution(&token), Some(run.id));
+        assert!(key.verify_run_token(&run, &token));
+        // Not the attempt token, and neither stands for the other.
+        let attempt = key.token(&run).unwrap();
+        assert!(!key.verify_run_token(&run, &attempt));
+        assert!(!key.verify(&run, &token));
+        // Another run, another attempt of this run, another key: refused.
+        assert!(!key.verify_run_token(&running(8, 0, 1_000_000), &token));
+        assert!(!key.verify_run_token(&running(7, 1, 1_000_000), &token));
+        assert!(!key.verify_run_token(&running(7, 0, 2_000_000), &token));
+        let other = AttemptKey::new(b"another secret of thirty-two b!!");
+        assert!(!other.verify_run_token(&run, &token));
+        // A token of run 8 edited to name run 7 does not verify either.
+        let forged = key.run_token(&running(8, 0, 1_000_000)).unwrap().replace(
+            &Uuid::from_u128(8).simple().to_string(),
+            &run.id.simple().to_string(),
+        );
+        assert!(!key.verify_run_token(&run, &forged));
+        assert!(!key.verify_run_token(&run, "amon_run_short"));
+        assert_eq!(AttemptKey::run_token_execution("Bearer x"), None);
+        // A queued execution (never started) has none.
+        let mut queued = run.clone();
+        queued.started_at = None;
+        assert!(key.run_token(&queued).is_none());
     }
 
     #[test]

@@ -119,7 +119,48 @@ pub struct Cancelled {
     pub stop_on_worker: Option<(String, String)>,
 }
 
+/// What a run token (the MCP server's per-run credential) stands for.
+#[derive(Debug, Clone)]
+pub enum RunTokenCheck {
+    /// The token of a run that goes on (running or being cancelled).
+    Valid(executions::Model),
+    /// The token of a run that has ended, or is queued again for a new
+    /// attempt: it no longer works.
+    Ended(executions::Model),
+    /// Not the token of any run's current attempt.
+    Invalid,
+}
+
 impl Executions<'_> {
+    /// The MCP token of `execution`'s current attempt, handed to its worker
+    /// with the assignment (see `AttemptKey::run_token`).
+    pub fn run_token(&self, execution: &executions::Model) -> Option<String> {
+        self.0.attempts().run_token(execution)
+    }
+
+    /// The run `token` was issued to, checked against the run as it is now.
+    pub async fn check_run_token(&self, token: &str) -> StoreResult<RunTokenCheck> {
+        let Some(id) = execution_state::AttemptKey::run_token_execution(token) else {
+            return Ok(RunTokenCheck::Invalid);
+        };
+        let Some(execution) = executions::Entity::find_by_id(id)
+            .in_workspace()
+            .one(self.0.db())
+            .await?
+        else {
+            return Ok(RunTokenCheck::Invalid);
+        };
+        if !self.0.attempts().verify_run_token(&execution, token) {
+            return Ok(RunTokenCheck::Invalid);
+        }
+        Ok(match execution.status {
+            ExecutionStatus::Running | ExecutionStatus::Cancelling => {
+                RunTokenCheck::Valid(execution)
+            }
+            _ => RunTokenCheck::Ended(execution),
+        })
+    }
+
     /// The execution `id` of the caller's workspace.
     pub async fn get(&self, id: Uuid) -> StoreResult<executions::Model> {
         find_execution(self.0.db(), id).await

@@ -9,8 +9,11 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -159,6 +162,27 @@ pub struct TaskFilter {
     pub assignee_agent_id: Option<Uuid>,
     /// Only subtasks of this task.
     pub parent_task_id: Option<Uuid>,
+    /// Only tasks whose title or description contains this text, ignoring
+    /// case (ASCII case on SQLite, whose `LOWER` knows no other).
+    pub text: Option<String>,
+}
+
+/// Longest text a task search takes.
+pub const SEARCH_MAX_CHARS: usize = 1000;
+
+/// `text` as a `LIKE` pattern matching it anywhere, its own `%`, `_` and
+/// `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn validate_draft(draft: &TaskDraft) -> StoreResult<()> {
@@ -401,6 +425,25 @@ impl Tasks<'_> {
         }
         if let Some(parent) = filter.parent_task_id {
             query = query.filter(tasks::Column::ParentTaskId.eq(parent));
+        }
+        if let Some(text) = filter.text.filter(|t| !t.is_empty()) {
+            if text.chars().count() > SEARCH_MAX_CHARS {
+                return Err(StoreError::invalid(
+                    "text",
+                    format!("is longer than {SEARCH_MAX_CHARS} characters"),
+                ));
+            }
+            check_no_nul("text", &text)?;
+            let pattern = contains_pattern(&text);
+            let contains = |column: tasks::Column| {
+                Expr::expr(Func::lower(Expr::col((tasks::Entity, column))))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            query = query.filter(
+                Condition::any()
+                    .add(contains(tasks::Column::Title))
+                    .add(contains(tasks::Column::Description)),
+            );
         }
         page.fetch(
             query

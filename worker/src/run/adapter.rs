@@ -23,13 +23,17 @@ use super::agent::claude::StreamJson;
 use super::agent::codex::AppServer;
 use super::agent::discovery::Discovery;
 use super::agent::gemini::Interactive;
-use super::agent::supervise::{AgentRun, SettingsFile};
+use super::agent::supervise::{AgentRun, PassPath, SettingsFile};
 use crate::env::build_env;
 
 /// Name of the Agent Monitor MCP server in the agents' configurations.
 pub(crate) const MCP_SERVER_NAME: &str = "agent-monitor";
 /// Environment variable pointing Gemini CLI at an extra settings file.
 pub(crate) const GEMINI_SETTINGS_ENV: &str = "GEMINI_CLI_SYSTEM_SETTINGS_PATH";
+/// Environment variable holding the run's MCP token for Codex, set in the
+/// child's environment alone (Codex reads it through
+/// `mcp_servers.<name>.bearer_token_env_var`).
+pub(crate) const MCP_TOKEN_ENV: &str = "AMON_MCP_TOKEN";
 
 /// What an assignment runs as.
 pub(crate) enum Prepared {
@@ -103,25 +107,56 @@ fn prompt(assign: &Assign) -> Result<AgentRun, String> {
         .mcp_server_url
         .clone()
         .filter(|_| agent.is_some_and(|a| a.mcp_enabled));
+    // The run's token goes where only the agent reads it: a private file in
+    // the run directory (Claude, Gemini) or the child's own environment
+    // (Codex); never argv, which `ps` shows and the worker logs.
+    let mcp_token = assign.mcp_token.clone().filter(|t| !t.is_empty());
+    let headers = mcp_token
+        .as_ref()
+        .map(|token| json!({"Authorization": format!("Bearer {token}")}));
     let mut settings = None;
     if let Some(url) = &mcp_url {
         match protocol {
             BidirectionalProtocol::StreamJson => {
-                let config = json!({"mcpServers": {MCP_SERVER_NAME: {"type": "http", "url": url}}});
-                // `=`: the flag takes several values and would swallow what follows.
-                spec.argv.push(format!("--mcp-config={config}"));
+                let mut server = json!({"type": "http", "url": url});
+                if let Some(headers) = &headers {
+                    server["headers"] = headers.clone();
+                }
+                // A headless turn may only call the tools it is allowed:
+                // allow this server's (`mcp__<server>` covers them all), which
+                // apply the board's own rules to whatever the agent asks.
+                // `=`: both flags take several values and would swallow what follows.
+                spec.argv
+                    .push(format!("--allowedTools=mcp__{MCP_SERVER_NAME}"));
+                settings = Some(SettingsFile {
+                    pass: PassPath::Flag("--mcp-config=".into()),
+                    file_name: "claude-mcp.json".into(),
+                    contents: json!({"mcpServers": {MCP_SERVER_NAME: server}}).to_string(),
+                });
             }
             BidirectionalProtocol::AppServer => {
                 spec.argv.push("-c".into());
                 spec.argv
                     .push(format!("mcp_servers.{MCP_SERVER_NAME}.url={}", json!(url)));
+                if let Some(token) = &mcp_token {
+                    spec.argv.push("-c".into());
+                    spec.argv.push(format!(
+                        "mcp_servers.{MCP_SERVER_NAME}.bearer_token_env_var={}",
+                        json!(MCP_TOKEN_ENV)
+                    ));
+                    spec.env.insert(MCP_TOKEN_ENV.into(), token.into());
+                }
             }
             _ => {
+                // `trust`: an unattended run has nobody to confirm each call.
+                let mut server = json!({"httpUrl": url, "trust": true});
+                if let Some(headers) = &headers {
+                    server["headers"] = headers.clone();
+                }
                 settings = Some(SettingsFile {
-                    env_var: GEMINI_SETTINGS_ENV.into(),
+                    pass: PassPath::Env(GEMINI_SETTINGS_ENV.into()),
                     file_name: "gemini-settings.json".into(),
-                    contents: json!({"mcpServers": {MCP_SERVER_NAME: {"httpUrl": url}}})
-                        .to_string(),
+                    contents: json!({"mcpServers": {MCP_SERVER_NAME: server}}).to_string(),
                 });
             }
         }
@@ -289,9 +324,12 @@ mod tests {
         assign.tmux_session_name = Some("amon-x".into());
         assign.resume_session_ref = Some("s-9".into());
         assign.mcp_server_url = Some("http://h:1/mcp".into());
+        assign.mcp_token = Some("amon_run_secret".into());
         assign.agent.as_mut().unwrap().mcp_enabled = true;
         let run = agent(&assign);
         assert_eq!(run.session_name, "amon-x");
+        // The configuration is a private file named by the flag, so the
+        // token never reaches argv.
         assert_eq!(
             run.spec.argv,
             vec![
@@ -299,35 +337,62 @@ mod tests {
                 "-p",
                 "--resume",
                 "s-9",
-                r#"--mcp-config={"mcpServers":{"agent-monitor":{"type":"http","url":"http://h:1/mcp"}}}"#
+                "--allowedTools=mcp__agent-monitor"
             ]
+        );
+        let settings = run.settings.expect("claude MCP configuration file");
+        assert_eq!(settings.pass, PassPath::Flag("--mcp-config=".into()));
+        let config: serde_json::Value = serde_json::from_str(&settings.contents).unwrap();
+        assert_eq!(
+            config,
+            json!({"mcpServers": {"agent-monitor": {
+                "type": "http",
+                "url": "http://h:1/mcp",
+                "headers": {"Authorization": "Bearer amon_run_secret"},
+            }}})
         );
 
         let mut assign = agent_assign(BidirectionalProtocol::AppServer);
         assign.resume_session_ref = Some("thr".into());
         assign.mcp_server_url = Some("http://h:1/mcp".into());
+        assign.mcp_token = Some("amon_run_secret".into());
         assign.agent.as_mut().unwrap().mcp_enabled = true;
         let run = agent(&assign);
-        // app-server resumes with thread/resume, not flags.
+        // app-server resumes with thread/resume, not flags; the token is in
+        // the child's environment, its variable's name on the command line.
         assert_eq!(
             run.spec.argv,
             vec![
                 "claude",
                 "-p",
                 "-c",
-                r#"mcp_servers.agent-monitor.url="http://h:1/mcp""#
+                r#"mcp_servers.agent-monitor.url="http://h:1/mcp""#,
+                "-c",
+                r#"mcp_servers.agent-monitor.bearer_token_env_var="AMON_MCP_TOKEN""#,
             ]
         );
+        assert_eq!(
+            run.spec.env.get(std::ffi::OsStr::new(MCP_TOKEN_ENV)),
+            Some(&"amon_run_secret".into())
+        );
+        assert!(!run.spec.argv.iter().any(|a| a.contains("amon_run_secret")));
 
         let mut assign = agent_assign(BidirectionalProtocol::Tmux);
         assign.mcp_server_url = Some("http://h:1/mcp".into());
+        assign.mcp_token = Some("amon_run_secret".into());
         let run = agent(&assign);
         assert!(run.settings.is_none(), "MCP only for mcp_enabled agents");
+        assert!(run.spec.env.is_empty(), "nor its token");
         assign.agent.as_mut().unwrap().mcp_enabled = true;
         let run = agent(&assign);
         let settings = run.settings.expect("gemini settings file");
-        assert_eq!(settings.env_var, GEMINI_SETTINGS_ENV);
-        assert!(settings.contents.contains("http://h:1/mcp"));
+        assert_eq!(settings.pass, PassPath::Env(GEMINI_SETTINGS_ENV.into()));
+        let config: serde_json::Value = serde_json::from_str(&settings.contents).unwrap();
+        assert_eq!(
+            config["mcpServers"]["agent-monitor"],
+            json!({"httpUrl": "http://h:1/mcp", "trust": true,
+                   "headers": {"Authorization": "Bearer amon_run_secret"}})
+        );
     }
 
     #[test]

@@ -339,6 +339,7 @@ pub fn assign(execution_id: &str, argv: &[&str]) -> Assign {
         tmux_session_name: None,
         log_offset: 0,
         mcp_server_url: None,
+        mcp_token: None,
     }
 }
 

@@ -383,6 +383,7 @@ fn assign_to_proto(assignment: Assignment) -> pb::Assign {
         tmux_session_name,
         log_offset,
         mcp_server_url,
+        mcp_token,
     } = assignment;
     pb::Assign {
         execution_id: execution_id.to_string(),
@@ -402,5 +403,6 @@ fn assign_to_proto(assignment: Assignment) -> pb::Assign {
         tmux_session_name,
         log_offset: log_offset as i64,
         mcp_server_url,
+        mcp_token,
     }
 }

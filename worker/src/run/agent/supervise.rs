@@ -44,13 +44,23 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest protocol line parsed (longer ones are only logged).
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// A settings file the agent is pointed at through an environment variable
-/// (Gemini's MCP servers).
+/// A settings file written into the private run directory (0600), which
+/// the agent is pointed at: its MCP servers (Claude's `--mcp-config`,
+/// Gemini's system settings), with the run's token in them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SettingsFile {
-    pub env_var: String,
+    pub pass: PassPath,
     pub file_name: String,
     pub contents: String,
+}
+
+/// How the agent learns where its settings file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PassPath {
+    /// This environment variable holds the path.
+    Env(String),
+    /// This flag, followed by the path, ends argv (`--mcp-config=`).
+    Flag(String),
 }
 
 /// Everything to run one agent turn.
@@ -112,7 +122,7 @@ async fn start_pane(
     };
     info!(%execution_id, pid = wiring.pid, session = %name,
           attach = %format!("tmux -L {} attach -t {name}", host.tmux.label()),
-          argv = ?run.spec.argv, "agent started");
+          argv = ?prepared.argv, "agent started");
     let Wiring {
         pid,
         ctl_lines,
@@ -160,10 +170,11 @@ async fn start_pane(
     })
 }
 
-/// The run directory, resolved binary, cwd and environment.
+/// The run directory, resolved binary, argv, cwd and environment.
 struct Prepared {
     dir: tempfile::TempDir,
     binary: PathBuf,
+    argv: Vec<String>,
     cwd: PathBuf,
     env: BTreeMap<OsString, OsString>,
     mode: StdioMode,
@@ -184,15 +195,22 @@ impl Prepared {
             .prefix("amon-run-")
             .tempdir()
             .map_err(|e| format!("creating the run directory: {e}"))?;
+        let mut argv = run.spec.argv.clone();
         if let Some(settings) = &run.settings {
             let path = dir.path().join(&settings.file_name);
             write_private(&path, settings.contents.as_bytes())
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            env.insert(settings.env_var.clone().into(), path.into_os_string());
+            match &settings.pass {
+                PassPath::Env(name) => {
+                    env.insert(name.clone().into(), path.into_os_string());
+                }
+                PassPath::Flag(flag) => argv.push(format!("{flag}{}", path.display())),
+            }
         }
         Ok(Self {
             dir,
             binary,
+            argv,
             cwd,
             env,
             mode,
@@ -233,8 +251,7 @@ async fn start(run: &AgentRun, host: &AgentHost, prepared: &Prepared) -> Result<
     let io_listener = UnixListener::bind(dir.join(IO_SOCKET))
         .map_err(|e| format!("creating the output socket: {e}"))?;
     let spec = PaneSpec {
-        argv: run
-            .spec
+        argv: prepared
             .argv
             .iter()
             .map(|a| a.as_bytes().to_vec())

@@ -1,0 +1,38 @@
+//! The one port: plain HTTP paths and gRPC on a single listener.
+//!
+//! [`router`] builds the HTTP router (`/mcp`; `/metrics` and the web page
+//! later) and `app` adds the gRPC services to it one by one through tonic's
+//! `Routes` (an axum router underneath), so each path has one handler and
+//! there is exactly one fallback, set here: the routers merged into this one
+//! (`/mcp`'s) have none.
+//! [`serve`] runs the accept loop (HTTP/1.1 and HTTP/2 on every
+//! connection), [`tls`] terminates TLS.
+
+pub mod serve;
+pub mod tls;
+
+use axum::{Router, body::Body, response::IntoResponse};
+use http::{Request, StatusCode, header::CONTENT_TYPE};
+
+/// The HTTP router, before the gRPC services are added to it: `/mcp` (its
+/// own router, with its token check on its route alone).
+pub fn router(mcp: Router) -> Router {
+    Router::new().merge(mcp).fallback(fallback)
+}
+
+/// No route: a gRPC client gets UNIMPLEMENTED (what tonic answered for an
+/// unknown service), anyone else 404.
+async fn fallback(request: Request<Body>) -> axum::response::Response {
+    let grpc = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if grpc {
+        let status = tonic::Status::unimplemented(format!("no such RPC: {}", request.uri().path()));
+        let (parts, ()) = status.into_http::<()>().into_parts();
+        axum::response::Response::from_parts(parts, Body::empty())
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}
