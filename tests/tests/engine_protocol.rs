@@ -661,7 +661,83 @@ async fn many_tails_get_the_same_bytes(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// Reports applied together in one batch each get their own answer: a stale
+/// one is refused and rolled back alone, and the others commit. Driven
+/// through the store itself, beside a server that creates the runs.
+async fn a_batch_with_a_stale_report_commits_the_others(db: TestDb) -> Result<()> {
+    use amon_server::store::{
+        Store, StoreError,
+        runs::{ClaimRequest, RunOutcome},
+    };
+    let (_server, mut api) = start(&db).await;
+    let echo = echo_setup(&mut api).await;
+    let task = api.titled("batched").await;
+    let mut ids = Vec::new();
+    for text in ["a", "b", "c"] {
+        ids.push(api.run(&task, &echo, json!({ "word": text }), 0).await.id);
+    }
+    let store = Store::open(amon_tests::db::connect(db.url()).await?).await?;
+    let claimed = store
+        .runs()
+        .claim(
+            vec![ClaimRequest {
+                worker_id: "batcher".into(),
+                agent_slugs: Vec::new(),
+                limit: 3,
+            }],
+            std::sync::Arc::new(|id| format!("/nowhere/{id}.log")),
+        )
+        .await?;
+    assert_eq!(claimed.len(), 3);
+    // Submitted back to back: on this single-threaded runtime the writer
+    // runs only once the answers are awaited, so all three share a batch.
+    let answers: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, (_, run))| {
+            let token = match i {
+                1 => format!("{}-stale", run.attempt_token),
+                _ => run.attempt_token.clone(),
+            };
+            let outcome = RunOutcome {
+                status: amon_server::entity::enums::ExecutionStatus::Succeeded,
+                exit_code: Some(0),
+                error: None,
+            };
+            store
+                .runs()
+                .finish("batcher", run.execution.id, &token, outcome, (0, 0))
+        })
+        .collect();
+    let results = futures_util::future::join_all(answers).await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::FailedPrecondition(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    let statuses: Vec<i32> = {
+        let mut statuses = Vec::new();
+        for (_, run) in &claimed {
+            statuses.push(api.execution(&run.execution.id.to_string()).await.status);
+        }
+        statuses
+    };
+    assert_eq!(
+        statuses,
+        [
+            ExecutionStatus::Succeeded as i32,
+            ExecutionStatus::Running as i32,
+            ExecutionStatus::Succeeded as i32
+        ]
+    );
+    assert_eq!(ids.len(), 3);
+    Ok(())
+}
+
 both_backends!(
+    a_batch_with_a_stale_report_commits_the_others,
     a_run_from_queue_to_done,
     stale_attempts_are_refused,
     concurrent_claimers_never_share_a_run,

@@ -369,7 +369,92 @@ async fn two_servers_claim_each_run_once() -> Result<()> {
     Ok(())
 }
 
+/// A server killed with SIGKILL in the middle of a stream of batched
+/// reports, and restarted: every run ends, none is finished twice, and every
+/// byte a worker was told was stored is in the log. Reports are
+/// acknowledged only after the batch holding them committed, so the workers
+/// resend whatever the dead server had not answered.
+async fn a_server_killed_mid_batch_loses_nothing(db: TestDb) -> Result<()> {
+    use amon_server::entity::{enums, executions, task_events};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    const RUNS: usize = 300;
+    let (mut server, mut api) = start(&db).await;
+    api.tune(10_000, 300, 300).await;
+    let _workers = [
+        TestWorker::start(&server, "w1", 16, &[]),
+        TestWorker::start(&server, "w2", 16, &[]),
+    ];
+    let script = shell(&mut api, "seq -f \"$0 line %g\" 1 40").await;
+    let task = api.titled("killed mid-batch").await;
+    let mut runs = Vec::with_capacity(RUNS);
+    for i in 0..RUNS {
+        let tag = format!("run-{i}");
+        let run = api.run(&task, &script, json!({ "arg": tag }), 2).await;
+        runs.push((run.id, tag));
+    }
+    let finished = || {
+        executions::Entity::find()
+            .filter(executions::Column::Status.is_in([
+                enums::ExecutionStatus::Succeeded,
+                enums::ExecutionStatus::Failed,
+                enums::ExecutionStatus::Cancelled,
+                enums::ExecutionStatus::TimedOut,
+            ]))
+            .count(db.conn())
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while finished().await? < (RUNS / 5) as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.restart().await;
+    let killed_at = finished().await?;
+    assert!(
+        killed_at < RUNS as u64,
+        "the kill came after the last run ({killed_at} finished)"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while finished().await? < RUNS as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {RUNS} runs finished after the restart",
+            finished().await?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut api = Api::new(server.channel().await);
+    for (id, tag) in &runs {
+        let run = api.execution(id).await;
+        assert_eq!(run.status, ExecutionStatus::Succeeded as i32, "{run:?}");
+        let expected: String = (1..=40).map(|n| format!("{tag} line {n}\n")).collect();
+        let log = String::from_utf8(api.log(id).await)?;
+        if run.retry_count == 0 {
+            assert_eq!(log, expected, "run {id}");
+        } else {
+            assert!(log.ends_with(&expected), "run {id}: {log:?}");
+        }
+        assert_eq!(run.log_byte_size as usize, log.len(), "run {id}");
+    }
+    let succeeded = task_events::Entity::find()
+        .filter(task_events::Column::EventType.eq("execution_succeeded"))
+        .all(db.conn())
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    for event in &succeeded {
+        let id = event.payload["execution_id"].as_str().unwrap_or_default();
+        assert!(seen.insert(id.to_owned()), "{id} finished twice");
+    }
+    assert_eq!(seen.len(), RUNS);
+    eprintln!("killed with {killed_at} of {RUNS} runs finished");
+    Ok(())
+}
+
 both_backends!(
+    a_server_killed_mid_batch_loses_nothing,
     runs_die_with_their_worker,
     a_server_restart_loses_no_healthy_run,
     a_restarted_worker_s_runs_are_requeued_at_once,

@@ -406,7 +406,76 @@ async fn a_cut_stream_loses_no_byte(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// Runs that cannot start (their agent at `max_concurrent`, or awaiting
+/// approval) must not hold up the runs queued behind them: the claim used
+/// to look at a window of the oldest queued runs only, so 40 such runs
+/// filled it and another agent's run waited for that whole queue to drain.
+async fn blocked_runs_do_not_starve_the_queue(db: TestDb) -> Result<()> {
+    let (server, mut api) = start(&db).await;
+    let _worker = TestWorker::start(&server, "w1", 2, &[]);
+    let hog = api
+        .agent(Agent {
+            name: "hog".into(),
+            slug: "hog".into(),
+            binary_path: "/bin/sh".into(),
+            max_concurrent: Some(1),
+            ..Default::default()
+        })
+        .await;
+    let slow = shell(&mut api, &hog, "slow", "sleep 60", &[]).await;
+    let sh = api.tool("sh", "/bin/sh", &[]).await;
+    let gated = api
+        .capability(Capability {
+            agent_id: sh.id.clone(),
+            key: "gated".into(),
+            label: "gated".into(),
+            command_tokens: strings(&["-c", "echo approved"]),
+            requires_approval: true,
+            ..Default::default()
+        })
+        .await;
+    let quick = shell(&mut api, &sh, "quick", "echo quick", &[]).await;
+    let task = api.titled("crowded queue").await;
+    let first = api.run(&task, &slow, json!({}), 0).await;
+    api.wait_for(&first.id, ExecutionStatus::Running, WAIT)
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(api.run(&task, &slow, json!({}), 0).await);
+        held.push(api.run(&task, &gated, json!({}), 0).await);
+    }
+    let behind = api.run(&task, &quick, json!({}), 0).await;
+    // Well under the hog's 60 s: before the fix it waited for all of them.
+    let done = api
+        .wait_for(
+            &behind.id,
+            ExecutionStatus::Succeeded,
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(done.worker_id.as_deref(), Some("w1"));
+    assert_eq!(api.log(&behind.id).await, b"quick\n");
+    for run in &held {
+        let now = api.execution(&run.id).await;
+        assert_eq!(
+            now.status,
+            ExecutionStatus::Queued as i32,
+            "held back: {}",
+            run.id
+        );
+    }
+    let mut executions = api.executions.clone();
+    executions
+        .cancel_execution(CancelExecutionRequest {
+            id: first.id.clone(),
+            reason: "done".into(),
+        })
+        .await?;
+    Ok(())
+}
+
 both_backends!(
+    blocked_runs_do_not_starve_the_queue,
     capability_without_tokens,
     a_cut_stream_loses_no_byte,
     outcomes_and_environment,

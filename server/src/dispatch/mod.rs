@@ -27,7 +27,7 @@ pub use self::{
 use crate::{
     entity::worker_heartbeats,
     logs::LogStore,
-    store::{Store, StoreResult, worker_config::WorkerSettings},
+    store::{Store, StoreResult, runs::ClaimRequest, worker_config::WorkerSettings},
 };
 
 /// How often the dispatcher looks for work nobody told it about (another
@@ -113,68 +113,74 @@ impl Engine {
         }
     }
 
-    /// Claims work for every worker with free slots until none is left.
+    /// Claims work for every worker with free slots, in one claim round
+    /// (one batched write, whatever the number of workers).
     pub async fn dispatch_once(&self) -> anyhow::Result<()> {
         let runs = self.store.runs();
-        for worker in self
+        let hungry = self
             .workers
-            .hungry(alive_within(self.settings().heartbeat_interval))
-        {
-            let logs = self.logs.clone();
-            let claimed = runs
-                .claim(
-                    &worker.worker_id,
-                    &worker.agent_slugs,
-                    worker.credits,
-                    |id| logs.path(id).display().to_string(),
-                )
-                .await?;
-            for run in claimed {
-                let execution_id = run.execution.id;
-                let token = run.attempt_token.clone();
-                let assignment = assign::assignment(self, &run, &worker.worker_id)
-                    .await
-                    .and_then(|assignment| {
-                        let size = assignment.approximate_size();
-                        if size > MAX_ASSIGNMENT_BYTES {
-                            Err(format!(
-                                "the run's assignment is about {size} bytes, more than a \
-                                 worker's stream carries ({MAX_ASSIGNMENT_BYTES}): shorten the \
-                                 agent's base args, the task's environment or the prompt"
-                            ))
-                        } else {
-                            Ok(assignment)
-                        }
-                    });
-                match assignment {
-                    Ok(assignment) => {
-                        if !self.workers.assign(
-                            &worker.worker_id,
-                            worker.session,
-                            execution_id,
-                            ToWorker::Assign(Box::new(assignment)),
-                        ) {
-                            // The worker vanished between claim and send.
-                            // A registration that came meanwhile may have
-                            // requeued it already: nothing left to release.
-                            match runs
-                                .release_claim(&worker.worker_id, execution_id, &token)
-                                .await
-                            {
-                                Err(err @ crate::store::StoreError::Database(_)) => {
-                                    return Err(err.into());
-                                }
-                                _ => {}
-                            }
+            .hungry(alive_within(self.settings().heartbeat_interval));
+        if hungry.is_empty() {
+            return Ok(());
+        }
+        let requests = hungry
+            .iter()
+            .map(|worker| ClaimRequest {
+                worker_id: worker.worker_id.clone(),
+                agent_slugs: worker.agent_slugs.clone(),
+                limit: worker.credits,
+            })
+            .collect();
+        let logs = self.logs.clone();
+        let claimed = runs
+            .claim(
+                requests,
+                Arc::new(move |id| logs.path(id).display().to_string()),
+            )
+            .await?;
+        for (index, run) in claimed {
+            let worker = &hungry[index];
+            let execution_id = run.execution.id;
+            let token = run.attempt_token.clone();
+            let assignment = assign::assignment(self, &run, &worker.worker_id)
+                .await
+                .and_then(|assignment| {
+                    let size = assignment.approximate_size();
+                    if size > MAX_ASSIGNMENT_BYTES {
+                        Err(format!(
+                            "the run's assignment is about {size} bytes, more than a \
+                             worker's stream carries ({MAX_ASSIGNMENT_BYTES}): shorten the \
+                             agent's base args, the task's environment or the prompt"
+                        ))
+                    } else {
+                        Ok(assignment)
+                    }
+                });
+            match assignment {
+                Ok(assignment) => {
+                    if !self.workers.assign(
+                        &worker.worker_id,
+                        worker.session,
+                        execution_id,
+                        ToWorker::Assign(Box::new(assignment)),
+                    ) {
+                        // The worker vanished between claim and send.
+                        // A registration that came meanwhile may have
+                        // requeued it already: nothing left to release.
+                        if let Err(err @ crate::store::StoreError::Database(_)) = runs
+                            .release_claim(&worker.worker_id, execution_id, &token)
+                            .await
+                        {
+                            return Err(err.into());
                         }
                     }
-                    Err(error) => {
-                        // The run cannot be started as stored (e.g. its
-                        // capability changed since it was queued): fail it
-                        // with the reason rather than retrying forever.
-                        runs.fail_unstartable(&worker.worker_id, execution_id, &token, error)
-                            .await?;
-                    }
+                }
+                Err(error) => {
+                    // The run cannot be started as stored (e.g. its
+                    // capability changed since it was queued): fail it
+                    // with the reason rather than retrying forever.
+                    runs.fail_unstartable(&worker.worker_id, execution_id, &token, error)
+                        .await?;
                 }
             }
         }

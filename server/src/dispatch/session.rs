@@ -3,11 +3,23 @@
 //! and answering them. `grpc::worker_service` decodes the wire into
 //! [`FromWorker`] and feeds [`Session::handle`]; replies and pushed work go
 //! through the worker's bounded outgoing queue.
+//!
+//! Reports are pipelined: [`Session::handle`] hands a report's write to the
+//! store's group-commit writer and goes on to the next message; the answer
+//! (an acknowledgement, a refusal) is taken by the stream's answerer task,
+//! in the order the reports came. Waiting for each commit before reading
+//! the next report capped a worker at one report per commit, so reports
+//! from all streams never shared a batch.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use futures_util::future::BoxFuture;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use super::{
@@ -20,18 +32,32 @@ use crate::store::{StoreError, runs::RunOutcome};
 /// How often a run's log counters are written to its row while output flows.
 const LOG_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Reports of one stream whose answers may be outstanding at once. Past it
+/// the stream stops reading (and TCP pushes back on the worker).
+const REPORTS_IN_FLIGHT: usize = 256;
+
 /// One worker's stream.
 pub struct Session {
-    engine: Engine,
-    worker_id: String,
+    replies: Replies,
     session: u64,
-    tx: WorkerSender,
-    /// Attempts verified on this stream, so chunks skip the database check.
-    verified: HashMap<Uuid, String>,
     /// When each run's log counters were last written to its row.
     progress_written: HashMap<Uuid, tokio::time::Instant>,
     /// Told when a newer stream of this worker takes this one's place.
     superseded: Arc<Notify>,
+    /// Answers of reports in flight, taken in order by the answerer task.
+    answers: mpsc::Sender<BoxFuture<'static, ()>>,
+    /// Told when the database failed under a report: the stream ends.
+    broken: Arc<Notify>,
+}
+
+/// What answering a report needs, shared by the stream and its answerer.
+#[derive(Clone)]
+struct Replies {
+    engine: Engine,
+    worker_id: String,
+    tx: WorkerSender,
+    /// Attempts verified on this stream, so chunks skip the database check.
+    verified: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 fn id_in_use(worker_id: &str, held: IdInUse) -> StoreError {
@@ -149,14 +175,24 @@ impl Engine {
             self.logs.close(lost.execution.id);
         }
         tracing::info!(?worker_id, session, "worker registered");
+        let (answers, mut pending) = mpsc::channel::<BoxFuture<'static, ()>>(REPORTS_IN_FLIGHT);
+        tokio::spawn(async move {
+            while let Some(answer) = pending.recv().await {
+                answer.await;
+            }
+        });
         Ok(Session {
-            engine: self.clone(),
-            worker_id,
+            replies: Replies {
+                engine: self.clone(),
+                worker_id,
+                tx,
+                verified: Arc::new(Mutex::new(verified)),
+            },
             session,
-            tx,
-            verified,
             progress_written: HashMap::new(),
             superseded: admitted.superseded,
+            answers,
+            broken: Arc::new(Notify::new()),
         })
     }
 }
@@ -164,7 +200,7 @@ impl Engine {
 impl Session {
     /// The worker's id.
     pub fn worker_id(&self) -> &str {
-        &self.worker_id
+        &self.replies.worker_id
     }
 
     /// Completes when a newer stream of this worker (a reconnect of the same
@@ -174,36 +210,44 @@ impl Session {
         self.superseded.notified().await;
     }
 
+    /// Completes when the database failed under one of this stream's
+    /// reports (the error went down the stream): the stream should end, and
+    /// the worker resends what was not acknowledged on its next one.
+    pub async fn broken(&self) {
+        self.broken.notified().await;
+    }
+
     /// Ends a stream that was superseded, telling the worker why.
     pub async fn end_superseded(self) {
         let _ = self
+            .replies
             .tx
             .send(Err(StoreError::FailedPrecondition(format!(
                 "a newer connection of worker {} took this stream's place",
-                crate::store::validate::quoted(&self.worker_id)
+                crate::store::validate::quoted(self.worker_id())
             ))))
             .await;
-        tracing::info!(worker_id = ?self.worker_id, "stream superseded by a newer one");
+        tracing::info!(worker_id = ?self.worker_id(), "stream superseded by a newer one");
         self.close();
     }
 
     /// Takes the worker off the registry (if this stream is still its current one).
     pub fn close(self) {
-        self.engine
-            .workers
-            .disconnect(&self.worker_id, self.session);
-        tracing::info!(worker_id = ?self.worker_id, "worker disconnected");
+        let Replies {
+            engine, worker_id, ..
+        } = &self.replies;
+        engine.workers.disconnect(worker_id, self.session);
+        tracing::info!(?worker_id, "worker disconnected");
     }
 
-    /// Applies one message; false when the stream must end. A database
-    /// failure ends it (the error goes down the stream first); a refused
-    /// report is logged and the stream goes on.
+    /// Applies one message; false when the stream must end. A refused
+    /// report is logged and the stream goes on. Writes are handed to the
+    /// store's writer; their answers are sent in order once committed.
     pub async fn handle(&mut self, message: FromWorker) -> bool {
         match self.apply(message).await {
             Ok(()) => true,
             Err(err @ StoreError::Database(_)) => {
-                tracing::error!(worker_id = ?self.worker_id, error = %err, "handling a worker message failed");
-                let _ = self.tx.send(Err(err)).await;
+                self.replies.database_failed(err, &self.broken).await;
                 false
             }
             Err(other) => {
@@ -215,23 +259,43 @@ impl Session {
 
     /// Logs a report that was refused (stale, malformed, out of order).
     pub fn refused(&self, err: &StoreError) {
-        // Quoted and cut: a report is the worker's text, and a hostile one
-        // could be megabytes or forge log lines.
-        let error = crate::store::validate::quoted_up_to(&err.to_string(), 300);
-        tracing::warn!(worker_id = ?self.worker_id, %error, "refused a worker report");
+        self.replies.refused(err);
+    }
+
+    /// Queues the answer of a report whose write is in flight. Its outcome:
+    /// a database failure ends the stream, a refusal is logged.
+    async fn answer_later(
+        &self,
+        answer: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let replies = self.replies.clone();
+        let broken = self.broken.clone();
+        let answer = Box::pin(async move {
+            match answer.await {
+                Ok(()) => {}
+                Err(err @ StoreError::Database(_)) => replies.database_failed(err, &broken).await,
+                Err(other) => replies.refused(&other),
+            }
+        });
+        self.answers
+            .send(answer)
+            .await
+            .map_err(|_| StoreError::Internal("the stream's answerer stopped".into()))
     }
 
     async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {
-        let store = self.engine.store.clone();
+        let store = self.replies.engine.store.clone();
         let runs = store.runs();
+        let worker_id = self.replies.worker_id.clone();
         match message {
             FromWorker::Register => {
                 Err(StoreError::invalid("register", "sent twice on one stream"))
             }
             FromWorker::SlotGrant { count } => {
-                self.engine
+                self.replies
+                    .engine
                     .workers
-                    .grant(&self.worker_id, self.session, count);
+                    .grant(&worker_id, self.session, count);
                 Ok(())
             }
             FromWorker::Started {
@@ -240,18 +304,21 @@ impl Session {
                 tmux_session_name,
             } => {
                 if let Err(err) = self.verify(&attempt).await {
-                    return self.refuse_if_stale(&attempt, Err(err));
+                    return self.replies.refuse_if_stale(&attempt, Err(err));
                 }
-                let result = runs
-                    .started(
-                        &self.worker_id,
-                        attempt.execution_id,
-                        &attempt.token,
-                        pid,
-                        tmux_session_name,
-                    )
-                    .await;
-                self.refuse_if_stale(&attempt, result)
+                let written = runs.started(
+                    &worker_id,
+                    attempt.execution_id,
+                    &attempt.token,
+                    pid,
+                    tmux_session_name,
+                );
+                let replies = self.replies.clone();
+                self.answer_later(async move {
+                    let result = written.await;
+                    replies.refuse_if_stale(&attempt, result)
+                })
+                .await
             }
             FromWorker::LogChunk {
                 attempt,
@@ -259,41 +326,41 @@ impl Session {
                 data,
             } => {
                 if let Err(err) = self.verify(&attempt).await {
-                    return self.refuse_if_stale(&attempt, Err(err));
+                    return self.replies.refuse_if_stale(&attempt, Err(err));
                 }
                 let id = attempt.execution_id;
+                let engine = &self.replies.engine;
                 // The worker cuts a run's output at its cap; a worker that
                 // does not is cut here, and what it sends past the cap is
                 // acknowledged (so it stops resending) but not stored.
-                let limit = self
-                    .engine
+                let limit = engine
                     .workers
-                    .output_limit(&self.worker_id, self.session, id)
+                    .output_limit(&worker_id, self.session, id)
                     .unwrap_or(u64::MAX);
                 let end = offset.saturating_add(data.len() as u64);
                 if offset >= limit {
-                    self.ack(id, &attempt.token, end).await;
+                    self.replies.ack(id, &attempt.token, end).await;
                     return Err(StoreError::invalid(
                         "log_chunk.offset",
                         format!("output past the run's cap (its log ends at {limit} bytes)"),
                     ));
                 }
                 let kept = &data[..data.len().min((limit - offset) as usize)];
-                match self.engine.logs.append(id, offset, kept).await {
+                match engine.logs.append(id, offset, kept).await {
                     Ok(size) => {
+                        // The bytes are on disk (the log, not the database,
+                        // holds them): acknowledged at once.
                         let acked = if kept.len() < data.len() {
                             end
                         } else {
                             size.bytes
                         };
-                        self.ack(id, &attempt.token, acked).await;
-                        self.write_progress_if_due(id, size.bytes, size.lines)
-                            .await?;
-                        Ok(())
+                        self.replies.ack(id, &attempt.token, acked).await;
+                        self.write_progress_if_due(id, size.bytes, size.lines).await
                     }
                     Err(crate::logs::AppendError::Gap { stored, .. }) => {
                         // Tell the worker where the log really ends; it resends from there.
-                        self.ack(id, &attempt.token, stored).await;
+                        self.replies.ack(id, &attempt.token, stored).await;
                         Err(StoreError::invalid(
                             "log_chunk.offset",
                             format!("gap after {stored} bytes"),
@@ -303,12 +370,17 @@ impl Session {
                 }
             }
             FromWorker::Heartbeat { running, metadata } => {
-                self.engine.workers.seen(&self.worker_id, self.session);
-                runs.heartbeat(&self.worker_id, &running, metadata).await?;
-                // Proof of contact: a worker that hears nothing for the
-                // stale window stops its runs (they are someone else's).
-                let _ = self.tx.send(Ok(ToWorker::HeartbeatAck)).await;
-                Ok(())
+                self.replies.engine.workers.seen(&worker_id, self.session);
+                let written = runs.heartbeat(&worker_id, running, metadata);
+                let tx = self.replies.tx.clone();
+                self.answer_later(async move {
+                    written.await?;
+                    // Proof of contact: a worker that hears nothing for the
+                    // stale window stops its runs (they are someone else's).
+                    let _ = tx.send(Ok(ToWorker::HeartbeatAck)).await;
+                    Ok(())
+                })
+                .await
             }
             FromWorker::Finished(finished) => self.finished(finished).await,
             FromWorker::SessionDetected {
@@ -316,21 +388,24 @@ impl Session {
                 session_ref,
             } => {
                 if let Err(err) = self.verify(&attempt).await {
-                    return self.refuse_if_stale(&attempt, Err(err));
+                    return self.replies.refuse_if_stale(&attempt, Err(err));
                 }
-                let result = runs
-                    .session_detected(
-                        &self.worker_id,
-                        attempt.execution_id,
-                        &attempt.token,
-                        session_ref,
-                    )
-                    .await;
-                self.refuse_if_stale(&attempt, result)
+                let written = runs.session_detected(
+                    &worker_id,
+                    attempt.execution_id,
+                    &attempt.token,
+                    session_ref,
+                );
+                let replies = self.replies.clone();
+                self.answer_later(async move {
+                    let result = written.await;
+                    replies.refuse_if_stale(&attempt, result)
+                })
+                .await
             }
             FromWorker::Drain { reason } => {
-                tracing::info!(worker_id = ?self.worker_id, ?reason, "worker is draining");
-                self.engine.workers.drain(&self.worker_id, self.session);
+                tracing::info!(?worker_id, ?reason, "worker is draining");
+                self.replies.engine.workers.drain(&worker_id, self.session);
                 Ok(())
             }
         }
@@ -347,12 +422,18 @@ impl Session {
         // Check before touching anything: a refused report changes nothing
         // (a foreign finish used to close, and so cut, another run's log).
         if let Err(err) = self.verify(&attempt).await {
-            self.finished_ack(&attempt, Some(err.to_string())).await;
-            return self.refuse_if_stale(&attempt, Err(err));
+            // Answered in order with the reports still in flight.
+            let replies = self.replies.clone();
+            return self
+                .answer_later(async move {
+                    replies.finished_ack(&attempt, Some(err.to_string())).await;
+                    replies.refuse_if_stale(&attempt, Err(err))
+                })
+                .await;
         }
         let id = attempt.execution_id;
-        let stored = self
-            .engine
+        let engine = self.replies.engine.clone();
+        let stored = engine
             .logs
             .size(id)
             .await
@@ -366,34 +447,156 @@ impl Session {
             tracing::warn!(execution_id = %id, "{gap}");
             error = Some(error.map_or(gap.clone(), |e| format!("{e}; {gap}")));
         }
-        let runs = self.engine.store.runs();
-        runs.log_progress(id, stored.bytes, stored.lines).await?;
         let outcome = RunOutcome {
             status,
             exit_code,
             error,
         };
-        let result = runs
-            .finish(&self.worker_id, id, &attempt.token, outcome)
-            .await;
-        if let Err(StoreError::Database(err)) = result {
-            // Not applied, not answered: the worker resends it on its next
-            // stream.
-            return Err(StoreError::Database(err));
-        }
-        // Whatever the verdict, the worker may forget this run now: its
-        // bytes are stored and its result applied, or refused for good.
-        self.ack(id, &attempt.token, stored.bytes).await;
-        self.verified.remove(&id);
+        let written = engine.store.runs().finish(
+            &self.replies.worker_id,
+            id,
+            &attempt.token,
+            outcome,
+            (stored.bytes, stored.lines),
+        );
         self.progress_written.remove(&id);
-        self.engine.workers.run_ended(&self.worker_id, id);
-        self.engine.logs.close(id);
-        let refused = result.err().map(|err| {
-            tracing::warn!(execution_id = %id, error = %err, "refused a late result");
-            err.to_string()
-        });
-        self.finished_ack(&attempt, refused).await;
+        let replies = self.replies.clone();
+        self.answer_later(async move {
+            let result = written.await;
+            if let Err(StoreError::Database(err)) = result {
+                // Not applied, not answered: the worker resends it on its
+                // next stream.
+                return Err(StoreError::Database(err));
+            }
+            // Whatever the verdict, the worker may forget this run now: its
+            // bytes are stored and its result applied, or refused for good.
+            replies.ack(id, &attempt.token, stored.bytes).await;
+            replies.forget(id);
+            replies.engine.workers.run_ended(&replies.worker_id, id);
+            replies.engine.logs.close(id);
+            let refused = result.err().map(|err| {
+                tracing::warn!(execution_id = %id, error = %err, "refused a late result");
+                err.to_string()
+            });
+            replies.finished_ack(&attempt, refused).await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Accepts a report only about a run assigned on this very stream (or
+    /// kept by it at registration) whose attempt token is the current one.
+    async fn verify(&mut self, attempt: &Attempt) -> Result<(), StoreError> {
+        let id = attempt.execution_id;
+        let Replies {
+            engine, worker_id, ..
+        } = &self.replies;
+        if !engine.workers.runs(worker_id, self.session, id) {
+            self.replies.forget(id);
+            return Err(StoreError::FailedPrecondition(format!(
+                "execution {id} is not running on this stream of worker {}",
+                crate::store::validate::quoted(worker_id)
+            )));
+        }
+        // The cache only stands while the run is still on record as ours: a
+        // reap or a cancel elsewhere takes it off, and the database decides.
+        if self.replies.verified(id, &attempt.token) {
+            return Ok(());
+        }
+        engine
+            .store
+            .runs()
+            .current_attempt(worker_id, id, &attempt.token)
+            .await?;
+        self.replies
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, attempt.token.clone());
         Ok(())
+    }
+
+    async fn write_progress_if_due(
+        &mut self,
+        id: Uuid,
+        bytes: u64,
+        lines: u64,
+    ) -> Result<(), StoreError> {
+        let now = tokio::time::Instant::now();
+        let due = self
+            .progress_written
+            .get(&id)
+            .is_none_or(|last| now.duration_since(*last) >= LOG_PROGRESS_INTERVAL);
+        if !due {
+            return Ok(());
+        }
+        self.progress_written.insert(id, now);
+        let written = self
+            .replies
+            .engine
+            .store
+            .runs()
+            .log_progress(id, bytes, lines);
+        self.answer_later(written).await
+    }
+}
+
+impl Replies {
+    /// Logs a report that was refused (stale, malformed, out of order).
+    fn refused(&self, err: &StoreError) {
+        // Quoted and cut: a report is the worker's text, and a hostile one
+        // could be megabytes or forge log lines.
+        let error = crate::store::validate::quoted_up_to(&err.to_string(), 300);
+        tracing::warn!(worker_id = ?self.worker_id, %error, "refused a worker report");
+    }
+
+    /// The database failed under a report: the error goes down the stream,
+    /// which ends.
+    async fn database_failed(&self, err: StoreError, broken: &Notify) {
+        tracing::error!(worker_id = ?self.worker_id, error = %err, "handling a worker message failed");
+        let _ = self.tx.send(Err(err)).await;
+        broken.notify_one();
+    }
+
+    fn verified(&self, id: Uuid, token: &str) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .is_some_and(|t| t == token)
+    }
+
+    fn forget(&self, id: Uuid) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// A report about an attempt that is not (or no longer) this worker's:
+    /// refuse it and tell the worker to stop that run.
+    fn refuse_if_stale(
+        &self,
+        attempt: &Attempt,
+        result: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Err(StoreError::FailedPrecondition(message))
+            | Err(StoreError::NotFound {
+                kind: _,
+                id: message,
+            }) => {
+                self.forget(attempt.execution_id);
+                self.engine.disown_run(
+                    &self.worker_id,
+                    attempt.execution_id,
+                    attempt.token.clone(),
+                    "stale attempt",
+                );
+                Err(StoreError::FailedPrecondition(message))
+            }
+            other => other,
+        }
     }
 
     /// Answers a finish report: the worker forgets the run only once it has
@@ -409,57 +612,6 @@ impl Session {
             .await;
     }
 
-    /// Accepts a report only about a run assigned on this very stream (or
-    /// kept by it at registration) whose attempt token is the current one.
-    async fn verify(&mut self, attempt: &Attempt) -> Result<(), StoreError> {
-        let id = attempt.execution_id;
-        if !self.engine.workers.runs(&self.worker_id, self.session, id) {
-            self.verified.remove(&id);
-            return Err(StoreError::FailedPrecondition(format!(
-                "execution {id} is not running on this stream of worker {}",
-                crate::store::validate::quoted(&self.worker_id)
-            )));
-        }
-        // The cache only stands while the run is still on record as ours: a
-        // reap or a cancel elsewhere takes it off, and the database decides.
-        if self.verified.get(&id).is_some_and(|t| *t == attempt.token) {
-            return Ok(());
-        }
-        self.engine
-            .store
-            .runs()
-            .current_attempt(&self.worker_id, id, &attempt.token)
-            .await?;
-        self.verified.insert(id, attempt.token.clone());
-        Ok(())
-    }
-
-    /// A report about an attempt that is not (or no longer) this worker's:
-    /// refuse it and tell the worker to stop that run.
-    fn refuse_if_stale(
-        &mut self,
-        attempt: &Attempt,
-        result: Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        match result {
-            Err(StoreError::FailedPrecondition(message))
-            | Err(StoreError::NotFound {
-                kind: _,
-                id: message,
-            }) => {
-                self.verified.remove(&attempt.execution_id);
-                self.engine.disown_run(
-                    &self.worker_id,
-                    attempt.execution_id,
-                    attempt.token.clone(),
-                    "stale attempt",
-                );
-                Err(StoreError::FailedPrecondition(message))
-            }
-            other => other,
-        }
-    }
-
     async fn ack(&self, execution_id: Uuid, attempt_token: &str, offset: u64) {
         let _ = self
             .tx
@@ -469,27 +621,5 @@ impl Session {
                 offset,
             }))
             .await;
-    }
-
-    async fn write_progress_if_due(
-        &mut self,
-        id: Uuid,
-        bytes: u64,
-        lines: u64,
-    ) -> Result<(), StoreError> {
-        let now = tokio::time::Instant::now();
-        let due = self
-            .progress_written
-            .get(&id)
-            .is_none_or(|last| now.duration_since(*last) >= LOG_PROGRESS_INTERVAL);
-        if due {
-            self.progress_written.insert(id, now);
-            self.engine
-                .store
-                .runs()
-                .log_progress(id, bytes, lines)
-                .await?;
-        }
-        Ok(())
     }
 }

@@ -116,6 +116,7 @@ async fn serve(mut session: Session, mut incoming: Streaming<ConnectRequest>) {
                 session.end_superseded().await;
                 return;
             }
+            () = session.broken() => break,
         };
         let message = match next {
             Some(Ok(ConnectRequest { message: Some(m) })) => m,

@@ -181,12 +181,16 @@ impl Executions<'_> {
                 format!("must be between 0 and {MAX_RETRIES_LIMIT}"),
             ));
         }
-        let mut txn = self.0.write().await?;
-        let task = find_task(&*txn, new.task_id)
+        // Checked and rendered outside any transaction (schema validation
+        // and template rendering are the costly part); the row and its event
+        // go in through the group-commit writer. A task deleted meanwhile
+        // fails the insert on its foreign key.
+        let db = self.0.db();
+        let task = find_task(db, new.task_id)
             .await
             .map_err(|_| StoreError::not_found("task", format!("{} (task_id)", new.task_id)))?;
         let capability = agent_capabilities::Entity::find_by_id(new.capability_id)
-            .one(&*txn)
+            .one(db)
             .await?
             .ok_or_else(|| {
                 StoreError::not_found(
@@ -196,7 +200,7 @@ impl Executions<'_> {
             })?;
         let agent = agents::Entity::find_by_id(capability.agent_id)
             .in_workspace()
-            .one(&*txn)
+            .one(db)
             .await?
             .ok_or_else(|| StoreError::not_found("capability", new.capability_id))?;
         if !capability.is_enabled {
@@ -242,7 +246,7 @@ impl Executions<'_> {
             },
         };
 
-        let execution = executions::ActiveModel {
+        let row = executions::ActiveModel {
             id: Set(Uuid::new_v4()),
             task_id: Set(task.id),
             agent_id: Set(agent.id),
@@ -256,26 +260,27 @@ impl Executions<'_> {
             max_retries: Set(new.max_retries),
             created_at: Set(Utc::now().into()),
             ..Default::default()
-        }
-        .insert(&*txn)
-        .await?;
-        txn.record_event(
-            task.id,
-            actor,
-            "execution_queued",
-            json!({
-                "execution_id": execution.id,
-                "capability_id": capability.id,
-                "capability_key": capability.key,
-                "agent_slug": agent.slug,
-                "requires_approval": capability.requires_approval,
-                "parent_execution_id": parent_execution_id,
-            }),
-        )
-        .await?;
-        txn.execution_changed(execution.clone());
-        txn.commit().await?;
-        Ok(execution)
+        };
+        let event = json!({
+            "capability_id": capability.id,
+            "capability_key": capability.key,
+            "agent_slug": agent.slug,
+            "requires_approval": capability.requires_approval,
+            "parent_execution_id": parent_execution_id,
+        });
+        self.0
+            .submit(move |txn| {
+                Box::pin(async move {
+                    let execution = row.insert(&**txn).await?;
+                    let mut event = event;
+                    event["execution_id"] = json!(execution.id);
+                    txn.record_event(execution.task_id, actor, "execution_queued", event)
+                        .await?;
+                    txn.execution_changed(execution.clone());
+                    Ok(execution)
+                })
+            })
+            .await
     }
 
     /// An execution with the ids of the executions it continues, oldest first.

@@ -21,9 +21,11 @@
 //!   tokens, approvals), [`templates`], [`validate`], [`columns`] (the JSON
 //!   columns' shapes), [`page`], [`scope`];
 //! - plumbing: [`txn`] (write transactions with their audit events and
-//!   wake-ups), [`execution_hub`], [`error`].
+//!   wake-ups), [`batch`] (group commit of the hot writes),
+//!   [`execution_hub`], [`error`].
 
 pub mod agents;
+pub mod batch;
 pub mod board;
 pub mod capabilities;
 pub mod columns;

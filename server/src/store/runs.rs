@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
+    batch::Answer,
     execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
     validate::{quoted, storable, storable_json},
 };
@@ -66,17 +67,37 @@ struct CandidateId {
 /// window is an index walk: 0.3 ms at any queue length.
 pub const PRIORITY_WINDOW: u64 = 256;
 
-/// Queued executions whose dependencies are all done, in claim order: the
-/// [`PRIORITY_WINDOW`] oldest runnable ones, by task priority, then age. On
-/// PostgreSQL the rows are locked with `SKIP LOCKED`, so concurrent claimers
-/// (several servers) never take the same execution.
+/// Queued executions that could start now, in claim order: the
+/// [`PRIORITY_WINDOW`] oldest ones by task priority, then age. "Could start"
+/// is decided in the statement, over sets computed once per claim: the agent
+/// is active and below `max_concurrent`, the capability is enabled, an
+/// approval is on record where one is required, and every dependency is
+/// done. Filtering after the window instead let 256 runs of an agent at its
+/// limit (or awaiting approval) fill it, and every other agent's runs queued
+/// behind them waited until that queue drained. On PostgreSQL the rows are
+/// locked with `SKIP LOCKED`, so concurrent claimers (several servers) never
+/// take the same execution.
 async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec<Uuid>> {
     // The derived table (with its own LIMIT) is computed first on both
-    // backends: an index walk that stops after the window.
+    // backends: an index walk over the queue that stops after the window.
     const RUNNABLE: &str = "
-        FROM (
+        WITH busy AS (
+            SELECT r.agent_id, COUNT(*) AS n FROM executions r
+            WHERE r.status IN ('running', 'cancelling')
+            GROUP BY r.agent_id),
+        blocked AS (
+            SELECT a.id FROM agents a LEFT JOIN busy b ON b.agent_id = a.id
+            WHERE NOT a.is_active OR COALESCE(b.n, 0) >= a.max_concurrent)
+        SELECT e.id FROM (
             SELECT q.id FROM executions q
+            JOIN agent_capabilities c ON c.id = q.capability_id
             WHERE q.status = 'queued'
+              AND q.agent_id NOT IN (SELECT id FROM blocked)
+              AND c.is_enabled
+              AND (NOT c.requires_approval OR EXISTS (
+                  SELECT 1 FROM task_events ev
+                  WHERE ev.task_id = q.task_id AND ev.event_type = '{approved}'
+                    AND {approval_names_run}))
               AND NOT EXISTS (
                   SELECT 1 FROM task_dependencies d
                   JOIN tasks dt ON dt.id = d.depends_on_task_id
@@ -93,21 +114,28 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
         ORDER BY t.priority, e.created_at, e.id
         LIMIT {limit}";
     let backend = conn.get_database_backend();
+    let sql = RUNNABLE
+        .replace("{approved}", execution_state::APPROVED_EVENT)
+        .replace("{window}", &PRIORITY_WINDOW.to_string());
     let sql = match backend {
         DbBackend::Postgres => format!(
-            "SELECT e.id {} FOR UPDATE OF e SKIP LOCKED",
-            RUNNABLE
-                .replace("{window}", &PRIORITY_WINDOW.to_string())
-                .replace("{workspace}", "$1")
-                .replace("{limit}", "$2")
+            "{} FOR UPDATE OF e SKIP LOCKED",
+            sql.replace(
+                "{approval_names_run}",
+                "ev.payload->>'execution_id' = q.id::text"
+            )
+            .replace("{workspace}", "$1")
+            .replace("{limit}", "$2")
         ),
-        _ => format!(
-            "SELECT e.id {}",
-            RUNNABLE
-                .replace("{window}", &PRIORITY_WINDOW.to_string())
-                .replace("{workspace}", "?")
-                .replace("{limit}", "?")
-        ),
+        // Ids are 16-byte blobs on SQLite; the approval names the run in
+        // its text form.
+        _ => sql
+            .replace(
+                "{approval_names_run}",
+                "replace(json_extract(ev.payload, '$.execution_id'), '-', '') = lower(hex(q.id))",
+            )
+            .replace("{workspace}", "?")
+            .replace("{limit}", "?"),
     };
     let rows = CandidateId::find_by_statement(Statement::from_sql_and_values(
         backend,
@@ -145,6 +173,263 @@ async fn current_attempt<C: ConnectionTrait>(
             quoted(token)
         )))
     }
+}
+
+/// A hungry worker in a claim round.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The worker.
+    pub worker_id: String,
+    /// The agents it runs; empty for any.
+    pub agent_slugs: Vec<String>,
+    /// Its free slots.
+    pub limit: usize,
+}
+
+/// Where a run's log is kept, recorded on its row at the claim.
+pub type LogPath = std::sync::Arc<dyn Fn(Uuid) -> String + Send + Sync>;
+
+/// Stores a log's size and line count on its run's row.
+async fn write_log_progress<C: ConnectionTrait>(
+    conn: &C,
+    execution_id: Uuid,
+    byte_size: u64,
+    line_count: u64,
+) -> StoreResult<()> {
+    executions::Entity::update_many()
+        .col_expr(executions::Column::LogByteSize, (byte_size as i64).into())
+        .col_expr(
+            executions::Column::LogLineCount,
+            (line_count.min(i32::MAX as u64) as i32).into(),
+        )
+        .col_expr(
+            executions::Column::LogUpdatedAt,
+            Some(DateTime::<FixedOffset>::from(Utc::now())).into(),
+        )
+        .filter(executions::Column::Id.eq(execution_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Rows by id, read in one statement.
+async fn by_id<E, C>(
+    conn: &C,
+    column: E::Column,
+    ids: Vec<Uuid>,
+) -> StoreResult<HashMap<Uuid, E::Model>>
+where
+    E: EntityTrait,
+    E::Model: HasId,
+    C: ConnectionTrait,
+{
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(E::find()
+        .filter(column.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id(), row))
+        .collect())
+}
+
+/// Rows with a `Uuid` primary key.
+trait HasId {
+    fn id(&self) -> Uuid;
+}
+
+macro_rules! has_id {
+    ($($module:ident),+) => {$(
+        impl HasId for $module::Model {
+            fn id(&self) -> Uuid {
+                self.id
+            }
+        }
+    )+};
+}
+has_id!(executions, tasks, agents, agent_capabilities);
+
+/// The claim round, inside the batch's transaction: every read it needs is
+/// one statement over the whole candidate set (executions, agents locked in
+/// id order, capabilities, running counts, approvals, tasks, parents), and
+/// each run claimed costs its transition (an update and its audit event).
+async fn claim_in(
+    txn: &mut super::WriteTxn,
+    key: AttemptKey,
+    requests: Vec<ClaimRequest>,
+    log_path: LogPath,
+) -> StoreResult<Vec<(usize, ClaimedRun)>> {
+    let wanted: usize = requests.iter().map(|r| r.limit).sum();
+    // Over-fetch: some candidates may be held back (another worker's agent,
+    // two runs of an agent with one slot left).
+    let ids = candidates(&**txn, (wanted * 2 + 16) as u64).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut queued =
+        by_id::<executions::Entity, _>(&**txn, executions::Column::Id, ids.clone()).await?;
+    let mut agent_ids: Vec<Uuid> = queued.values().map(|e| e.agent_id).collect();
+    agent_ids.sort();
+    agent_ids.dedup();
+    // Lock the agents (in id order, so claimers never deadlock) while their
+    // running counts are checked and raised: max_concurrent holds across
+    // every worker and server.
+    let mut agent_query = agents::Entity::find()
+        .filter(agents::Column::Id.is_in(agent_ids.clone()))
+        .order_by_asc(agents::Column::Id);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        agent_query = agent_query.lock_exclusive();
+    }
+    let agents: HashMap<Uuid, agents::Model> = agent_query
+        .all(&**txn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    let capabilities = by_id::<agent_capabilities::Entity, _>(
+        &**txn,
+        agent_capabilities::Column::Id,
+        queued.values().map(|e| e.capability_id).collect(),
+    )
+    .await?;
+    let tasks = by_id::<tasks::Entity, _>(
+        &**txn,
+        tasks::Column::Id,
+        queued.values().map(|e| e.task_id).collect(),
+    )
+    .await?;
+    let parents = by_id::<executions::Entity, _>(
+        &**txn,
+        executions::Column::Id,
+        queued
+            .values()
+            .filter_map(|e| e.parent_execution_id)
+            .collect(),
+    )
+    .await?;
+    let mut active: HashMap<Uuid, i64> = executions::Entity::find()
+        .select_only()
+        .column(executions::Column::AgentId)
+        .column_as(executions::Column::Id.count(), "active")
+        .filter(executions::Column::AgentId.is_in(agent_ids))
+        .filter(
+            executions::Column::Status
+                .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+        )
+        .group_by(executions::Column::AgentId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(&**txn)
+        .await?
+        .into_iter()
+        .collect();
+    let needs_approval: Vec<&executions::Model> = queued
+        .values()
+        .filter(|e| {
+            capabilities
+                .get(&e.capability_id)
+                .is_some_and(|c| c.requires_approval)
+        })
+        .collect();
+    let approved = approved_among(&**txn, &needs_approval).await?;
+
+    let mut credits: Vec<usize> = requests.iter().map(|r| r.limit).collect();
+    let mut claimed = Vec::new();
+    for id in ids {
+        if credits.iter().all(|c| *c == 0) {
+            break;
+        }
+        let Some(execution) = queued.remove(&id) else {
+            continue;
+        };
+        if execution.status != ExecutionStatus::Queued {
+            // Another server claimed it between the two reads: skip it
+            // rather than fail the whole round on its transition.
+            continue;
+        }
+        let (Some(agent), Some(capability), Some(task)) = (
+            agents.get(&execution.agent_id),
+            capabilities.get(&execution.capability_id),
+            tasks.get(&execution.task_id),
+        ) else {
+            continue;
+        };
+        let running = active.entry(agent.id).or_default();
+        let approval = approved.get(&execution.id);
+        let runnable = agent.is_active
+            && capability.is_enabled
+            && *running < i64::from(agent.max_concurrent)
+            && (!capability.requires_approval || approval.is_some());
+        if !runnable {
+            continue;
+        }
+        // The worker with the most free slots among those running this agent.
+        let Some(worker) = (0..requests.len())
+            .filter(|&i| credits[i] > 0)
+            .filter(|&i| {
+                requests[i].agent_slugs.is_empty() || requests[i].agent_slugs.contains(&agent.slug)
+            })
+            .max_by_key(|&i| (credits[i], std::cmp::Reverse(i)))
+        else {
+            continue;
+        };
+        if let Some(approval) = approval
+            && !approval_covers(approval, task)
+        {
+            let error = "the task's working directory or environment overrides changed \
+                         after this run was approved; approve a new run";
+            execution_state::transition(
+                txn,
+                execution,
+                ExecutionStatus::Failed,
+                Actor::system(),
+                json!({ "error": error }),
+                |row| row.error = Set(Some(error.to_owned())),
+            )
+            .await?;
+            continue;
+        }
+        *running += 1;
+        credits[worker] -= 1;
+        let worker_id = requests[worker].worker_id.clone();
+        let started = now_micros();
+        let path = log_path(execution.id);
+        let parent_session_ref = execution
+            .parent_execution_id
+            .and_then(|parent| parents.get(&parent))
+            .and_then(|parent| parent.session_ref.clone());
+        let execution = execution_state::transition(
+            txn,
+            execution,
+            ExecutionStatus::Running,
+            Actor::system(),
+            json!({ "worker_id": worker_id }),
+            |row| {
+                row.worker_id = Set(Some(worker_id.clone()));
+                row.started_at = Set(Some(started));
+                row.heartbeat_at = Set(Some(started));
+                row.log_file_path = Set(Some(path));
+                row.pid = Set(None);
+                row.exit_code = Set(None);
+                row.ended_at = Set(None);
+            },
+        )
+        .await?;
+        let attempt_token = key.token(&execution).unwrap_or_default();
+        claimed.push((
+            worker,
+            ClaimedRun {
+                execution,
+                task: task.clone(),
+                agent: agent.clone(),
+                capability: capability.clone(),
+                attempt_token,
+                parent_session_ref,
+            },
+        ));
+    }
+    Ok(claimed)
 }
 
 /// How a worker says a run ended.
@@ -233,183 +518,34 @@ impl Runs<'_> {
         .await
     }
 
-    /// Claims up to `limit` runnable executions for `worker_id` in one
-    /// transaction: queued, dependencies done, approved where required, agent
-    /// active and (when `agent_slugs` is not empty) one the worker runs, and the
-    /// agent below `max_concurrent` running executions across all workers.
-    pub async fn claim(
+    /// One claim round for every hungry worker, in one batched write: up to
+    /// each request's `limit` runnable executions (see [`candidates`]), the
+    /// agent one the worker runs (any, when its `agent_slugs` is empty) and
+    /// below `max_concurrent` running executions across all workers and
+    /// servers. Runs go to the worker with the most free slots left, so a
+    /// burst spreads over the workers. Answers (request index, run) pairs.
+    pub fn claim(
         &self,
-        worker_id: &str,
-        agent_slugs: &[String],
-        limit: usize,
-        log_path: impl Fn(Uuid) -> String,
-    ) -> StoreResult<Vec<ClaimedRun>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        requests: Vec<ClaimRequest>,
+        log_path: LogPath,
+    ) -> Answer<Vec<(usize, ClaimedRun)>> {
+        if requests.iter().all(|r| r.limit == 0) {
+            return Answer::ready(Ok(Vec::new()));
         }
-        let mut txn = self.0.write().await?;
-        // Over-fetch: some candidates may be held back by concurrency or approval.
-        let ids = candidates(&*txn, (limit * 4 + 16) as u64).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let queued = executions::Entity::find()
-            .filter(executions::Column::Id.is_in(ids.clone()))
-            .all(&*txn)
-            .await?;
-        let mut by_id: HashMap<Uuid, executions::Model> =
-            queued.into_iter().map(|e| (e.id, e)).collect();
-        let agent_ids: Vec<Uuid> = by_id.values().map(|e| e.agent_id).collect();
-        // Lock the agents (in id order, so claimers never deadlock) while their
-        // running counts are checked and raised: max_concurrent holds across
-        // every worker and server.
-        let mut agent_query = agents::Entity::find()
-            .filter(agents::Column::Id.is_in(agent_ids.clone()))
-            .order_by_asc(agents::Column::Id);
-        if txn.get_database_backend() == DbBackend::Postgres {
-            agent_query = agent_query.lock_exclusive();
-        }
-        let agents: HashMap<Uuid, agents::Model> = agent_query
-            .all(&*txn)
-            .await?
-            .into_iter()
-            .map(|a| (a.id, a))
-            .collect();
-        let capabilities: HashMap<Uuid, agent_capabilities::Model> =
-            agent_capabilities::Entity::find()
-                .filter(
-                    agent_capabilities::Column::Id
-                        .is_in(by_id.values().map(|e| e.capability_id).collect::<Vec<_>>()),
-                )
-                .all(&*txn)
-                .await?
-                .into_iter()
-                .map(|c| (c.id, c))
-                .collect();
-        let mut active: HashMap<Uuid, i64> = executions::Entity::find()
-            .select_only()
-            .column(executions::Column::AgentId)
-            .column_as(executions::Column::Id.count(), "active")
-            .filter(executions::Column::AgentId.is_in(agent_ids))
-            .filter(
-                executions::Column::Status
-                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
-            )
-            .group_by(executions::Column::AgentId)
-            .into_tuple::<(Uuid, i64)>()
-            .all(&*txn)
-            .await?
-            .into_iter()
-            .collect();
-        let needs_approval: Vec<&executions::Model> = by_id
-            .values()
-            .filter(|e| {
-                capabilities
-                    .get(&e.capability_id)
-                    .is_some_and(|c| c.requires_approval)
-            })
-            .collect();
-        let approved = approved_among(&*txn, &needs_approval).await?;
-
-        let mut claimed = Vec::new();
-        for id in ids {
-            if claimed.len() == limit {
-                break;
-            }
-            let Some(execution) = by_id.remove(&id) else {
-                continue;
-            };
-            if execution.status != ExecutionStatus::Queued {
-                // Another server claimed it between the two reads: skip it
-                // rather than fail the whole round on its transition.
-                continue;
-            }
-            let (Some(agent), Some(capability)) = (
-                agents.get(&execution.agent_id),
-                capabilities.get(&execution.capability_id),
-            ) else {
-                continue;
-            };
-            let running = active.entry(agent.id).or_default();
-            let approval = approved.get(&execution.id);
-            let runnable = agent.is_active
-                && capability.is_enabled
-                && (agent_slugs.is_empty() || agent_slugs.contains(&agent.slug))
-                && *running < i64::from(agent.max_concurrent)
-                && (!capability.requires_approval || approval.is_some());
-            if !runnable {
-                continue;
-            }
-            let task = tasks::Entity::find_by_id(execution.task_id)
-                .one(&*txn)
-                .await?
-                .ok_or_else(|| StoreError::not_found("task", execution.task_id))?;
-            if let Some(approval) = approval
-                && !approval_covers(approval, &task)
-            {
-                let error = "the task's working directory or environment overrides changed \
-                             after this run was approved; approve a new run";
-                execution_state::transition(
-                    &mut txn,
-                    execution,
-                    ExecutionStatus::Failed,
-                    Actor::system(),
-                    json!({ "error": error }),
-                    |row| row.error = Set(Some(error.to_owned())),
-                )
-                .await?;
-                continue;
-            }
-            *running += 1;
-            let started = now_micros();
-            let path = log_path(execution.id);
-            let execution = execution_state::transition(
-                &mut txn,
-                execution,
-                ExecutionStatus::Running,
-                Actor::system(),
-                json!({ "worker_id": worker_id }),
-                |row| {
-                    row.worker_id = Set(Some(worker_id.to_owned()));
-                    row.started_at = Set(Some(started));
-                    row.heartbeat_at = Set(Some(started));
-                    row.log_file_path = Set(Some(path));
-                    row.pid = Set(None);
-                    row.exit_code = Set(None);
-                    row.ended_at = Set(None);
-                },
-            )
-            .await?;
-            let attempt_token = self.0.attempts().token(&execution).unwrap_or_default();
-            let parent_session_ref = match execution.parent_execution_id {
-                Some(parent_id) => executions::Entity::find_by_id(parent_id)
-                    .one(&*txn)
-                    .await?
-                    .and_then(|parent| parent.session_ref),
-                None => None,
-            };
-            claimed.push(ClaimedRun {
-                execution,
-                task,
-                agent: agent.clone(),
-                capability: capability.clone(),
-                attempt_token,
-                parent_session_ref,
-            });
-        }
-        txn.commit().await?;
-        Ok(claimed)
+        let key = self.0.attempts().clone();
+        self.0
+            .submit(move |txn| Box::pin(claim_in(txn, key, requests, log_path)))
     }
 
     /// Records the child's pid (and tmux session) once it started.
-    pub async fn started(
+    pub fn started(
         &self,
         worker_id: &str,
         execution_id: Uuid,
         token: &str,
         pid: i32,
         tmux_session_name: Option<String>,
-    ) -> StoreResult<()> {
+    ) -> Answer<()> {
         self.record(
             worker_id,
             execution_id,
@@ -421,17 +557,16 @@ impl Runs<'_> {
                     tmux_session_name.map(storable).into(),
                 ),
         )
-        .await
     }
 
     /// Records the agent's session id.
-    pub async fn session_detected(
+    pub fn session_detected(
         &self,
         worker_id: &str,
         execution_id: Uuid,
         token: &str,
         session_ref: String,
-    ) -> StoreResult<()> {
+    ) -> Answer<()> {
         self.record(
             worker_id,
             execution_id,
@@ -441,151 +576,138 @@ impl Runs<'_> {
                 Some(storable(session_ref)).into(),
             ),
         )
-        .await
     }
 
     /// Applies `update` to a run's row if the report's attempt is current.
-    async fn record(
+    fn record(
         &self,
         worker_id: &str,
         execution_id: Uuid,
         token: &str,
         update: sea_orm::UpdateMany<executions::Entity>,
-    ) -> StoreResult<()> {
-        let txn = self.0.write().await?;
-        current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
-        update
-            .filter(executions::Column::Id.eq(execution_id))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await
+    ) -> Answer<()> {
+        let key = self.0.attempts().clone();
+        let (worker_id, token) = (worker_id.to_owned(), token.to_owned());
+        self.0.submit(move |txn| {
+            Box::pin(async move {
+                current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
+                update
+                    .filter(executions::Column::Id.eq(execution_id))
+                    .exec(&**txn)
+                    .await?;
+                Ok(())
+            })
+        })
     }
 
     /// Stores the log's size and line count as the log store knows them.
-    pub async fn log_progress(
-        &self,
-        execution_id: Uuid,
-        byte_size: u64,
-        line_count: u64,
-    ) -> StoreResult<()> {
-        executions::Entity::update_many()
-            .col_expr(executions::Column::LogByteSize, (byte_size as i64).into())
-            .col_expr(
-                executions::Column::LogLineCount,
-                (line_count.min(i32::MAX as u64) as i32).into(),
-            )
-            .col_expr(
-                executions::Column::LogUpdatedAt,
-                Some(DateTime::<FixedOffset>::from(Utc::now())).into(),
-            )
-            .filter(executions::Column::Id.eq(execution_id))
-            .exec(self.0.db())
-            .await?;
-        Ok(())
+    pub fn log_progress(&self, execution_id: Uuid, byte_size: u64, line_count: u64) -> Answer<()> {
+        self.0.submit(move |txn| {
+            Box::pin(async move {
+                write_log_progress(&**txn, execution_id, byte_size, line_count).await
+            })
+        })
     }
 
-    /// Applies a worker's result. A failed or timed-out run with retries left
-    /// goes back to the queue with `retry_count + 1`.
-    pub async fn finish(
+    /// Applies a worker's result, with the log's final size and line count.
+    /// A failed or timed-out run with retries left goes back to the queue
+    /// with `retry_count + 1`.
+    pub fn finish(
         &self,
         worker_id: &str,
         execution_id: Uuid,
         token: &str,
         outcome: RunOutcome,
-    ) -> StoreResult<executions::Model> {
+        log: (u64, u64),
+    ) -> Answer<executions::Model> {
         let outcome = RunOutcome {
             error: outcome.error.map(storable),
             ..outcome
         };
         if !is_terminal(outcome.status) {
-            return Err(StoreError::invalid(
+            return Answer::ready(Err(StoreError::invalid(
                 "finished.status",
                 "must be succeeded, failed, timed_out or cancelled",
-            ));
+            )));
         }
-        let mut txn = self.0.write().await?;
-        let execution =
-            current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
-        let details = json!({
-            "worker_id": worker_id,
-            "exit_code": outcome.exit_code,
-            "error": outcome.error,
-        });
-        let retry = matches!(
-            outcome.status,
-            ExecutionStatus::Failed | ExecutionStatus::TimedOut
-        ) && execution.status == ExecutionStatus::Running
-            && execution.retry_count < execution.max_retries;
-        let updated = if retry {
-            requeue(
-                &mut txn,
-                execution,
-                outcome.exit_code,
-                outcome.error,
-                details,
-            )
-            .await?
-        } else {
-            execution_state::transition(
-                &mut txn,
-                execution,
-                outcome.status,
-                Actor::system(),
-                details,
-                |row| {
-                    row.exit_code = Set(outcome.exit_code);
-                    row.error = Set(outcome.error.clone());
-                },
-            )
-            .await?
-        };
-        txn.commit().await?;
-        Ok(updated)
+        let key = self.0.attempts().clone();
+        let (worker_id, token) = (worker_id.to_owned(), token.to_owned());
+        self.0.submit(move |txn| {
+            Box::pin(async move {
+                let execution =
+                    current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
+                write_log_progress(&**txn, execution_id, log.0, log.1).await?;
+                let details = json!({
+                    "worker_id": worker_id,
+                    "exit_code": outcome.exit_code,
+                    "error": outcome.error,
+                });
+                let retry = matches!(
+                    outcome.status,
+                    ExecutionStatus::Failed | ExecutionStatus::TimedOut
+                ) && execution.status == ExecutionStatus::Running
+                    && execution.retry_count < execution.max_retries;
+                if retry {
+                    requeue(txn, execution, outcome.exit_code, outcome.error, details).await
+                } else {
+                    execution_state::transition(
+                        txn,
+                        execution,
+                        outcome.status,
+                        Actor::system(),
+                        details,
+                        |row| {
+                            row.exit_code = Set(outcome.exit_code);
+                            row.error = Set(outcome.error.clone());
+                        },
+                    )
+                    .await
+                }
+            })
+        })
     }
 
     /// Records a worker's heartbeat: its runs' `heartbeat_at` and its row in
     /// `worker_heartbeats`.
-    pub async fn heartbeat(
-        &self,
-        worker_id: &str,
-        running: &[Uuid],
-        metadata: Value,
-    ) -> StoreResult<()> {
+    pub fn heartbeat(&self, worker_id: &str, running: Vec<Uuid>, metadata: Value) -> Answer<()> {
         let metadata = storable_json(metadata);
-        let now: DateTime<FixedOffset> = Utc::now().into();
-        let txn = self.0.write().await?;
-        if !running.is_empty() {
-            executions::Entity::update_many()
-                .col_expr(executions::Column::HeartbeatAt, Some(now).into())
-                .filter(executions::Column::Id.is_in(running.to_vec()))
-                .filter(executions::Column::WorkerId.eq(worker_id))
-                .filter(
-                    executions::Column::Status
-                        .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
-                )
-                .exec(&*txn)
-                .await?;
-        }
-        let row = worker_heartbeats::ActiveModel {
-            worker_id: Set(worker_id.to_owned()),
-            last_seen_at: Set(now),
-            current_executions: Set(running.len() as i32),
-            metadata: Set(metadata),
-        };
-        worker_heartbeats::Entity::insert(row)
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::column(worker_heartbeats::Column::WorkerId)
-                    .update_columns([
-                        worker_heartbeats::Column::LastSeenAt,
-                        worker_heartbeats::Column::CurrentExecutions,
-                        worker_heartbeats::Column::Metadata,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        let worker_id = worker_id.to_owned();
+        self.0.submit(move |txn| {
+            Box::pin(async move {
+                let now: DateTime<FixedOffset> = Utc::now().into();
+                if !running.is_empty() {
+                    executions::Entity::update_many()
+                        .col_expr(executions::Column::HeartbeatAt, Some(now).into())
+                        .filter(executions::Column::Id.is_in(running.clone()))
+                        .filter(executions::Column::WorkerId.eq(worker_id.as_str()))
+                        .filter(
+                            executions::Column::Status
+                                .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+                        )
+                        .exec(&**txn)
+                        .await?;
+                }
+                let row = worker_heartbeats::ActiveModel {
+                    worker_id: Set(worker_id.clone()),
+                    last_seen_at: Set(now),
+                    current_executions: Set(running.len() as i32),
+                    metadata: Set(metadata),
+                };
+                worker_heartbeats::Entity::insert(row)
+                    .on_conflict(
+                        sea_orm::sea_query::OnConflict::column(worker_heartbeats::Column::WorkerId)
+                            .update_columns([
+                                worker_heartbeats::Column::LastSeenAt,
+                                worker_heartbeats::Column::CurrentExecutions,
+                                worker_heartbeats::Column::Metadata,
+                            ])
+                            .to_owned(),
+                    )
+                    .exec(&**txn)
+                    .await?;
+                Ok(())
+            })
+        })
     }
 
     /// Reaps runs whose worker has been silent for `silence` (the stale

@@ -1,0 +1,201 @@
+//! Group commit: the hot writes — every worker stream's reports, the
+//! dispatcher's claims, queued runs — go through one writer task that applies
+//! everything pending in one transaction per batch.
+//!
+//! A run used to cost a chain of separate write transactions (claim, start,
+//! log progress, finish), each paying a commit (an fsync of SQLite's WAL, a
+//! round trip and a WAL flush on PostgreSQL) and, on SQLite, a turn at its
+//! single write lock. Batching pays that once for everything that arrived
+//! while the previous batch committed, so the cost per write falls as the
+//! load rises, and a lone write is not delayed: a batch closes as soon as
+//! the queue is empty (or at [`MAX_BATCH`]).
+//!
+//! Each piece of work runs inside its own savepoint: one that fails (a stale
+//! attempt token, a report about a run that is gone) is rolled back alone
+//! and answered with its error, and the others commit. Every answer is sent
+//! only after the batch's commit, so a report is acknowledged only once it is
+//! durable: a server killed mid-batch loses nothing it acknowledged, and the
+//! worker resends what was not.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use futures_util::future::BoxFuture;
+use sea_orm::DbErr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, StoreResult, WriteTxn};
+
+/// Most pieces of work applied in one transaction. Large enough that a
+/// burst from many streams commits together, small enough that one batch
+/// never holds the write lock for long (a batch of 256 finishes commits in
+/// a few milliseconds).
+pub const MAX_BATCH: usize = 256;
+
+/// One piece of work: runs in a savepoint of the batch's transaction.
+pub(super) type Work<T> =
+    Box<dyn for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send>;
+
+/// A piece of work waiting for its batch, with the way to answer it.
+trait Job: Send {
+    /// Applies the work; true when it succeeded (its savepoint is kept).
+    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, bool>;
+    /// Answers the caller once the batch's fate is known.
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct Pending<T> {
+    work: Option<Work<T>>,
+    output: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T: Send + 'static> Job for Pending<T> {
+    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, bool> {
+        Box::pin(async move {
+            let Some(work) = self.work.take() else {
+                return false;
+            };
+            let output = work(txn).await;
+            let ok = output.is_ok();
+            self.output = Some(output);
+            ok
+        })
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), String>) {
+        let answer = match (self.output, committed) {
+            // Its own failure was rolled back alone: the batch's fate is not its.
+            (Some(Err(err)), _) => Err(err),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(why)) => Err(StoreError::Database(DbErr::Custom(why))),
+            (None, Ok(())) => Err(StoreError::Internal(
+                "a batched write was never applied".into(),
+            )),
+        };
+        // The caller may have gone (a closed stream); the write stands.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The way into the writer task.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+}
+
+/// The writer's end of the queue, until [`spawn`] takes it.
+pub(super) struct Jobs(mpsc::UnboundedReceiver<Box<dyn Job>>);
+
+impl Writer {
+    pub(super) fn new() -> (Self, Jobs) {
+        // Unbounded: whoever submits is bounded already (a worker stream
+        // waits for its answers in a bounded queue, the dispatcher claims
+        // one round at a time, callers wait for theirs).
+        let (jobs, queue) = mpsc::unbounded_channel();
+        (Self { jobs }, Jobs(queue))
+    }
+}
+
+/// The answer to a piece of work: resolves once its batch committed (or
+/// with the error that stopped it). Submitting does not wait, so a caller
+/// may queue several pieces in order and collect the answers later.
+#[must_use = "the write is applied either way; the answer says whether it was"]
+pub struct Answer<T>(AnswerState<T>);
+
+enum AnswerState<T> {
+    Ready(Option<StoreResult<T>>),
+    Waiting(oneshot::Receiver<StoreResult<T>>),
+}
+
+impl<T> Answer<T> {
+    /// An answer known without writing (a request refused before it
+    /// reached the writer).
+    pub fn ready(result: StoreResult<T>) -> Self {
+        Self(AnswerState::Ready(Some(result)))
+    }
+}
+
+// Never pinned in place: the value is only moved out, never borrowed.
+impl<T> Unpin for Answer<T> {}
+
+impl<T> Future for Answer<T> {
+    type Output = StoreResult<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StoreResult<T>> {
+        match &mut self.get_mut().0 {
+            AnswerState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(StoreError::Internal("an answer was awaited twice".into()))
+            })),
+            AnswerState::Waiting(receiver) => Pin::new(receiver).poll(cx).map(|answer| {
+                answer.unwrap_or_else(|_| {
+                    Err(StoreError::Internal(
+                        "the store's writer stopped before answering".into(),
+                    ))
+                })
+            }),
+        }
+    }
+}
+
+impl Store {
+    /// Queues `work` for the next batch and returns its answer, which
+    /// resolves after the batch holding it committed.
+    pub(super) fn submit<T, F>(&self, work: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Some(Box::new(work)),
+            output: None,
+            reply,
+        });
+        match self.writer.jobs.send(job) {
+            Ok(()) => Answer(AnswerState::Waiting(answer)),
+            Err(_) => Answer::ready(Err(StoreError::Internal(
+                "the store's writer has stopped".into(),
+            ))),
+        }
+    }
+}
+
+/// Starts the writer task over `store`; it runs as long as the runtime.
+pub(super) fn spawn(store: Store, Jobs(mut queue): Jobs) {
+    tokio::spawn(async move {
+        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = queue.recv().await {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let committed = apply(&store, &mut batch).await;
+            for job in batch.drain(..) {
+                job.answer(committed.clone());
+            }
+        }
+    });
+}
+
+/// Applies a batch in one transaction, each job in its own savepoint.
+async fn apply(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let size = batch.len();
+    let failed = |err: StoreError| format!("a batch of {size} writes failed: {err}");
+    let mut txn = store.write().await.map_err(failed)?;
+    for job in batch.iter_mut() {
+        let mut savepoint = txn.savepoint().await.map_err(failed)?;
+        if job.apply(&mut savepoint).await {
+            savepoint.release_into(&mut txn).await.map_err(failed)?;
+        } else {
+            savepoint.roll_back().await.map_err(failed)?;
+        }
+    }
+    txn.commit().await.map_err(failed)
+}
