@@ -49,7 +49,10 @@ pub enum AppendError {
 }
 
 struct OpenLog {
-    file: AsyncMutex<File>,
+    /// The file, once the run has printed something: a run that prints
+    /// nothing gets no file (creating one per run was 9 % of the server's
+    /// CPU for runs of `true`).
+    file: AsyncMutex<Option<File>>,
     size: watch::Sender<LogSize>,
 }
 
@@ -81,13 +84,15 @@ impl LogStore {
             return Ok(log);
         }
         let path = self.path(execution_id);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .await?;
-        let bytes = file.metadata().await?.len();
+        let file = match OpenOptions::new().read(true).append(true).open(&path).await {
+            Ok(file) => Some(file),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let bytes = match &file {
+            Some(file) => file.metadata().await?.len(),
+            None => 0,
+        };
         let lines = if bytes == 0 {
             0
         } else {
@@ -134,6 +139,17 @@ impl LogStore {
             return Ok(stored);
         }
         let fresh = &data[already..];
+        let file = match &mut *file {
+            Some(file) => file,
+            None => file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(self.path(execution_id))
+                    .await?,
+            ),
+        };
         file.write_all(fresh).await?;
         file.flush().await?;
         let size = LogSize {
