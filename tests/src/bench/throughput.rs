@@ -60,8 +60,16 @@ pub struct QueueRun {
 }
 
 /// `count` executions through a fresh server and 2 × 16 real workers:
-/// spawning `true`, or (with `noop`) handled inside the worker.
-pub async fn queue_rate(backend: Backend, count: usize, noop: bool) -> anyhow::Result<QueueRun> {
+/// spawning `true`, or (with `noop`) handled inside the worker. Created
+/// while the workers run, or (with `drain`) all queued first, the clock
+/// starting when the workers are started: the queue's own speed, with no
+/// creates competing for the write path.
+pub async fn queue_rate(
+    backend: Backend,
+    count: usize,
+    noop: bool,
+    drain: bool,
+) -> anyhow::Result<QueueRun> {
     let mut rig = Rig::start(backend, &[])
         .await
         .context("PostgreSQL unreachable")?;
@@ -77,17 +85,23 @@ pub async fn queue_rate(backend: Backend, count: usize, noop: bool) -> anyhow::R
             ..Default::default()
         })
         .await;
-    let workers: Vec<TestWorker> = (0..WORKERS)
-        .map(|i| {
-            TestWorker::start(
-                &rig.server,
-                &format!("bench-{i}"),
-                SLOTS,
-                &[("AMON_BENCH_NOOP_ARGV0", NOOP_ARGV0)],
-            )
-        })
-        .collect();
-    rig.wait_workers(WORKERS).await?;
+    let start_workers = |rig: &Rig| -> Vec<TestWorker> {
+        (0..WORKERS)
+            .map(|i| {
+                TestWorker::start(
+                    &rig.server,
+                    &format!("bench-{i}"),
+                    SLOTS,
+                    &[("AMON_BENCH_NOOP_ARGV0", NOOP_ARGV0)],
+                )
+            })
+            .collect()
+    };
+    let mut workers = Vec::new();
+    if !drain {
+        workers = start_workers(&rig);
+        rig.wait_workers(WORKERS).await?;
+    }
 
     let start = Instant::now();
     let mut creators = JoinSet::new();
@@ -111,6 +125,13 @@ pub async fn queue_rate(backend: Backend, count: usize, noop: bool) -> anyhow::R
         done??;
     }
     let create_rate = count as f64 / start.elapsed().as_secs_f64();
+    let start = if drain {
+        let start = Instant::now();
+        workers = start_workers(&rig);
+        start
+    } else {
+        start
+    };
     let deadline = Instant::now() + Duration::from_secs(600);
     let (done, failed) = loop {
         let counts = rig.status_counts().await?;
@@ -225,7 +246,9 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
          `true` → finish stored), {WORKERS} real `amon-worker` processes × {SLOTS} slots, \
          {CREATORS} concurrent `CreateExecution` callers, a fresh server and database per \
          repetition; the clock runs from the first create until the database holds {n} \
-         finished executions. Executions per second, median (min–max) of {} repetitions.\n",
+         finished executions. A *drain* queues all {n} first, with no worker connected, and \
+         runs the clock from the workers' start: the queue alone, no creates competing for \
+         the write path. Executions per second, median (min–max) of {} repetitions.\n",
         settings.reps
     );
 
@@ -239,15 +262,20 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
     let mut rows: Vec<(String, Summary, String)> = Vec::new();
     let mut notes = Vec::new();
     for &backend in &settings.backends {
-        for noop in [false, true] {
-            let label = if noop {
-                format!("amon, {backend}, no-op run (no spawn; queue cost only)")
+        for (noop, drain) in [(false, false), (true, false), (false, true), (true, true)] {
+            let what = if noop {
+                "no-op run (no spawn; queue cost only)"
             } else {
-                format!("amon, {backend}, spawn `true`")
+                "spawn `true`"
+            };
+            let label = if drain {
+                format!("amon, {backend}, {what}, drain of {n} queued")
+            } else {
+                format!("amon, {backend}, {what}")
             };
             eprintln!("[throughput] {label}");
             let runs = repeat(settings.reps, &label, &mut notes, || {
-                queue_rate(backend, n, noop)
+                queue_rate(backend, n, noop, drain)
             })
             .await;
             let rates: Vec<f64> = runs.iter().map(|run| run.rate).collect();
@@ -255,10 +283,17 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
             let failed: i64 = runs.iter().map(|run| run.failed).sum();
             if !rates.is_empty() {
                 let s = summarize(&rates);
-                let mut note = format!(
-                    "creates alone: {}/s (all {n} created while workers ran)",
-                    summarize(&creates).show(0)
-                );
+                let mut note = if drain {
+                    format!(
+                        "queued first at {}/s, then {WORKERS} workers started",
+                        summarize(&creates).show(0)
+                    )
+                } else {
+                    format!(
+                        "creates alone: {}/s (all {n} created while workers ran)",
+                        summarize(&creates).show(0)
+                    )
+                };
                 if failed > 0 {
                     let _ = write!(note, "; {failed} runs failed");
                 }
@@ -313,6 +348,7 @@ pub async fn run(settings: &Settings, node_dir: PathBuf) -> anyhow::Result<Strin
     out.push('\n');
     if let Some(peer) = peer {
         for (label, s, _) in rows.iter().filter(|(l, ..)| l.contains("spawn `true`")) {
+            // Drains compare with the peer best: it, too, drains a queue.
             let _ = writeln!(
                 out,
                 "- {label}: {:.2} × graphile-worker.",
