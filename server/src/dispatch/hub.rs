@@ -48,6 +48,10 @@ struct Connection {
     /// Where each run's log must end: its attempt's first byte plus its
     /// output cap (and room for the worker's truncation marker).
     output_limits: HashMap<Uuid, u64>,
+    /// The attempt token each run was assigned with on this session: a
+    /// report quoting it needs no database check (a reap or a requeue
+    /// takes the run off with [`WorkerHub::run_ended`]).
+    assigned_tokens: HashMap<Uuid, String>,
     /// Told when a newer stream of the same worker takes this one's place.
     superseded: Arc<Notify>,
 }
@@ -168,6 +172,7 @@ impl WorkerHub {
                 credits: 0,
                 sender,
                 output_limits: HashMap::new(),
+                assigned_tokens: HashMap::new(),
                 superseded: superseded.clone(),
             },
         );
@@ -236,11 +241,29 @@ impl WorkerHub {
         .unwrap_or(false)
     }
 
+    /// Whether `token` is the attempt `execution_id` was assigned with on
+    /// this session of the worker (and the run has not left it since).
+    pub fn assigned_with(
+        &self,
+        worker_id: &str,
+        session: u64,
+        execution_id: Uuid,
+        token: &str,
+    ) -> bool {
+        self.with_session(worker_id, session, |c| {
+            c.assigned_tokens
+                .get(&execution_id)
+                .is_some_and(|t| t == token)
+        })
+        .unwrap_or(false)
+    }
+
     /// Notes that a run left the worker.
     pub fn run_ended(&self, worker_id: &str, execution_id: Uuid) {
         if let Some(c) = self.state().workers.get_mut(worker_id) {
             c.info.running.remove(&execution_id);
             c.output_limits.remove(&execution_id);
+            c.assigned_tokens.remove(&execution_id);
         }
     }
 
@@ -300,6 +323,8 @@ impl WorkerHub {
             if let ToWorker::Assign(assignment) = &message {
                 c.output_limits
                     .insert(execution_id, assignment.output_limit());
+                c.assigned_tokens
+                    .insert(execution_id, assignment.attempt_token.clone());
             }
             c.sender.clone()
         });

@@ -500,7 +500,11 @@ impl Session {
         }
         // The cache only stands while the run is still on record as ours: a
         // reap or a cancel elsewhere takes it off, and the database decides.
-        if self.replies.verified(id, &attempt.token) {
+        if self.replies.verified(id, &attempt.token)
+            || engine
+                .workers
+                .assigned_with(worker_id, self.session, id, &attempt.token)
+        {
             return Ok(());
         }
         engine

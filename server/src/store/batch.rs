@@ -10,9 +10,16 @@
 //! load rises, and a lone write is not delayed: a batch closes as soon as
 //! the queue is empty (or at [`MAX_BATCH`]).
 //!
-//! Each piece of work runs inside its own savepoint: one that fails (a stale
-//! attempt token, a report about a run that is gone) is rolled back alone
-//! and answered with its error, and the others commit. Every answer is sent
+//! A piece of work that is refused (a stale attempt token, a report about a
+//! run that is gone) is answered with its error and the others commit. Most
+//! pieces check before they write, so a refusal has written nothing and
+//! needs no savepoint ([`Store::submit`]); a piece whose write itself may be
+//! refused (an insert that meets a foreign key) runs in a savepoint on
+//! PostgreSQL, where a failed statement aborts the whole transaction
+//! ([`Store::submit_guarded`]; SQLite undoes just the failed statement). A
+//! database failure in an unguarded piece fails the whole batch: nothing of
+//! it is committed, and every caller gets the error. Savepoints are not
+//! free: two statements each, a third of a report's cost. Every answer is sent
 //! only after the batch's commit, so a report is acknowledged only once it is
 //! durable: a server killed mid-batch loses nothing it acknowledged, and the
 //! worker resends what was not.
@@ -41,28 +48,40 @@ pub(super) type Work<T> =
 
 /// A piece of work waiting for its batch, with the way to answer it.
 trait Job: Send {
-    /// Applies the work; true when it succeeded (its savepoint is kept).
-    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, bool>;
+    /// Whether it runs in a savepoint (on PostgreSQL).
+    fn guarded(&self) -> bool;
+    /// Applies the work: `Ok(true)` when it succeeded, `Ok(false)` when it
+    /// was refused, `Err` when the database failed under it.
+    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, Result<bool, ()>>;
     /// Answers the caller once the batch's fate is known.
     fn answer(self: Box<Self>, committed: Result<(), String>);
 }
 
 struct Pending<T> {
+    guarded: bool,
     work: Option<Work<T>>,
     output: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
 impl<T: Send + 'static> Job for Pending<T> {
-    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, bool> {
+    fn guarded(&self) -> bool {
+        self.guarded
+    }
+
+    fn apply<'t>(&'t mut self, txn: &'t mut WriteTxn) -> BoxFuture<'t, Result<bool, ()>> {
         Box::pin(async move {
             let Some(work) = self.work.take() else {
-                return false;
+                return Ok(false);
             };
             let output = work(txn).await;
-            let ok = output.is_ok();
+            let verdict = match &output {
+                Ok(_) => Ok(true),
+                Err(StoreError::Database(_)) => Err(()),
+                Err(_) => Ok(false),
+            };
             self.output = Some(output);
-            ok
+            verdict
         })
     }
 
@@ -143,15 +162,33 @@ impl<T> Future for Answer<T> {
 
 impl Store {
     /// Queues `work` for the next batch and returns its answer, which
-    /// resolves after the batch holding it committed.
+    /// resolves after the batch holding it committed. The work must check
+    /// before it writes: when it answers with a refusal it must have
+    /// written nothing, for no savepoint undoes what it did.
     pub(super) fn submit<T, F>(&self, work: F) -> Answer<T>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
     {
+        self.enqueue(false, Box::new(work))
+    }
+
+    /// Like [`Store::submit`], for work whose writes themselves may be
+    /// refused (a foreign key): on PostgreSQL it runs in a savepoint, rolled
+    /// back alone when it fails.
+    pub(super) fn submit_guarded<T, F>(&self, work: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
+    {
+        self.enqueue(true, Box::new(work))
+    }
+
+    fn enqueue<T: Send + 'static>(&self, guarded: bool, work: Work<T>) -> Answer<T> {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
-            work: Some(Box::new(work)),
+            guarded,
+            work: Some(work),
             output: None,
             reply,
         });
@@ -184,17 +221,27 @@ pub(super) fn spawn(store: Store, Jobs(mut queue): Jobs) {
     });
 }
 
-/// Applies a batch in one transaction, each job in its own savepoint.
+/// Applies a batch in one transaction; guarded jobs in savepoints on
+/// PostgreSQL.
 async fn apply(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let size = batch.len();
     let failed = |err: StoreError| format!("a batch of {size} writes failed: {err}");
+    let savepoints = store.is_postgres();
     let mut txn = store.write().await.map_err(failed)?;
     for job in batch.iter_mut() {
-        let mut savepoint = txn.savepoint().await.map_err(failed)?;
-        if job.apply(&mut savepoint).await {
-            savepoint.release_into(&mut txn).await.map_err(failed)?;
-        } else {
-            savepoint.roll_back().await.map_err(failed)?;
+        if savepoints && job.guarded() {
+            let mut savepoint = txn.savepoint().await.map_err(failed)?;
+            if job.apply(&mut savepoint).await == Ok(true) {
+                savepoint.release_into(&mut txn).await.map_err(failed)?;
+            } else {
+                savepoint.roll_back().await.map_err(failed)?;
+            }
+        } else if job.apply(&mut txn).await.is_err() {
+            // Unguarded, the database failed under it: what it wrote may
+            // be half done, so none of the batch commits.
+            return Err(format!(
+                "a batch of {size} writes was rolled back: one failed in the database"
+            ));
         }
     }
     txn.commit().await.map_err(failed)

@@ -268,8 +268,9 @@ impl Executions<'_> {
             "requires_approval": capability.requires_approval,
             "parent_execution_id": parent_execution_id,
         });
+        // Guarded: the insert meets the task's foreign key.
         self.0
-            .submit(move |txn| {
+            .submit_guarded(move |txn| {
                 Box::pin(async move {
                     let execution = row.insert(&**txn).await?;
                     let mut event = event;

@@ -636,7 +636,6 @@ impl Runs<'_> {
             Box::pin(async move {
                 let execution =
                     current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
-                write_log_progress(&**txn, execution_id, log.0, log.1).await?;
                 let details = json!({
                     "worker_id": worker_id,
                     "exit_code": outcome.exit_code,
@@ -648,8 +647,11 @@ impl Runs<'_> {
                 ) && execution.status == ExecutionStatus::Running
                     && execution.retry_count < execution.max_retries;
                 if retry {
+                    write_log_progress(&**txn, execution_id, log.0, log.1).await?;
                     requeue(txn, execution, outcome.exit_code, outcome.error, details).await
                 } else {
+                    // The log's final counters ride on the transition's own
+                    // update: one statement less per run.
                     execution_state::transition(
                         txn,
                         execution,
@@ -659,6 +661,9 @@ impl Runs<'_> {
                         |row| {
                             row.exit_code = Set(outcome.exit_code);
                             row.error = Set(outcome.error.clone());
+                            row.log_byte_size = Set(log.0 as i64);
+                            row.log_line_count = Set(log.1.min(i32::MAX as u64) as i32);
+                            row.log_updated_at = Set(Some(Utc::now().into()));
                         },
                     )
                     .await

@@ -56,6 +56,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the database is PostgreSQL.
+    pub(super) fn is_postgres(&self) -> bool {
+        self.sqlite_writer.is_none()
+    }
+
     /// The key attempt tokens are signed with.
     pub(super) fn attempts(&self) -> &AttemptKey {
         &self.attempts
