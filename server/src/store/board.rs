@@ -3,12 +3,14 @@
 //! when two neighbours leave no room between them. The arithmetic of
 //! positions is [`super::sort_order`]; the reads and writes are here.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use super::{
-    StoreError, StoreResult,
-    events::lock_event_order,
+    StoreError, StoreResult, WriteTxn,
     scope::InWorkspace,
     sort_order,
     tasks::{find_referenced_task, status_name},
@@ -27,14 +29,12 @@ pub enum Position {
 }
 
 /// The position below the last card of `status`'s column.
-pub(super) async fn bottom_of<C: ConnectionTrait>(
-    conn: &C,
-    status: TaskStatus,
-) -> StoreResult<i32> {
+pub(super) async fn bottom_of(txn: &WriteTxn, status: TaskStatus) -> StoreResult<i32> {
     // Concurrent moves in one column read the same neighbours and
     // picked the same position (7 distinct orders after 30 moves on
-    // PostgreSQL): decide under the event-order lock.
-    lock_event_order(conn).await?;
+    // PostgreSQL): decided under the event-order lock, which every write
+    // transaction holds from its start.
+    let conn: &DatabaseTransaction = txn;
     let last: Option<i32> = tasks::Entity::find()
         .select_only()
         .column(tasks::Column::SortOrder)
@@ -101,16 +101,14 @@ pub(super) async fn renumber_column<C: ConnectionTrait>(
 }
 
 /// Sort orders of the cards that will sit above and below the moved card.
-pub(super) async fn neighbours<C: ConnectionTrait>(
-    conn: &C,
+pub(super) async fn neighbours(
+    txn: &WriteTxn,
     moving: &tasks::Model,
     status: TaskStatus,
     position: Position,
 ) -> StoreResult<(Option<i32>, Option<i32>)> {
-    // Concurrent moves in one column read the same neighbours and
-    // picked the same position (7 distinct orders after 30 moves on
-    // PostgreSQL): decide under the event-order lock.
-    lock_event_order(conn).await?;
+    // Decided under the event-order lock, as in `bottom_of`.
+    let conn: &DatabaseTransaction = txn;
     let column = |query: sea_orm::Select<tasks::Entity>| {
         query
             .select_only()

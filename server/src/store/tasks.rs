@@ -344,21 +344,33 @@ pub async fn follow_run(
     status: TaskStatus,
     execution_id: Uuid,
 ) -> StoreResult<()> {
-    let before = find_task(&**txn, task_id).await?;
-    if before.status == status {
+    // Only run transitions move a task inside the transactions that make
+    // many of them (a batch of claims and finishes), so a status read or
+    // set earlier in the transaction still stands.
+    let from = match txn.known_task_status(task_id) {
+        Some(known) => known,
+        None => find_task(&**txn, task_id).await?.status,
+    };
+    txn.note_task_status(task_id, status);
+    if from == status {
         return Ok(());
     }
-    let mut active = before.clone().into_active_model();
-    active.status = Set(status);
-    active.sort_order = Set(bottom_of(&**txn, status).await?);
-    active.updated_at = Set(Utc::now().into());
-    active.update(&**txn).await?;
+    let sort_order = bottom_of(txn, status).await?;
+    tasks::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(task_id),
+        status: Set(status),
+        sort_order: Set(sort_order),
+        updated_at: Set(Utc::now().into()),
+        ..Default::default()
+    }
+    .update(&**txn)
+    .await?;
     txn.record_event(
         task_id,
         Actor::system(),
         "status_changed",
         json!({
-            "from": status_name(before.status),
+            "from": status_name(from),
             "to": status_name(status),
             "execution_id": execution_id,
         }),
@@ -380,7 +392,7 @@ impl Tasks<'_> {
         check_parent(&*txn, None, draft.parent_task_id).await?;
         check_assignee(&*txn, draft.assignee_agent_id).await?;
         let status = draft.status.unwrap_or(TaskStatus::Todo);
-        let sort_order = bottom_of(&*txn, status).await?;
+        let sort_order = bottom_of(&txn, status).await?;
         let now: DateTime<FixedOffset> = Utc::now().into();
         let task = tasks::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -485,7 +497,7 @@ impl Tasks<'_> {
         active.due_at = Set(merged.due_at);
         if status != before.status {
             active.status = Set(status);
-            active.sort_order = Set(bottom_of(&*txn, status).await?);
+            active.sort_order = Set(bottom_of(&txn, status).await?);
         }
         active.updated_at = Set(Utc::now().into());
         let after = active.update(&*txn).await?;
@@ -540,7 +552,7 @@ impl Tasks<'_> {
         let mut txn = self.0.write().await?;
         let before = find_task(&*txn, id).await?;
         let status = status.unwrap_or(before.status);
-        let (above, below) = neighbours(&*txn, &before, status, position).await?;
+        let (above, below) = neighbours(&txn, &before, status, position).await?;
         let sort_order = match sort_order::between(above, below) {
             Some(position) => position,
             None => renumber_column(&*txn, status, Some((id, position))).await?,

@@ -1,6 +1,6 @@
 //! Write transactions that carry their audit events.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     db,
-    entity::{executions, task_events},
+    entity::{enums::TaskStatus, executions, task_events},
 };
 
 /// The store: the database plus the hubs that wake live watchers.
@@ -101,6 +101,7 @@ impl Store {
             newest_event: None,
             tombstones: Vec::new(),
             changed_executions: Vec::new(),
+            task_status: HashMap::new(),
             hub: self.events.clone(),
             execution_hub: self.executions.clone(),
             _turn: turn,
@@ -118,6 +119,9 @@ pub struct WriteTxn {
     newest_event: Option<i64>,
     tombstones: Vec<Tombstone>,
     changed_executions: Vec<executions::Model>,
+    /// Statuses of tasks this transaction read or set, so a batch of runs
+    /// of one task reads it once, not once per transition.
+    task_status: HashMap<Uuid, TaskStatus>,
     hub: EventHub,
     execution_hub: ExecutionHub,
     /// This writer's turn at SQLite's write lock, held until commit or drop.
@@ -157,6 +161,16 @@ impl WriteTxn {
         });
     }
 
+    /// A task's status as this transaction last read or set it.
+    pub(super) fn known_task_status(&self, task_id: Uuid) -> Option<TaskStatus> {
+        self.task_status.get(&task_id).copied()
+    }
+
+    /// Notes a task's status as read or set in this transaction.
+    pub(super) fn note_task_status(&mut self, task_id: Uuid, status: TaskStatus) {
+        self.task_status.insert(task_id, status);
+    }
+
     /// Announces, once committed, that an execution changed status.
     pub fn execution_changed(&mut self, execution: executions::Model) {
         self.changed_executions.push(execution);
@@ -173,6 +187,7 @@ impl WriteTxn {
             newest_event: self.newest_event,
             tombstones: Vec::new(),
             changed_executions: Vec::new(),
+            task_status: self.task_status.clone(),
             hub: self.hub.clone(),
             execution_hub: self.execution_hub.clone(),
             _turn: None,
@@ -188,6 +203,7 @@ impl WriteTxn {
         }
         outer.tombstones.extend(self.tombstones);
         outer.changed_executions.extend(self.changed_executions);
+        outer.task_status.extend(self.task_status);
         Ok(())
     }
 
