@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -54,11 +54,6 @@ fn now_micros() -> DateTime<FixedOffset> {
         .into()
 }
 
-#[derive(Debug, FromQueryResult)]
-struct CandidateId {
-    id: Uuid,
-}
-
 /// How many of the oldest runnable queued executions the claim orders by
 /// priority. The data model's queue index is `(status, created_at)`, and
 /// priority lives on the task, so a strict priority order over the whole
@@ -77,7 +72,10 @@ pub const PRIORITY_WINDOW: u64 = 256;
 /// behind them waited until that queue drained. On PostgreSQL the rows are
 /// locked with `SKIP LOCKED`, so concurrent claimers (several servers) never
 /// take the same execution.
-async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec<Uuid>> {
+async fn candidates<C: ConnectionTrait>(
+    conn: &C,
+    limit: u64,
+) -> StoreResult<Vec<executions::Model>> {
     // The derived table (with its own LIMIT) is computed first on both
     // backends: an index walk over the queue that stops after the window.
     const RUNNABLE: &str = "
@@ -89,7 +87,7 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
             WHERE NOT a.is_active OR a.max_concurrent <= (
                 SELECT COUNT(*) FROM executions r
                 WHERE r.agent_id = a.id AND r.status IN ('running', 'cancelling')))
-        SELECT e.id FROM (
+        SELECT e.* FROM (
             SELECT q.id FROM executions q
             JOIN agent_capabilities c ON c.id = q.capability_id
             WHERE q.status = 'queued'
@@ -138,14 +136,15 @@ async fn candidates<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec
             .replace("{workspace}", "?")
             .replace("{limit}", "?"),
     };
-    let rows = CandidateId::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [DEFAULT_WORKSPACE_ID.into(), (limit as i64).into()],
-    ))
-    .all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|row| row.id).collect())
+    // The whole rows, in claim order: no second read by id.
+    Ok(executions::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [DEFAULT_WORKSPACE_ID.into(), (limit as i64).into()],
+        ))
+        .all(conn)
+        .await?)
 }
 
 /// The execution a worker's report is about, if the report's attempt is the
@@ -265,12 +264,13 @@ async fn claim_in(
     let wanted: usize = requests.iter().map(|r| r.limit).sum();
     // Over-fetch: some candidates may be held back (another worker's agent,
     // two runs of an agent with one slot left).
-    let ids = candidates(&**txn, (wanted * 2 + 16) as u64).await?;
-    if ids.is_empty() {
+    let rows = candidates(&**txn, (wanted * 2 + 16) as u64).await?;
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut queued =
-        by_id::<executions::Entity, _>(&**txn, executions::Column::Id, ids.clone()).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|e| e.id).collect();
+    let mut queued: HashMap<Uuid, executions::Model> =
+        rows.into_iter().map(|e| (e.id, e)).collect();
     let mut agent_ids: Vec<Uuid> = queued.values().map(|e| e.agent_id).collect();
     agent_ids.sort();
     agent_ids.dedup();
@@ -301,6 +301,10 @@ async fn claim_in(
         queued.values().map(|e| e.task_id).collect(),
     )
     .await?;
+    // Read in this transaction: moving them to in progress needs no second read.
+    for task in tasks.values() {
+        txn.note_task_status(task.id, task.status);
+    }
     let parents = by_id::<executions::Entity, _>(
         &**txn,
         executions::Column::Id,
