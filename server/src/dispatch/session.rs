@@ -27,7 +27,7 @@ use super::{
     hub::{IdInUse, WorkerInfo, WorkerSender},
     messages::{Attempt, FromWorker, Registration, Resumed, TRUNCATION_MARKER_ROOM, ToWorker},
 };
-use crate::store::{StoreError, runs::RunOutcome};
+use crate::store::{StoreError, batch::Answer, runs::RunOutcome};
 
 /// How often a run's log counters are written to its row while output flows.
 const LOG_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -303,20 +303,8 @@ impl Session {
                 pid,
                 tmux_session_name,
             } => {
-                if let Err(err) = self.verify(&attempt).await {
-                    return self.replies.refuse_if_stale(&attempt, Err(err));
-                }
-                let written = runs.started(
-                    &worker_id,
-                    attempt.execution_id,
-                    &attempt.token,
-                    pid,
-                    tmux_session_name,
-                );
-                let replies = self.replies.clone();
-                self.answer_later(async move {
-                    let result = written.await;
-                    replies.refuse_if_stale(&attempt, result)
+                self.run_report(attempt, |runs, worker_id, id, token| {
+                    runs.started(worker_id, id, token, pid, tmux_session_name)
                 })
                 .await
             }
@@ -387,19 +375,8 @@ impl Session {
                 attempt,
                 session_ref,
             } => {
-                if let Err(err) = self.verify(&attempt).await {
-                    return self.replies.refuse_if_stale(&attempt, Err(err));
-                }
-                let written = runs.session_detected(
-                    &worker_id,
-                    attempt.execution_id,
-                    &attempt.token,
-                    session_ref,
-                );
-                let replies = self.replies.clone();
-                self.answer_later(async move {
-                    let result = written.await;
-                    replies.refuse_if_stale(&attempt, result)
+                self.run_report(attempt, |runs, worker_id, id, token| {
+                    runs.session_detected(worker_id, id, token, session_ref)
                 })
                 .await
             }
@@ -409,6 +386,32 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// A report that changes its run's row: checked against this stream,
+    /// handed to the writer, and answered (a stale one refused and its run
+    /// disowned) once committed.
+    async fn run_report(
+        &mut self,
+        attempt: Attempt,
+        write: impl FnOnce(crate::store::Runs<'_>, &str, Uuid, &str) -> Answer<()>,
+    ) -> Result<(), StoreError> {
+        if let Err(err) = self.verify(&attempt).await {
+            return self.replies.refuse_if_stale(&attempt, Err(err));
+        }
+        let store = self.replies.engine.store.clone();
+        let written = write(
+            store.runs(),
+            &self.replies.worker_id,
+            attempt.execution_id,
+            &attempt.token,
+        );
+        let replies = self.replies.clone();
+        self.answer_later(async move {
+            let result = written.await;
+            replies.refuse_if_stale(&attempt, result)
+        })
+        .await
     }
 
     async fn finished(&mut self, finished: super::messages::Finished) -> Result<(), StoreError> {
