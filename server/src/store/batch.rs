@@ -3,9 +3,9 @@
 //! everything pending in one transaction per batch.
 //!
 //! A run used to cost a chain of separate write transactions (claim, start,
-//! log progress, finish), each paying a commit (an fsync of SQLite's WAL, a
-//! round trip and a WAL flush on PostgreSQL) and, on SQLite, a turn at its
-//! single write lock. Batching pays that once for everything that arrived
+//! log progress, finish), each paying its `BEGIN` and `COMMIT` (round trips
+//! and a WAL flush on PostgreSQL) and, on SQLite, a turn at its single write
+//! lock. Batching pays that once for everything that arrived
 //! while the previous batch committed, so the cost per write falls as the
 //! load rises, and a lone write is not delayed: a batch closes as soon as
 //! the queue is empty (or at [`MAX_BATCH`]).
@@ -37,12 +37,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Store, StoreError, StoreResult, WriteTxn};
 
 /// Most pieces of work applied in one transaction. Large enough that a
-/// burst from many streams commits together, small enough that one batch
-/// never holds the write lock for long (a batch of 256 finishes commits in
-/// a few milliseconds).
+/// burst from many streams commits together, small enough that a request
+/// writing outside the writer (an API call) waits for at most one batch:
+/// at a few statements a piece, tens of milliseconds at full load.
 pub const MAX_BATCH: usize = 256;
 
-/// One piece of work: runs in a savepoint of the batch's transaction.
+/// One piece of work, applied inside the batch's transaction.
 pub(super) type Work<T> =
     Box<dyn for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send>;
 
