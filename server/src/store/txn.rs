@@ -92,7 +92,7 @@ impl Store {
         let txn = db::begin_write(&self.db).await?;
         // Every writer takes the event-order lock first (PostgreSQL): taken
         // at the first event instead, after row locks, a batch holding it
-        // and wanting a row deadlocks with a request holding that row and
+        // and wanting a row could deadlock with a request holding that row and
         // wanting the lock.
         events::lock_event_order(&txn).await?;
         Ok(WriteTxn {
