@@ -258,9 +258,22 @@ impl WorkerHub {
         .unwrap_or(false)
     }
 
-    /// Notes that a run left the worker.
-    pub fn run_ended(&self, worker_id: &str, execution_id: Uuid) {
+    /// Notes that an attempt of a run left the worker (`None`: whatever
+    /// attempt it holds). A newer attempt of the same run handed to the same
+    /// worker meanwhile stays: a failed run retried at once can be claimed
+    /// by its worker again before that worker's finish is answered, and
+    /// taking the new attempt off had every report about it refused while
+    /// the run sat in `running`.
+    pub fn run_ended(&self, worker_id: &str, execution_id: Uuid, attempt_token: Option<&str>) {
         if let Some(c) = self.state().workers.get_mut(worker_id) {
+            let newer = attempt_token.is_some_and(|ended| {
+                c.assigned_tokens
+                    .get(&execution_id)
+                    .is_some_and(|current| current != ended)
+            });
+            if newer {
+                return;
+            }
             c.info.running.remove(&execution_id);
             c.output_limits.remove(&execution_id);
             c.assigned_tokens.remove(&execution_id);
@@ -315,16 +328,17 @@ impl WorkerHub {
         worker_id: &str,
         session: u64,
         execution_id: Uuid,
+        attempt_token: &str,
         message: ToWorker,
     ) -> bool {
         let sender = self.with_session(worker_id, session, |c| {
             c.credits = c.credits.saturating_sub(1);
             c.info.running.insert(execution_id);
+            c.assigned_tokens
+                .insert(execution_id, attempt_token.to_owned());
             if let ToWorker::Assign(assignment) = &message {
                 c.output_limits
                     .insert(execution_id, assignment.output_limit());
-                c.assigned_tokens
-                    .insert(execution_id, assignment.attempt_token.clone());
             }
             c.sender.clone()
         });
@@ -381,5 +395,48 @@ impl WorkerHub {
             .values()
             .map(|c| c.info.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(id: &str) -> WorkerInfo {
+        WorkerInfo {
+            worker_id: id.into(),
+            hostname: "host".into(),
+            version: "test".into(),
+            slots: 2,
+            agent_slugs: Vec::new(),
+            labels: BTreeMap::new(),
+            draining: false,
+            running: HashSet::new(),
+            last_seen_at: Utc::now(),
+            instance_id: "instance".into(),
+        }
+    }
+
+    #[test]
+    fn the_end_of_an_attempt_does_not_take_off_a_newer_one() {
+        let hub = WorkerHub::default();
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let alive = Duration::from_secs(60);
+        let session = hub.connect(worker("w1"), tx, alive).unwrap().session;
+        hub.grant("w1", session, 2);
+        let run = Uuid::new_v4();
+        assert!(hub.assign("w1", session, run, "first", ToWorker::HeartbeatAck));
+        // The run failed and was retried; its worker claimed it again
+        // before the answer to the first attempt's finish was sent.
+        assert!(hub.assign("w1", session, run, "second", ToWorker::HeartbeatAck));
+        hub.run_ended("w1", run, Some("first"));
+        assert!(hub.runs("w1", session, run));
+        assert!(hub.assigned_with("w1", session, run, "second"));
+        hub.run_ended("w1", run, Some("second"));
+        assert!(!hub.runs("w1", session, run));
+        // Without a token (a run kept at registration), whatever it holds.
+        assert!(hub.assign("w1", session, run, "third", ToWorker::HeartbeatAck));
+        hub.run_ended("w1", run, None);
+        assert!(!hub.runs("w1", session, run));
     }
 }

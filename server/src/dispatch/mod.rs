@@ -162,6 +162,7 @@ impl Engine {
                         &worker.worker_id,
                         worker.session,
                         execution_id,
+                        &token,
                         ToWorker::Assign(Box::new(assignment)),
                     ) {
                         // The worker vanished between claim and send.
@@ -228,7 +229,8 @@ impl Engine {
                         let id = run.execution.id;
                         tracing::warn!(execution_id = %id, status = ?run.execution.status, "reaped a run whose worker went silent");
                         if let Some(worker) = &run.worker_id {
-                            self.workers.run_ended(worker, id);
+                            self.workers
+                                .run_ended(worker, id, run.attempt_token.as_deref());
                             if let Some(token) = run.attempt_token {
                                 // If it is still connected, stop the orphan.
                                 self.workers.cancel(

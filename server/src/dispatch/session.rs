@@ -475,7 +475,10 @@ impl Session {
             // bytes are stored and its result applied, or refused for good.
             replies.ack(id, &attempt.token, stored.bytes).await;
             replies.forget(id);
-            replies.engine.workers.run_ended(&replies.worker_id, id);
+            replies
+                .engine
+                .workers
+                .run_ended(&replies.worker_id, id, Some(&attempt.token));
             replies.engine.logs.close(id);
             let refused = result.err().map(|err| {
                 tracing::warn!(execution_id = %id, error = %err, "refused a late result");
