@@ -736,7 +736,58 @@ async fn a_batch_with_a_stale_report_commits_the_others(db: TestDb) -> Result<()
     Ok(())
 }
 
+/// Once a report is refused as stale, the stream takes the attempt off:
+/// its later output is refused too, not stored on the strength of the
+/// token it was assigned with. The run is requeued behind this server's
+/// back, as another server over the same database would after a reap.
+async fn a_refused_attempt_stores_no_more_output(db: TestDb) -> Result<()> {
+    use amon_server::entity::{enums, executions};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    let (server, mut api) = start(&db).await;
+    let say = echo_setup(&mut api).await;
+    let task = api.titled("requeued elsewhere").await;
+    let execution = api.run(&task, &say, json!({ "word": "x" }), 1).await;
+    let mut worker =
+        FakeWorker::connect(server.channel().await, FakeWorker::register("w", 1)).await?;
+    worker.grant(1).await;
+    let assign = worker.next_assign().await;
+    worker.output(&assign, 0, b"mine\n").await;
+
+    executions::ActiveModel {
+        id: Set(execution.id.parse()?),
+        status: Set(enums::ExecutionStatus::Queued),
+        worker_id: Set(None),
+        retry_count: Set(1),
+        ..Default::default()
+    }
+    .update(db.conn())
+    .await?;
+
+    worker.started(&assign, 7).await;
+    let mut told_to_stop = false;
+    while let Some(message) = worker.try_recv(Duration::from_secs(5)).await {
+        if let Message::Cancel(cancel) = message {
+            assert_eq!(cancel.execution_id, execution.id);
+            told_to_stop = true;
+            break;
+        }
+    }
+    assert!(told_to_stop, "the stale report is answered with a cancel");
+    worker.output(&assign, 5, b"stale bytes\n").await;
+    // A round trip on the same stream: the chunk was handled before it.
+    worker.heartbeat(Vec::new()).await;
+    while let Some(message) = worker.try_recv(Duration::from_secs(5)).await {
+        if matches!(message, Message::HeartbeatAck(_)) {
+            break;
+        }
+    }
+    assert_eq!(api.log(&execution.id).await, b"mine\n");
+    Ok(())
+}
+
 both_backends!(
+    a_refused_attempt_stores_no_more_output,
     a_batch_with_a_stale_report_commits_the_others,
     a_run_from_queue_to_done,
     stale_attempts_are_refused,

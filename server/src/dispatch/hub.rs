@@ -48,9 +48,9 @@ struct Connection {
     /// Where each run's log must end: its attempt's first byte plus its
     /// output cap (and room for the worker's truncation marker).
     output_limits: HashMap<Uuid, u64>,
-    /// The attempt token each run was assigned with on this session: a
-    /// report quoting it needs no database check (a reap or a requeue
-    /// takes the run off with [`WorkerHub::run_ended`]).
+    /// The attempt each run holds on this session (assigned, or kept at
+    /// registration): a report quoting it needs no database check. A reap,
+    /// a finish or a refusal takes it off with [`WorkerHub::run_ended`].
     assigned_tokens: HashMap<Uuid, String>,
     /// Told when a newer stream of the same worker takes this one's place.
     superseded: Arc<Notify>,
@@ -280,10 +280,20 @@ impl WorkerHub {
         }
     }
 
-    /// Records where a run's log must end on this worker session.
-    pub fn set_output_limit(&self, worker_id: &str, session: u64, execution_id: Uuid, limit: u64) {
+    /// Records a run a registering worker kept on this session: the
+    /// attempt it holds and where its log must end.
+    pub fn keep_run(
+        &self,
+        worker_id: &str,
+        session: u64,
+        execution_id: Uuid,
+        attempt_token: &str,
+        output_limit: u64,
+    ) {
         self.with_session(worker_id, session, |c| {
-            c.output_limits.insert(execution_id, limit);
+            c.assigned_tokens
+                .insert(execution_id, attempt_token.to_owned());
+            c.output_limits.insert(execution_id, output_limit);
         });
     }
 

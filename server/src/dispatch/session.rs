@@ -11,11 +11,7 @@
 //! the next report capped a worker at one report per commit, so reports
 //! from all streams never shared a batch.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use futures_util::future::BoxFuture;
@@ -56,8 +52,6 @@ struct Replies {
     engine: Engine,
     worker_id: String,
     tx: WorkerSender,
-    /// Attempts verified on this stream, so chunks skip the database check.
-    verified: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 fn id_in_use(worker_id: &str, held: IdInUse) -> StoreError {
@@ -98,7 +92,6 @@ impl Engine {
             .map_err(|held| id_in_use(&worker_id, held))?;
         let verdict = self.store.runs().reconcile(&worker_id, &running).await?;
         let mut resumed = Vec::with_capacity(verdict.keep.len());
-        let mut verified = HashMap::new();
         let mut output_limits = Vec::with_capacity(verdict.keep.len());
         for (execution, token) in &verdict.keep {
             let stored = self
@@ -111,7 +104,6 @@ impl Engine {
                 attempt_token: token.clone(),
                 acknowledged_offset: stored.bytes,
             });
-            verified.insert(execution.id, token.clone());
             // Where the attempt began is not stored: allow one more cap
             // from what is there.
             let cap = self
@@ -121,7 +113,11 @@ impl Engine {
                 .await
                 .map(|c| u64::try_from(c.max_output_bytes).unwrap_or(0))
                 .unwrap_or(0);
-            output_limits.push((execution.id, stored.bytes + cap + TRUNCATION_MARKER_ROOM));
+            output_limits.push((
+                execution.id,
+                token.clone(),
+                stored.bytes + cap + TRUNCATION_MARKER_ROOM,
+            ));
         }
         let registered = ToWorker::Registered {
             worker_id: worker_id.clone(),
@@ -149,9 +145,9 @@ impl Engine {
             .connect(info, tx.clone(), alive_within)
             .map_err(|held| id_in_use(&worker_id, held))?;
         let session = admitted.session;
-        for (execution_id, limit) in output_limits {
+        for (execution_id, token, limit) in output_limits {
             self.workers
-                .set_output_limit(&worker_id, session, execution_id, limit);
+                .keep_run(&worker_id, session, execution_id, &token, limit);
         }
         for (execution_id, token) in verdict.cancel {
             self.stop_run(
@@ -186,7 +182,6 @@ impl Engine {
                 engine: self.clone(),
                 worker_id,
                 tx,
-                verified: Arc::new(Mutex::new(verified)),
             },
             session,
             progress_written: HashMap::new(),
@@ -284,8 +279,6 @@ impl Session {
     }
 
     async fn apply(&mut self, message: FromWorker) -> Result<(), StoreError> {
-        let store = self.replies.engine.store.clone();
-        let runs = store.runs();
         let worker_id = self.replies.worker_id.clone();
         match message {
             FromWorker::Register => {
@@ -359,7 +352,12 @@ impl Session {
             }
             FromWorker::Heartbeat { running, metadata } => {
                 self.replies.engine.workers.seen(&worker_id, self.session);
-                let written = runs.heartbeat(&worker_id, running, metadata);
+                let written = self
+                    .replies
+                    .engine
+                    .store
+                    .runs()
+                    .heartbeat(&worker_id, running, metadata);
                 let tx = self.replies.tx.clone();
                 self.answer_later(async move {
                     written.await?;
@@ -474,7 +472,6 @@ impl Session {
             // Whatever the verdict, the worker may forget this run now: its
             // bytes are stored and its result applied, or refused for good.
             replies.ack(id, &attempt.token, stored.bytes).await;
-            replies.forget(id);
             replies
                 .engine
                 .workers
@@ -492,24 +489,23 @@ impl Session {
 
     /// Accepts a report only about a run assigned on this very stream (or
     /// kept by it at registration) whose attempt token is the current one.
-    async fn verify(&mut self, attempt: &Attempt) -> Result<(), StoreError> {
+    async fn verify(&self, attempt: &Attempt) -> Result<(), StoreError> {
         let id = attempt.execution_id;
         let Replies {
             engine, worker_id, ..
         } = &self.replies;
         if !engine.workers.runs(worker_id, self.session, id) {
-            self.replies.forget(id);
             return Err(StoreError::FailedPrecondition(format!(
                 "execution {id} is not running on this stream of worker {}",
                 crate::store::validate::quoted(worker_id)
             )));
         }
-        // The cache only stands while the run is still on record as ours: a
-        // reap or a cancel elsewhere takes it off, and the database decides.
-        if self.replies.verified(id, &attempt.token)
-            || engine
-                .workers
-                .assigned_with(worker_id, self.session, id, &attempt.token)
+        // The attempt the hub holds stands while the run is on record as
+        // this stream's: a reap, a finish or a refusal takes it off, and
+        // then the database decides.
+        if engine
+            .workers
+            .assigned_with(worker_id, self.session, id, &attempt.token)
         {
             return Ok(());
         }
@@ -518,11 +514,6 @@ impl Session {
             .runs()
             .current_attempt(worker_id, id, &attempt.token)
             .await?;
-        self.replies
-            .verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, attempt.token.clone());
         Ok(())
     }
 
@@ -568,21 +559,6 @@ impl Replies {
         broken.notify_one();
     }
 
-    fn verified(&self, id: Uuid, token: &str) -> bool {
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .is_some_and(|t| t == token)
-    }
-
-    fn forget(&self, id: Uuid) {
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
-
     /// A report about an attempt that is not (or no longer) this worker's:
     /// refuse it and tell the worker to stop that run.
     fn refuse_if_stale(
@@ -596,7 +572,13 @@ impl Replies {
                 kind: _,
                 id: message,
             }) => {
-                self.forget(attempt.execution_id);
+                // No longer this stream's: later reports quoting it meet
+                // the database (or the refusal), not the hub's record.
+                self.engine.workers.run_ended(
+                    &self.worker_id,
+                    attempt.execution_id,
+                    Some(&attempt.token),
+                );
                 self.engine.disown_run(
                     &self.worker_id,
                     attempt.execution_id,
