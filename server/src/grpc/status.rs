@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, validate::cut_to_bytes};
 
 /// Longest message a status carries. It travels in a header, and gRPC
 /// clients refuse headers over 16 KiB by default: a longer message made the
@@ -10,16 +10,8 @@ use crate::store::StoreError;
 const MAX_MESSAGE_BYTES: usize = 2048;
 
 /// `message`, cut to [`MAX_MESSAGE_BYTES`] on a character boundary.
-fn bounded(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut cut = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push_str(" …");
-    }
-    message
+fn bounded(message: String) -> String {
+    cut_to_bytes(message, MAX_MESSAGE_BYTES)
 }
 
 impl From<StoreError> for Status {

@@ -62,16 +62,7 @@ const MAX_ERROR_BYTES: usize = 4096;
 /// The text of a tool error: what kind of failure, then the store's own
 /// message, which names the field or the record.
 fn error_text(err: StoreError) -> String {
-    let mut text = error_text_whole(err);
-    if text.len() > MAX_ERROR_BYTES {
-        let mut cut = MAX_ERROR_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str(" …");
-    }
-    text
+    crate::store::validate::cut_to_bytes(error_text_whole(err), MAX_ERROR_BYTES)
 }
 
 fn error_text_whole(err: StoreError) -> String {

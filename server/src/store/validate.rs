@@ -41,6 +41,20 @@ pub fn quoted_up_to(value: &str, max_chars: usize) -> String {
     }
 }
 
+/// `text` cut to at most `max_bytes` on a character boundary, marked with
+/// ` …` after the cut: a message bounded for where it travels.
+pub fn cut_to_bytes(mut text: String, max_bytes: usize) -> String {
+    if text.len() > max_bytes {
+        let mut cut = max_bytes;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" …");
+    }
+    text
+}
+
 /// Why a task may not set variable `name` for its runs, if it may not: the
 /// variables that change which code a child runs whatever its command
 /// (`LD_*`, `DYLD_*`, `PATH`, `IFS`, `BASH_ENV`, `ENV`). Every other name is
