@@ -1,0 +1,346 @@
+import datetime
+
+from agentmonitor.v1 import agent_pb2 as _agent_pb2
+from agentmonitor.v1 import common_pb2 as _common_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Worker(_message.Message):
+    __slots__ = ("worker_id", "hostname", "version", "connected", "draining", "slots", "labels", "running_execution_ids", "last_seen_at", "current_executions", "metadata")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    hostname: str
+    version: str
+    connected: bool
+    draining: bool
+    slots: int
+    labels: _containers.ScalarMap[str, str]
+    running_execution_ids: _containers.RepeatedScalarFieldContainer[str]
+    last_seen_at: _timestamp_pb2.Timestamp
+    current_executions: int
+    metadata: _struct_pb2.Struct
+    def __init__(self, worker_id: _Optional[str] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ..., connected: _Optional[bool] = ..., draining: _Optional[bool] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., running_execution_ids: _Optional[_Iterable[str]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_executions: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class WorkerConfig(_message.Message):
+    __slots__ = ("stale_window", "heartbeat_interval", "cancel_grace", "log_chunk_bytes")
+    STALE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_GRACE_FIELD_NUMBER: _ClassVar[int]
+    LOG_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    stale_window: _duration_pb2.Duration
+    heartbeat_interval: _duration_pb2.Duration
+    cancel_grace: _duration_pb2.Duration
+    log_chunk_bytes: int
+    def __init__(self, stale_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cancel_grace: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., log_chunk_bytes: _Optional[int] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("connected_only",)
+    CONNECTED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    connected_only: bool
+    def __init__(self, connected_only: _Optional[bool] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class GetWorkerConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetWorkerConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: WorkerConfig
+    def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
+
+class SetWorkerConfigRequest(_message.Message):
+    __slots__ = ("config", "update_mask")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    config: WorkerConfig
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class SetWorkerConfigResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: WorkerConfig
+    def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    SLOT_GRANT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    LOG_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    SESSION_DETECTED_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    register: Register
+    slot_grant: SlotGrant
+    started: RunStarted
+    log_chunk: LogChunk
+    heartbeat: Heartbeat
+    finished: RunFinished
+    session_detected: SessionDetected
+    drain: Drain
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
+
+class ConnectResponse(_message.Message):
+    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack")
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    ASSIGN_FIELD_NUMBER: _ClassVar[int]
+    LOG_ACK_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_ACK_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
+    registered: Registered
+    assign: Assign
+    log_ack: LogAck
+    cancel: Cancel
+    config: WorkerConfig
+    drain: Drain
+    finished_ack: RunFinishedAck
+    heartbeat_ack: HeartbeatAck
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ...) -> None: ...
+
+class Register(_message.Message):
+    __slots__ = ("worker_id", "hostname", "version", "slots", "agent_slugs", "labels", "running", "instance_id")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SLUGS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    hostname: str
+    version: str
+    slots: int
+    agent_slugs: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.ScalarMap[str, str]
+    running: _containers.RepeatedCompositeFieldContainer[RunningExecution]
+    instance_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., agent_slugs: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[_Iterable[_Union[RunningExecution, _Mapping]]] = ..., instance_id: _Optional[str] = ...) -> None: ...
+
+class RunningExecution(_message.Message):
+    __slots__ = ("execution_id", "attempt_token")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ...) -> None: ...
+
+class Registered(_message.Message):
+    __slots__ = ("worker_id", "config", "resumed")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    config: WorkerConfig
+    resumed: _containers.RepeatedCompositeFieldContainer[ResumedExecution]
+    def __init__(self, worker_id: _Optional[str] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., resumed: _Optional[_Iterable[_Union[ResumedExecution, _Mapping]]] = ...) -> None: ...
+
+class ResumedExecution(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "acknowledged_offset")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    acknowledged_offset: int
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., acknowledged_offset: _Optional[int] = ...) -> None: ...
+
+class SlotGrant(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class Assign(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "task_id", "agent", "mode", "argv", "prompt", "working_dir", "env", "env_allowlist", "timeout", "max_output_bytes", "attempt", "resume_session_ref", "tmux_session_name", "log_offset", "mcp_server_url", "mcp_token")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ARGV_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    ENV_ALLOWLIST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_SESSION_REF_FIELD_NUMBER: _ClassVar[int]
+    TMUX_SESSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    LOG_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MCP_SERVER_URL_FIELD_NUMBER: _ClassVar[int]
+    MCP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    task_id: str
+    agent: _agent_pb2.Agent
+    mode: _common_pb2.InteractionMode
+    argv: _containers.RepeatedScalarFieldContainer[str]
+    prompt: str
+    working_dir: str
+    env: _containers.ScalarMap[str, str]
+    env_allowlist: _containers.RepeatedScalarFieldContainer[str]
+    timeout: _duration_pb2.Duration
+    max_output_bytes: int
+    attempt: int
+    resume_session_ref: str
+    tmux_session_name: str
+    log_offset: int
+    mcp_server_url: str
+    mcp_token: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., task_id: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., argv: _Optional[_Iterable[str]] = ..., prompt: _Optional[str] = ..., working_dir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., env_allowlist: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., attempt: _Optional[int] = ..., resume_session_ref: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., log_offset: _Optional[int] = ..., mcp_server_url: _Optional[str] = ..., mcp_token: _Optional[str] = ...) -> None: ...
+
+class RunStarted(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "pid", "tmux_session_name")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    TMUX_SESSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    pid: int
+    tmux_session_name: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., pid: _Optional[int] = ..., tmux_session_name: _Optional[str] = ...) -> None: ...
+
+class LogChunk(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "offset", "data")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    offset: int
+    data: bytes
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class LogAck(_message.Message):
+    __slots__ = ("execution_id", "offset", "attempt_token")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    offset: int
+    attempt_token: str
+    def __init__(self, execution_id: _Optional[str] = ..., offset: _Optional[int] = ..., attempt_token: _Optional[str] = ...) -> None: ...
+
+class RunFinishedAck(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "accepted", "error")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    accepted: bool
+    error: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., accepted: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class HeartbeatAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("running_execution_ids", "metadata")
+    RUNNING_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    running_execution_ids: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Struct
+    def __init__(self, running_execution_ids: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RunFinished(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "status", "exit_code", "error", "log_byte_size")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    status: _common_pb2.ExecutionStatus
+    exit_code: int
+    error: str
+    log_byte_size: int
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.ExecutionStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_byte_size: _Optional[int] = ...) -> None: ...
+
+class SessionDetected(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "session_ref")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_REF_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    session_ref: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., session_ref: _Optional[str] = ...) -> None: ...
+
+class Cancel(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "reason", "forget")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FORGET_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    reason: str
+    forget: bool
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., reason: _Optional[str] = ..., forget: _Optional[bool] = ...) -> None: ...
+
+class Drain(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
