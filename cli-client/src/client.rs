@@ -17,6 +17,7 @@
 
 use std::{fmt, future::Future, time::Duration};
 
+use amon_proto::client::ClientTls;
 use amon_proto::v1::{
     agent_service_client::AgentServiceClient, execution_service_client::ExecutionServiceClient,
     task_service_client::TaskServiceClient, worker_service_client::WorkerServiceClient,
@@ -25,7 +26,7 @@ use tonic::{
     Code, Request, Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 
 /// Default server address.
@@ -78,12 +79,18 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Connects to `addr` (with or without `http://`).
-    pub async fn connect(addr: &str, token: Option<&str>, json: bool) -> anyhow::Result<Self> {
+    /// Connects to `addr` (`https://`, `http://`, or none meaning http)
+    /// with `tls` for an `https://` address.
+    pub async fn connect(
+        addr: &str,
+        token: Option<&str>,
+        tls: &ClientTls,
+        json: bool,
+    ) -> anyhow::Result<Self> {
         let auth = Auth::new(token)?;
         let addr = normalize_addr(addr)?;
-        let endpoint = Endpoint::from_shared(addr.clone())
-            .map_err(|e| UsageError(format!("bad server address '{addr}': {e}")))?
+        let endpoint = amon_proto::client::endpoint(&addr, tls)
+            .map_err(|e| UsageError(e.0))?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
@@ -91,7 +98,8 @@ impl Ctx {
             .keep_alive_while_idle(true);
         let channel = endpoint.connect().await.map_err(|e| ConnectError {
             addr: addr.clone(),
-            cause: error_chain(&e),
+            cause: amon_proto::client::explain(&e),
+            tls: amon_proto::client::tls_failure(&e).is_some(),
         })?;
         Ok(Self {
             json,
@@ -125,28 +133,10 @@ impl Ctx {
     }
 }
 
-/// `host:port` → `http://host:port`; an address with a scheme is kept.
-/// Only plain-text HTTP/2 is built in: `https://` is refused with a clear
-/// message rather than a failed handshake.
+/// `host:port` → `http://host:port`; `http://` and `https://` addresses
+/// are kept, other schemes refused.
 pub fn normalize_addr(addr: &str) -> Result<String, UsageError> {
-    let addr = addr.trim().trim_end_matches('/');
-    if addr.is_empty() {
-        return Err(UsageError("the server address is empty".into()));
-    }
-    if addr.starts_with("https://") {
-        return Err(UsageError(format!(
-            "'{addr}': TLS is not supported by this client; use http:// (or put a TLS proxy in front of the server)"
-        )));
-    }
-    if addr.starts_with("http://") {
-        return Ok(addr.to_string());
-    }
-    if addr.contains("://") {
-        return Err(UsageError(format!(
-            "'{addr}': unsupported scheme (use http://HOST:PORT or HOST:PORT)"
-        )));
-    }
-    Ok(format!("http://{addr}"))
+    amon_proto::client::server_url(addr).map_err(|e| UsageError(e.0))
 }
 
 /// Fetches every page of a list RPC: `fetch(page_token)` returns one page's
@@ -197,15 +187,22 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 pub struct ConnectError {
     addr: String,
     cause: String,
+    /// The server answered, but TLS failed: the cause says what to fix,
+    /// and asking whether the server runs would mislead.
+    tls: bool,
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "cannot connect to the server at {}: {} (is amon-server running? set --server or AMON_SERVER)",
+            "cannot connect to the server at {}: {}",
             self.addr, self.cause
-        )
+        )?;
+        if !self.tls {
+            f.write_str(" (is amon-server running? set --server or AMON_SERVER)")?;
+        }
+        Ok(())
     }
 }
 
@@ -261,22 +258,6 @@ pub fn exit_code_for(code: Code) -> u8 {
     }
 }
 
-/// `error`'s display followed by its sources, joined with `: `, without
-/// repeating a source already in the text.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The message and exit code of an error that ended a command; `None` as
 /// the message when nothing is to be printed. `addr` (the server's) is
 /// named when the server became unreachable.
@@ -290,9 +271,14 @@ pub fn describe(error: &anyhow::Error, addr: &str) -> (Option<String>, u8) {
             message = "(no message)".to_string();
         }
         if let Some(source) = std::error::Error::source(status) {
-            let detail = error_chain(source);
-            if !message.contains(&detail) {
-                message = format!("{message}: {detail}");
+            // A TLS failure says what to fix; tonic's "transport error" around it does not.
+            if let Some(tls) = amon_proto::client::tls_failure(source) {
+                message = tls;
+            } else {
+                let detail = amon_proto::client::explain(source);
+                if !message.contains(&detail) {
+                    message = format!("{message}: {detail}");
+                }
             }
         }
         if status.code() == Code::Unavailable {
@@ -331,7 +317,10 @@ mod tests {
         );
         assert_eq!(normalize_addr("[::1]:50051").unwrap(), "http://[::1]:50051");
         assert_eq!(normalize_addr(DEFAULT_ADDR).unwrap(), DEFAULT_ADDR);
-        assert!(normalize_addr("https://example.invalid:443").is_err());
+        assert_eq!(
+            normalize_addr("https://example.invalid:443").unwrap(),
+            "https://example.invalid:443"
+        );
         assert!(normalize_addr("ftp://x").is_err());
         assert!(normalize_addr("  ").is_err());
     }

@@ -59,7 +59,7 @@ struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 struct GlobalOpts {
-    /// Server address: http://HOST:PORT or HOST:PORT.
+    /// Server address: https://HOST:PORT (TLS), http://HOST:PORT or HOST:PORT.
     // `--server` as for amon-worker; `--addr` (and `AMON_ADDR`, see
     // `FORMER_SERVER_ENV`), its former name, still works but is not shown.
     #[arg(
@@ -83,6 +83,33 @@ struct GlobalOpts {
         help_heading = "Global options"
     )]
     token: Option<String>,
+    /// PEM certificate of the authority that signed the server's
+    /// certificate (a private CA); default: the system's roots.
+    #[arg(
+        long,
+        global = true,
+        env = "AMON_CA_CERT",
+        help_heading = "Global options"
+    )]
+    ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server that demands one (mutual TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "AMON_CLIENT_CERT",
+        requires = "client_key",
+        help_heading = "Global options"
+    )]
+    client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "AMON_CLIENT_KEY",
+        requires = "client_cert",
+        help_heading = "Global options"
+    )]
+    client_key: Option<std::path::PathBuf>,
     /// Machine output: JSON on stdout.
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
@@ -154,7 +181,19 @@ enum Command {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let GlobalOpts { addr, token, json } = cli.global;
+    let GlobalOpts {
+        addr,
+        token,
+        ca_cert,
+        client_cert,
+        client_key,
+        json,
+    } = cli.global;
+    let tls = amon_proto::client::ClientTls {
+        ca_cert,
+        client_cert,
+        client_key,
+    };
     let command = match cli.command {
         // Prints only: no connection needed.
         Command::McpConfig(args) => {
@@ -166,7 +205,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         command => command,
     };
-    let ctx = Ctx::connect(&addr, token.as_deref(), json).await?;
+    let ctx = Ctx::connect(&addr, token.as_deref(), &tls, json).await?;
     match command {
         Command::Agents(cmd) => commands::agents::run(&ctx, cmd).await,
         Command::Caps(cmd) => commands::caps::run(&ctx, cmd).await,

@@ -940,13 +940,19 @@ async fn usage_and_connection_errors() {
     let run = amon(addr, &["tasks", "update", "aaaa"]).await;
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("nothing to update"), "{}", run.stderr);
+    // https:// is TLS (nothing listens there: a connection failure, 1);
+    // TLS settings with a plaintext URL are the caller's mistake (2).
     let run = amon(addr, &["--addr", "https://127.0.0.1:1", "board"]).await;
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("TLS is not supported"),
+        run.stderr
+            .starts_with("error: cannot connect to the server at https://127.0.0.1:1"),
         "{}",
         run.stderr
     );
+    let run = amon(addr, &["--ca-cert", "/nonexistent.pem", "board"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("use https://"), "{}", run.stderr);
 }
 
 /// Runs a following `amon` command until its first line of output, then
@@ -1042,5 +1048,5 @@ async fn the_server_is_named_by_either_flag_or_either_variable() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     let run = output(command_with(&["--addr", "", "board"], &[])).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(run.stderr.trim(), "error: the server address is empty");
+    assert_eq!(run.stderr.trim(), "error: the server URL is empty");
 }

@@ -2,6 +2,7 @@
 //! tonic clients and servers, and the encoded file-descriptor set that the
 //! server registers for reflection.
 
+pub mod client;
 pub mod codec;
 
 /// Protobuf package `agentmonitor.v1`.

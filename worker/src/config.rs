@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use amon_proto::client::{self, ClientTls};
 use amon_proto::v1::WorkerConfig;
-use anyhow::{Context, bail};
+use anyhow::Context;
+
+use crate::transport::InProcess;
 use clap::Parser;
 
 /// Default server address (the server's default listen address).
@@ -50,6 +53,11 @@ pub struct WorkerOptions {
     /// of its runs' process groups). Defaults to
     /// `$XDG_STATE_HOME/amon-worker/<worker id>`. Two workers must not share one.
     pub data_dir: Option<std::path::PathBuf>,
+    /// TLS settings for an `https://` server.
+    pub tls: ClientTls,
+    /// Reach a server in this same process through memory instead of
+    /// `server`'s address (the server's local worker).
+    pub in_process: Option<InProcess>,
 }
 
 impl WorkerOptions {
@@ -70,6 +78,8 @@ impl WorkerOptions {
             tmux_label: None,
             pane_runner: None,
             data_dir: None,
+            tls: ClientTls::default(),
+            in_process: None,
         }
     }
 
@@ -120,9 +130,20 @@ pub fn local_hostname() -> String {
                   has stored everything. A second signal exits at once."
 )]
 pub struct Cli {
-    /// Server URL (`http://host:port`; `host:port` alone means http).
+    /// Server URL: `https://host:port` (TLS), `http://host:port`, or
+    /// `host:port` (plaintext).
     #[arg(long, alias = "addr", env = "AMON_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
+    /// PEM certificate of the authority that signed the server's
+    /// certificate (a private CA); default: the system's roots.
+    #[arg(long, env = "AMON_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server that demands one (mutual TLS).
+    #[arg(long, env = "AMON_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, env = "AMON_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
     /// Bearer token sent as `authorization: Bearer <token>`.
     #[arg(long, env = "AMON_WORKER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -160,8 +181,15 @@ impl Cli {
     /// The options these arguments mean (worker id: `--worker-id`, else
     /// `--name`, else the host name).
     pub fn into_options(self) -> anyhow::Result<WorkerOptions> {
-        let server = normalize_server_url(&self.server)?;
+        let server = client::server_url(&self.server)?;
         let mut options = WorkerOptions::new(server);
+        options.tls = ClientTls {
+            ca_cert: self.ca_cert,
+            client_cert: self.client_cert,
+            client_key: self.client_key,
+        };
+        // Unreadable certificates stop the worker now, not at every retry.
+        client::endpoint(&options.server, &options.tls)?;
         if let Some(name) = self.name.filter(|n| !n.trim().is_empty()) {
             options.worker_id = name.trim().to_string();
         }
@@ -180,24 +208,6 @@ impl Cli {
         options.drain_timeout = self.drain_timeout;
         options.data_dir = self.data_dir;
         Ok(options)
-    }
-}
-
-/// `host:port` → `http://host:port`; `http://…` unchanged. `https://` is
-/// refused: this build has no TLS (put a TLS-terminating proxy in front).
-pub fn normalize_server_url(raw: &str) -> anyhow::Result<String> {
-    let url = raw.trim().trim_end_matches('/');
-    if url.is_empty() {
-        bail!("the server URL is empty");
-    }
-    if let Some((scheme, rest)) = url.split_once("://") {
-        match scheme.to_ascii_lowercase().as_str() {
-            "http" if !rest.is_empty() => Ok(url.to_string()),
-            "https" => bail!("{url}: https is not supported by this build of amon-worker (no TLS)"),
-            _ => bail!("{url}: unsupported server URL (use http://host:port or host:port)"),
-        }
-    } else {
-        Ok(format!("http://{url}"))
     }
 }
 
@@ -335,21 +345,6 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
-    fn server_urls() {
-        assert_eq!(
-            normalize_server_url("127.0.0.1:50051").unwrap(),
-            "http://127.0.0.1:50051"
-        );
-        assert_eq!(
-            normalize_server_url("http://host:1/").unwrap(),
-            "http://host:1"
-        );
-        assert!(normalize_server_url("https://host:1").is_err());
-        assert!(normalize_server_url("ftp://host:1").is_err());
-        assert!(normalize_server_url("  ").is_err());
     }
 
     #[test]

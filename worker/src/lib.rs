@@ -38,6 +38,7 @@ mod transport;
 use std::future::Future;
 
 pub use config::{Cli, RuntimeConfig, WorkerOptions};
+pub use transport::InProcess;
 
 /// Runs the worker's internal subcommands (the tmux pane runner of AI agent
 /// runs) when this process was started as one, and returns its exit code.

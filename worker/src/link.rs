@@ -18,11 +18,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
 use tokio_stream::StreamExt;
 use tonic::Streaming;
-use tonic::transport::Endpoint;
 use tracing::{debug, warn};
 
 use crate::config::WorkerOptions;
-use crate::transport::{Backoff, BearerAuth, Outbound, endpoint, open, request};
+use crate::transport::{Backoff, BearerAuth, Dial, Outbound, explain_status, open, request};
 
 /// Longest wait for `Registered` after the stream opened.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +48,7 @@ pub(crate) enum LinkEvent {
 
 /// See the module documentation.
 pub(crate) struct Link {
-    endpoint: Endpoint,
+    dial: Dial,
     auth: BearerAuth,
     /// Who the worker is: `Register` but for its `running` list.
     register: Register,
@@ -94,7 +93,7 @@ impl Link {
     /// token.
     pub fn new(options: &WorkerOptions, heartbeat_period: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            endpoint: endpoint(&options.server)?,
+            dial: Dial::new(&options.server, &options.tls, options.in_process.clone())?,
             auth: BearerAuth::new(options.token.as_deref())?,
             register: Register {
                 worker_id: options.worker_id.clone(),
@@ -136,7 +135,7 @@ impl Link {
         };
         debug!(running = register.running.len(), "connecting");
         let _ = tx.send(request(connect_request::Message::Register(register)));
-        let pending = tokio::spawn(open(self.endpoint.clone(), self.auth.clone(), rx));
+        let pending = tokio::spawn(open(self.dial.clone(), self.auth.clone(), rx));
         self.state = State::Connecting { tx, pending };
     }
 
@@ -215,11 +214,9 @@ impl Link {
             }
             Input::Opened(Err(e)) => Some(self.lose(&format!("{e:#}"))),
             Input::Message(Some(Ok(response))) => self.on_response(response),
-            Input::Message(Some(Err(status))) => Some(self.lose(&format!(
-                "stream error: {} ({:?})",
-                status.message(),
-                status.code()
-            ))),
+            Input::Message(Some(Err(status))) => {
+                Some(self.lose(&format!("stream error: {}", explain_status(&status))))
+            }
             Input::Message(None) => Some(self.lose("the server closed the stream")),
             Input::Heartbeat => Some(LinkEvent::Heartbeat),
             Input::RegisterTimeout => Some(self.lose("no Registered from the server in time")),

@@ -5,14 +5,17 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use amon_proto::client::{self, ClientTls};
 use amon_proto::v1::worker_service_client::WorkerServiceClient;
 use amon_proto::v1::{ConnectRequest, ConnectResponse, connect_request};
 use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 
 /// Longest wait for the server to accept the stream (TCP + HTTP/2 + headers).
@@ -57,42 +60,131 @@ impl Interceptor for BearerAuth {
     }
 }
 
-/// Checks that `server` is a usable endpoint URL.
-pub(crate) fn endpoint(server: &str) -> anyhow::Result<Endpoint> {
-    Ok(Endpoint::from_shared(server.to_string())
-        .with_context(|| format!("invalid server URL {server:?}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        // Notice a dead peer (network gone, server host down) within ~30 s.
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+/// How the worker reaches the server: the endpoint (URL, TLS, timeouts),
+/// and for the server's own local worker the in-process pipe it dials
+/// instead of the network.
+#[derive(Clone, Debug)]
+pub(crate) struct Dial {
+    endpoint: Endpoint,
+    in_process: Option<InProcess>,
+}
+
+impl Dial {
+    /// Checks that `server` and `tls` make a usable endpoint.
+    pub fn new(
+        server: &str,
+        tls: &ClientTls,
+        in_process: Option<InProcess>,
+    ) -> anyhow::Result<Self> {
+        let endpoint = client::endpoint(server, tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            // Notice a dead peer (network gone, server host down) within ~30 s.
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        Ok(Self {
+            endpoint,
+            in_process,
+        })
+    }
+
+    async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        match &self.in_process {
+            Some(pipe) => self.endpoint.connect_with_connector(pipe.clone()).await,
+            None => self.endpoint.connect().await,
+        }
+    }
+}
+
+/// The client end of an in-process connection to a server in the same
+/// process: each connection is a pipe in memory whose other end is handed
+/// to the server through the channel the server gave with
+/// [`InProcess::pair`]. The server's own local worker uses it, so it needs
+/// neither a network address nor the server's TLS certificate (a worker in
+/// the server's own process has nothing to prove or hide from it).
+#[derive(Clone, Debug)]
+pub struct InProcess {
+    to_server: mpsc::UnboundedSender<DuplexStream>,
+}
+
+/// Bytes buffered each way in an in-process pipe: enough for a full log
+/// chunk and its framing, so a writer rarely waits for the reader.
+const PIPE_BUFFER: usize = 256 * 1024;
+
+impl InProcess {
+    /// A connector and the server's side: the receiver yields the server's
+    /// end of each new connection.
+    pub fn pair() -> (Self, mpsc::UnboundedReceiver<DuplexStream>) {
+        let (to_server, accepted) = mpsc::unbounded_channel();
+        (Self { to_server }, accepted)
+    }
+}
+
+impl tower_service::Service<http::Uri> for InProcess {
+    type Response = TokioIo<DuplexStream>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
+        std::future::ready(match self.to_server.send(theirs) {
+            Ok(()) => Ok(TokioIo::new(ours)),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the server is no longer accepting in-process connections",
+            )),
+        })
+    }
 }
 
 /// Opens `Connect`: what the worker queues on `outbound` is the request
 /// stream (the caller queues `Register` first); the answer is the server's
 /// stream.
 pub(crate) async fn open(
-    endpoint: Endpoint,
+    dial: Dial,
     auth: BearerAuth,
     outbound: mpsc::UnboundedReceiver<ConnectRequest>,
 ) -> anyhow::Result<Streaming<ConnectResponse>> {
-    let uri = endpoint.uri().clone();
+    let uri = dial.endpoint.uri().clone();
     let attempt = async move {
-        let channel = endpoint
+        let channel = dial
             .connect()
             .await
-            .with_context(|| format!("connecting to {uri}"))?;
+            .map_err(|e| anyhow::anyhow!("connecting to {uri}: {}", client::explain(&e)))?;
         let mut client = WorkerServiceClient::with_interceptor(channel, auth);
         let response = client
             .connect(UnboundedReceiverStream::new(outbound))
             .await
-            .context("opening WorkerService.Connect")?;
+            .map_err(|status| {
+                anyhow::anyhow!("opening WorkerService.Connect: {}", explain_status(&status))
+            })?;
         anyhow::Ok(response.into_inner())
     };
     tokio::time::timeout(OPEN_TIMEOUT, attempt)
         .await
         .context("the server did not accept the stream in time")?
+}
+
+/// A failed call in words: its code and message, and what went wrong
+/// with TLS or the connection when that is why.
+pub(crate) fn explain_status(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        let cause = client::explain(source);
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Delays between connection attempts: 100 ms doubling to 5 s, each drawn
