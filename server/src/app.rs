@@ -25,6 +25,9 @@ pub struct BoundServer {
     listener: TcpListener,
     tokens: Tokens,
     tls: Option<Tls>,
+    /// The server's end of in-process connections (the local worker's).
+    in_process: tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
+    local_connector: amon_worker::InProcess,
     engine: Engine,
     mcp_allowed_hosts: Option<Vec<String>>,
 }
@@ -53,15 +56,15 @@ impl BoundServer {
             .context("loading worker config")?;
         let mut engine = Engine::new(store.clone(), logs, settings);
         engine.mcp_server_url = Some(config.mcp_url(listener.local_addr()?));
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
-            _ => None,
-        };
+        let tls = config.tls_files().map(Tls::load).transpose()?;
         let mcp_allowed_hosts = config.mcp_allowed_hosts(listener.local_addr()?);
+        let (local_connector, in_process) = amon_worker::InProcess::pair();
         Ok(Self {
             listener,
             tokens: config.tokens(),
             tls,
+            in_process,
+            local_connector,
             engine,
             mcp_allowed_hosts,
         })
@@ -70,6 +73,17 @@ impl BoundServer {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The server's TLS, to reload its certificate; `None` without TLS.
+    pub fn tls(&self) -> Option<Tls> {
+        self.tls.clone()
+    }
+
+    /// How a worker in this process reaches the server: through memory,
+    /// past the network and TLS (see [`amon_worker::InProcess`]).
+    pub fn local_connector(&self) -> amon_worker::InProcess {
+        self.local_connector.clone()
     }
 
     /// Serves gRPC and the HTTP paths until `shutdown` completes, then lets
@@ -95,7 +109,14 @@ impl BoundServer {
             shutdown.await;
             stop_mcp.cancel();
         };
-        http::serve::serve(self.listener, self.tls, service, shutdown).await;
+        http::serve::serve(
+            self.listener,
+            self.tls,
+            Some(self.in_process),
+            service,
+            shutdown,
+        )
+        .await;
         Ok(())
     }
 }

@@ -36,7 +36,8 @@ pub struct ServerConfig {
     #[arg(long, env = "AMON_CLIENT_TOKEN", hide_env_values = true)]
     pub client_token: Option<String>,
 
-    /// Allow listening beyond loopback without both tokens.
+    /// Allow listening beyond loopback without TLS or without both tokens
+    /// (the network is trusted).
     #[arg(long)]
     pub insecure: bool,
 
@@ -47,6 +48,11 @@ pub struct ServerConfig {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "AMON_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// PEM certificate(s) of the authority whose client certificates are
+    /// accepted: every client and worker must then present one (mutual TLS).
+    #[arg(long, env = "AMON_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Do not start the in-process local worker.
     #[arg(long, env = "AMON_NO_LOCAL_WORKER")]
@@ -68,16 +74,41 @@ impl ServerConfig {
     }
 
     /// Refuses settings that would expose an open server: listening beyond
-    /// loopback needs both tokens, unless `--insecure` says otherwise.
+    /// loopback needs both tokens (else anyone who reaches it runs
+    /// commands) and TLS (else the tokens cross the network readable),
+    /// unless `--insecure` says the network is trusted.
     pub fn check_exposure(&self) -> anyhow::Result<()> {
-        if !self.listen.ip().is_loopback() && !self.tokens().all_required() && !self.insecure {
+        if self.listen.ip().is_loopback() || self.insecure {
+            return Ok(());
+        }
+        if !self.tokens().all_required() {
             anyhow::bail!(
                 "refusing to listen on {} without --worker-token and --client-token \
                  (anyone who can reach it could run commands); set both, or pass --insecure",
                 self.listen
             );
         }
+        if self.tls_cert.is_none() {
+            anyhow::bail!(
+                "refusing to listen on {} in plaintext (the tokens would cross the network \
+                 readable); serve TLS with --tls-cert and --tls-key, or pass --insecure if the \
+                 network is trusted",
+                self.listen
+            );
+        }
         Ok(())
+    }
+
+    /// The TLS files in force, if TLS is on.
+    pub fn tls_files(&self) -> Option<crate::http::tls::TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The data directory in force: the configured one, else the user's data directory.
@@ -164,5 +195,70 @@ impl ServerConfig {
         } else {
             "sqlite"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> ServerConfig {
+        let mut argv = vec!["amon-server"];
+        argv.extend_from_slice(args);
+        ServerConfig::try_parse_from(argv).expect("valid arguments")
+    }
+
+    const TOKENS: [&str; 4] = ["--worker-token", "w", "--client-token", "c"];
+    const TLS: [&str; 4] = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+
+    #[test]
+    fn loopback_needs_neither_tokens_nor_tls() {
+        assert!(parse(&["--listen", "127.0.0.1:1"]).check_exposure().is_ok());
+        assert!(parse(&["--listen", "[::1]:1"]).check_exposure().is_ok());
+    }
+
+    #[test]
+    fn beyond_loopback_needs_tokens_and_tls_unless_insecure() {
+        let open = parse(&["--listen", "0.0.0.0:1"]).check_exposure();
+        assert!(open.unwrap_err().to_string().contains("--worker-token"));
+
+        let mut args = vec!["--listen", "0.0.0.0:1"];
+        args.extend(TOKENS);
+        let plaintext = parse(&args).check_exposure().unwrap_err().to_string();
+        assert!(plaintext.contains("in plaintext"), "{plaintext}");
+        assert!(plaintext.contains("--tls-cert"), "{plaintext}");
+        assert!(plaintext.contains("--insecure"), "{plaintext}");
+
+        args.extend(TLS);
+        assert!(parse(&args).check_exposure().is_ok());
+
+        let mut tls_only = vec!["--listen", "0.0.0.0:1"];
+        tls_only.extend(TLS);
+        assert!(parse(&tls_only).check_exposure().is_err());
+
+        for trusted in [
+            vec!["--listen", "0.0.0.0:1", "--insecure"],
+            [
+                vec!["--listen", "10.0.0.1:1", "--insecure"],
+                TOKENS.to_vec(),
+            ]
+            .concat(),
+        ] {
+            assert!(parse(&trusted).check_exposure().is_ok(), "{trusted:?}");
+        }
+    }
+
+    #[test]
+    fn a_client_ca_needs_a_certificate() {
+        assert!(
+            ServerConfig::try_parse_from(["amon-server", "--tls-client-ca", "ca.pem"]).is_err()
+        );
+        let mut args = TLS.to_vec();
+        args.extend(["--tls-client-ca", "ca.pem"]);
+        let files = parse(&args).tls_files().expect("TLS on");
+        assert_eq!(
+            files.client_ca.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
     }
 }

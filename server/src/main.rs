@@ -29,17 +29,21 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, database = %config.database_backend_name(), "amon-server ready");
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let local_worker = local_worker_options(&config, addr).map(|options| {
-        let mut stopping = stopping.clone();
-        tokio::spawn(async move {
-            let drained = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            };
-            if let Err(err) = amon_worker::run(options, drained).await {
-                tracing::error!(error = %err, "the local worker stopped");
-            }
-        })
-    });
+    if let Some(tls) = server.tls() {
+        tokio::spawn(reload_tls_on_sighup(tls));
+    }
+    let local_worker =
+        local_worker_options(&config, addr, server.local_connector()).map(|options| {
+            let mut stopping = stopping.clone();
+            tokio::spawn(async move {
+                let drained = async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                };
+                if let Err(err) = amon_worker::run(options, drained).await {
+                    tracing::error!(error = %err, "the local worker stopped");
+                }
+            })
+        });
     let mut server_stopping = stopping.clone();
     let serving = tokio::spawn(server.serve(async move {
         let _ = server_stopping.wait_for(|stop| *stop).await;
@@ -56,30 +60,22 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The in-process worker's options, unless it is turned off. It connects
-/// through the same protocol as remote workers, over loopback.
+/// The in-process worker's options, unless it is turned off. It speaks
+/// the same protocol as remote workers, through an in-memory pipe to this
+/// process's server rather than its port: no TLS to verify (with TLS on,
+/// the local worker works the same), nothing on the network.
 fn local_worker_options(
     config: &ServerConfig,
     addr: std::net::SocketAddr,
+    connector: amon_worker::InProcess,
 ) -> Option<amon_worker::WorkerOptions> {
     if config.no_local_worker {
         return None;
     }
-    if config.tls_cert.is_some() {
-        tracing::warn!(
-            "no local worker with TLS on (it speaks plaintext over loopback); run amon-worker with TLS support instead"
-        );
-        return None;
-    }
-    let loopback = if addr.is_ipv6() {
-        std::net::Ipv6Addr::LOCALHOST.into()
-    } else {
-        std::net::Ipv4Addr::LOCALHOST.into()
-    };
-    let mut options = amon_worker::WorkerOptions::new(format!(
-        "http://{}",
-        std::net::SocketAddr::new(loopback, addr.port())
-    ));
+    // The URL only names the server in the worker's messages; the pipe is
+    // what it dials.
+    let mut options = amon_worker::WorkerOptions::new(format!("http://in-process:{}", addr.port()));
+    options.in_process = Some(connector);
     options.worker_id = format!("local-{}", options.hostname);
     options.data_dir = Some(config.data_dir().join("local-worker"));
     options.slots = config.local_worker_slots.max(1);
@@ -89,6 +85,28 @@ fn local_worker_options(
     // their AI agents' tmux servers apart.
     options.tmux_label = Some(format!("amon-local-{}", addr.port()));
     Some(options)
+}
+
+/// Reads the TLS certificate, key and client CA again on every SIGHUP
+/// (certificates are renewed every few weeks; a restart is not needed).
+/// A failed reload keeps the certificate in force.
+async fn reload_tls_on_sighup(tls: amon_server::http::tls::Tls) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: TLS reload by signal is off");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: TLS certificate not reloaded; the previous one stays in force"
+            ),
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -9,7 +9,14 @@
 //! graceful stop: stop accepting, ask every connection to finish (HTTP/2
 //! GOAWAY, HTTP/1.1 close after the response in flight), wait for them.
 
-use std::{convert::Infallible, future::Future, pin::pin, time::Duration};
+use std::{
+    convert::Infallible,
+    future::{Future, Ready, ready},
+    pin::pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -19,13 +26,13 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, DuplexStream},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 use tower_service::Service;
 
-use super::tls::Tls;
+use super::tls::{Accepted, Tls};
 
 /// HTTP/2 pings on every connection: a worker frozen (SIGSTOP) or cut off
 /// keeps its TCP stream looking open; the pings find out within ~30 s and
@@ -37,11 +44,13 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// loop waits for connections to close instead of spinning on the error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `service` on `listener` until `shutdown` completes, then lets
-/// open connections finish.
+/// Serves `service` on `listener`, and on the in-process connections that
+/// arrive on `in_process` (the local worker's; never TLS), until `shutdown`
+/// completes, then lets open connections finish.
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<Tls>,
+    mut in_process: Option<mpsc::UnboundedReceiver<DuplexStream>>,
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -70,6 +79,16 @@ pub async fn serve<S, B>(
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
+            pipe = next_pipe(&mut in_process) => {
+                match pipe {
+                    Some(pipe) => {
+                        tokio::spawn(http(pipe, service.clone(), builder.clone(), stopping.clone()));
+                    }
+                    // Nobody can open one any more.
+                    None => in_process = None,
+                }
+                continue;
+            }
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
@@ -121,9 +140,9 @@ async fn connection<S, B>(
     match tls {
         None => http(stream, service, builder, stopping).await,
         Some(tls) => {
-            let stream = tokio::select! {
+            let accepted = tokio::select! {
                 accepted = tls.accept(stream) => match accepted {
-                    Ok(stream) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         return;
@@ -131,8 +150,91 @@ async fn connection<S, B>(
                 },
                 _ = stopping.changed() => return,
             };
-            http(stream, service, builder, stopping).await;
+            match accepted {
+                Accepted::Tls(stream) => http(stream, service, builder, stopping).await,
+                Accepted::Plaintext(stream) => {
+                    tracing::debug!("a plaintext client on the TLS port: told to use https://");
+                    http(stream, Refusal::plaintext(), builder, stopping).await;
+                }
+                Accepted::Unauthenticated(stream, why) => {
+                    tracing::debug!(reason = %why, "a TLS client without an acceptable certificate");
+                    http(stream, Refusal::unauthenticated(why), builder, stopping).await;
+                }
+            }
         }
+    }
+}
+
+/// The next in-process connection; pending forever without a receiver.
+async fn next_pipe(
+    in_process: &mut Option<mpsc::UnboundedReceiver<DuplexStream>>,
+) -> Option<DuplexStream> {
+    match in_process {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a client that may not be served gets for every request: a gRPC
+/// client the status with the reason, any other client the HTTP status
+/// with the same reason, as web servers do ("plain HTTP request sent to an
+/// HTTPS port", "no required SSL certificate was sent"). Nothing it sent is
+/// read or acted upon.
+#[derive(Clone)]
+struct Refusal {
+    code: tonic::Code,
+    http: http::StatusCode,
+    why: Arc<str>,
+}
+
+impl Refusal {
+    /// A plaintext client on the TLS port.
+    fn plaintext() -> Self {
+        Self {
+            code: tonic::Code::Unavailable,
+            http: http::StatusCode::BAD_REQUEST,
+            why: "this port serves TLS: connect with https:// (and --ca-cert for a private CA)"
+                .into(),
+        }
+    }
+
+    /// A TLS client without an acceptable client certificate.
+    fn unauthenticated(why: String) -> Self {
+        Self {
+            code: tonic::Code::Unauthenticated,
+            http: http::StatusCode::FORBIDDEN,
+            why: why.into(),
+        }
+    }
+}
+
+impl Service<Request<Incoming>> for Refusal {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        let response = if grpc {
+            tonic::Status::new(self.code, self.why.to_string()).into_http()
+        } else {
+            let mut response = Response::new(format!("{}\n", self.why));
+            *response.status_mut() = self.http;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        };
+        ready(Ok(response))
     }
 }
 
