@@ -5,9 +5,11 @@
 //! task's board events; this test checks its exit status, what it printed, and
 //! what the server recorded.
 //!
-//! Needs python3 with the client's requirements
-//! (`pip install -r proto/clients/python/requirements.txt`, as `.ci/run`
-//! does); without them the test fails, naming that command. It never skips.
+//! Needs python3 with pip. The client's requirements
+//! (`proto/clients/python/requirements.txt`) are used from python3 when it
+//! has them (`.ci/run` installs them), else installed once under the
+//! target directory; if neither works the test fails, naming the install
+//! command. It never skips.
 
 use std::{
     path::PathBuf,
@@ -23,9 +25,10 @@ use amon_tests::{
     api::Api,
     both_backends,
     db::{self, Backend, TestDb},
+    pki::{TestCa, Validity},
     server::TestServer,
 };
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use tokio::process::Command;
 
 /// The example's own run takes about a second; the rest is Python starting
@@ -39,22 +42,74 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto/clients/python/example.py")
 }
 
-/// Fails, naming the install command, when python3 cannot import the
-/// client's runtime (grpcio, protobuf).
-async fn python_with_grpc() -> Result<()> {
-    let probe = Command::new("python3")
+/// Where python3 finds the client's runtime (grpcio, protobuf): `None`
+/// when it has them already (CI installs them), else a directory under
+/// the build's target into which they are installed once with pip, so
+/// `cargo test` on a fresh machine needs no set-up step of its own. Fails,
+/// naming the install command, when neither works.
+async fn python_path() -> Result<Option<PathBuf>> {
+    static INSTALLED: tokio::sync::OnceCell<Option<PathBuf>> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_try_init(|| async {
+            if imports_grpc(None).await? {
+                return Ok(None);
+            }
+            let requirements = example().with_file_name("requirements.txt");
+            let pinned = std::fs::read_to_string(&requirements)?;
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-client");
+            let marker = dir.join(".requirements.txt");
+            if std::fs::read_to_string(&marker).ok().as_deref() != Some(pinned.as_str()) {
+                let _ = std::fs::remove_dir_all(&dir);
+                let pip = Command::new("python3")
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
+                    .arg("--target")
+                    .arg(&dir)
+                    .arg("-r")
+                    .arg(&requirements)
+                    .stdin(Stdio::null())
+                    .output()
+                    .await
+                    .with_context(|| {
+                        format!("cannot run python3 -m pip; the Python client needs: {INSTALL}")
+                    })?;
+                ensure!(
+                    pip.status.success(),
+                    "installing the Python client's requirements failed ({INSTALL}):\n{}",
+                    String::from_utf8_lossy(&pip.stderr).trim()
+                );
+                std::fs::write(&marker, &pinned)?;
+            }
+            ensure!(
+                imports_grpc(Some(&dir)).await?,
+                "python3 cannot import grpc and protobuf, which the Python client needs: {INSTALL}"
+            );
+            Ok(Some(dir))
+        })
+        .await
+        .cloned()
+}
+
+/// Whether python3 (with `path` on its `PYTHONPATH`) imports the client's
+/// runtime.
+async fn imports_grpc(path: Option<&std::path::Path>) -> Result<bool> {
+    let mut probe = Command::new("python3");
+    probe
         .args(["-c", "import grpc, google.protobuf"])
         .stdin(Stdio::null())
-        .output()
-        .await;
-    match probe {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => bail!(
-            "python3 cannot import grpc and protobuf, which the Python client needs: {INSTALL}\n{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => bail!("cannot run python3 ({e}); the Python client needs it and: {INSTALL}"),
+        .stderr(Stdio::null());
+    if let Some(path) = path {
+        probe.env("PYTHONPATH", path);
     }
+    let status = probe.status().await.with_context(|| {
+        format!("cannot run python3; the Python client needs it and: {INSTALL}")
+    })?;
+    Ok(status.success())
 }
 
 /// How the example is told its token.
@@ -66,12 +121,21 @@ enum Token<'a> {
 
 /// Runs the example against `server`, within [`EXAMPLE_TIMEOUT`].
 async fn run_example(server: &TestServer, token: Token<'_>) -> Result<Output> {
-    python_with_grpc().await?;
+    run_example_at(&server.addr().to_string(), &[], token).await
+}
+
+/// Runs the example against the server at `url` with `extra` arguments.
+async fn run_example_at(url: &str, extra: &[&str], token: Token<'_>) -> Result<Output> {
+    let path = python_path().await?;
     let mut command = Command::new("python3");
+    if let Some(path) = path {
+        command.env("PYTHONPATH", path);
+    }
     command
         .arg(example())
         .arg("--server")
-        .arg(server.addr().to_string())
+        .arg(url)
+        .args(extra)
         // No __pycache__ left in the source tree.
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("AMON_CLIENT_TOKEN")
@@ -217,6 +281,43 @@ async fn example_sends_the_client_token() {
 
         check_success(&run_example(&server, Token::Flag("py-secret")).await?)?;
         check_success(&run_example(&server, Token::Env("py-secret")).await?)?;
+        Ok(())
+    })
+    .await;
+}
+
+/// As from another machine: over TLS, trusting the team's private CA, with
+/// the client token.
+#[tokio::test]
+async fn example_runs_over_tls() {
+    db::run(Backend::Sqlite, |db| async move {
+        let dir = tempfile::tempdir()?;
+        let ca = TestCa::new(dir.path(), "team");
+        let cert = ca.server_cert("server", &["localhost"], Validity::Current);
+        let server = TestServer::start_with_args(
+            Some(db.url()),
+            &[
+                "--tls-cert",
+                cert.cert_arg(),
+                "--tls-key",
+                cert.key_arg(),
+                "--client-token",
+                "py-secret",
+            ],
+        )
+        .await;
+        let url = format!("https://localhost:{}", server.addr().port());
+        let output = run_example_at(
+            &url,
+            &["--ca-cert", &ca.cert_arg()],
+            Token::Flag("py-secret"),
+        )
+        .await?;
+        check_success(&output)?;
+        ensure!(
+            String::from_utf8_lossy(&output.stdout).contains("over TLS"),
+            "the example did not connect over TLS"
+        );
         Ok(())
     })
     .await;

@@ -9,6 +9,8 @@ final status, and print the events seen.
 
     pip install -r proto/clients/python/requirements.txt
     python3 proto/clients/python/example.py --server 127.0.0.1:50051 [--token TOKEN]
+    python3 proto/clients/python/example.py --server https://amon.example:50051 \
+        --ca-cert team-ca.pem --token TOKEN
 
 Exits 0 when the run succeeded and its output and events were all seen, 1 with
 a message on stderr otherwise (2 for a mistake on the command line). Every name
@@ -129,12 +131,21 @@ def describe(event):
 
 
 def run(args):
-    target = args.server.removeprefix("http://")
+    tls = args.server.startswith("https://")
+    target = args.server.removeprefix("https://").removeprefix("http://")
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else ()
     suffix = uuid.uuid4().hex[:8]
 
-    section(f"Connecting to {target}")
-    channel = grpc.insecure_channel(target)
+    section(f"Connecting to {target}{' over TLS' if tls else ''}")
+    if tls:
+        # The system's roots, or the private CA given.
+        roots = None
+        if args.ca_cert:
+            with open(args.ca_cert, "rb") as pem:
+                roots = pem.read()
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+    else:
+        channel = grpc.insecure_channel(target)
     try:
         grpc.channel_ready_future(channel).result(timeout=10)
     except grpc.FutureTimeoutError:
@@ -293,7 +304,14 @@ def main():
     parser.add_argument(
         "--server",
         default="127.0.0.1:50051",
-        help="the server, host:port (default 127.0.0.1:50051)",
+        help="the server: host:port, http://host:port, or https://host:port for TLS "
+        "(default 127.0.0.1:50051)",
+    )
+    parser.add_argument(
+        "--ca-cert",
+        default=os.environ.get("AMON_CA_CERT"),
+        help="PEM certificate of the CA that signed the server's certificate, for https:// "
+        "(default $AMON_CA_CERT, else the system's roots)",
     )
     parser.add_argument(
         "--token",
