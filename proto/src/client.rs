@@ -54,19 +54,22 @@ impl StdError for SettingError {}
 /// `host:port` → `http://host:port`; `http://…` and `https://…` are kept
 /// (without a trailing `/`); any other scheme is refused.
 pub fn server_url(raw: &str) -> Result<String, SettingError> {
-    let url = raw.trim().trim_end_matches('/');
-    if url.is_empty() {
+    let raw = raw.trim();
+    if raw.is_empty() {
         return Err(SettingError("the server URL is empty".into()));
     }
-    match url.split_once("://") {
-        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-            "http" | "https" if !rest.is_empty() => Ok(url.to_string()),
-            "http" | "https" => Err(SettingError(format!("'{url}': the host is missing"))),
-            _ => Err(SettingError(format!(
-                "'{url}': unsupported scheme (use https://HOST:PORT, http://HOST:PORT or HOST:PORT)"
-            ))),
-        },
-        None => Ok(format!("http://{url}")),
+    match raw.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.trim_end_matches('/');
+            match scheme.to_ascii_lowercase().as_str() {
+                "http" | "https" if !rest.is_empty() => Ok(format!("{scheme}://{rest}")),
+                "http" | "https" => Err(SettingError(format!("'{raw}': the host is missing"))),
+                _ => Err(SettingError(format!(
+                    "'{raw}': unsupported scheme (use https://HOST:PORT, http://HOST:PORT or HOST:PORT)"
+                ))),
+            }
+        }
+        None => Ok(format!("http://{}", raw.trim_end_matches('/'))),
     }
 }
 
