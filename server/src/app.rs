@@ -103,7 +103,8 @@ impl BoundServer {
                 stop: stop_mcp.clone(),
             },
         );
-        let routes = grpc::add_services(Routes::from(http::router(mcp)), self.engine).await?;
+        let http = http::router(mcp, &self.engine, &self.tokens);
+        let routes = grpc::add_services(Routes::from(http), self.engine).await?;
         let service = AuthLayer::new(self.tokens).layer(routes.prepare().into_axum_router());
         let shutdown = async move {
             shutdown.await;

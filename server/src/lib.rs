@@ -13,6 +13,7 @@
 //! - [`mcp`]: the Model Context Protocol server at `/mcp`: tools over the
 //!   store for AI agents' runs (per-run tokens) and people's MCP clients.
 //! - [`logs`]: execution output files and live news of their size.
+//! - [`metrics`]: what this process did, for Prometheus at `/metrics`.
 //! - [`app`]: state shared by the services; binding and serving.
 
 pub mod app;
@@ -25,4 +26,5 @@ pub mod grpc;
 pub mod http;
 pub mod logs;
 pub mod mcp;
+pub mod metrics;
 pub mod store;

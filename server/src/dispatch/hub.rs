@@ -98,6 +98,17 @@ pub struct Hungry {
     pub agent_slugs: Vec<String>,
 }
 
+/// Connected workers and their slots, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotTotals {
+    /// Workers connected.
+    pub workers: usize,
+    /// Slots they registered.
+    pub slots: usize,
+    /// Free slots granted by those taking work.
+    pub free: usize,
+}
+
 /// The registry of connected workers.
 #[derive(Clone, Default)]
 pub struct WorkerHub {
@@ -396,6 +407,23 @@ impl WorkerHub {
         for sender in senders {
             let _ = sender.try_send(Ok(message.clone()));
         }
+    }
+
+    /// Connected workers, the slots they registered, and the free slots
+    /// granted by those taking work (not draining), for `/metrics`.
+    pub fn slot_totals(&self) -> SlotTotals {
+        let state = self.state();
+        let mut totals = SlotTotals {
+            workers: state.workers.len(),
+            ..SlotTotals::default()
+        };
+        for c in state.workers.values() {
+            totals.slots += c.info.slots.max(0) as usize;
+            if !c.info.draining {
+                totals.free += c.credits;
+            }
+        }
+        totals
     }
 
     /// The connected workers.

@@ -1,23 +1,30 @@
 //! The one port: plain HTTP paths and gRPC on a single listener.
 //!
-//! [`router`] builds the HTTP router (`/mcp`; `/metrics` and the web page
+//! [`router`] builds the HTTP router (`/mcp`, `/metrics`; the web page
 //! later) and `app` adds the gRPC services to it one by one through tonic's
 //! `Routes` (an axum router underneath), so each path has one handler and
 //! there is exactly one fallback, set here: the routers merged into this one
-//! (`/mcp`'s) have none.
+//! (`/mcp`'s, `/metrics`') have none.
 //! [`serve`] runs the accept loop (HTTP/1.1 and HTTP/2 on every
-//! connection), [`tls`] terminates TLS.
+//! connection), [`tls`] terminates TLS, [`metrics`] answers Prometheus.
 
+pub mod metrics;
 pub mod serve;
 pub mod tls;
 
 use axum::{Router, body::Body, response::IntoResponse};
 use http::{Request, StatusCode, header::CONTENT_TYPE};
 
+use crate::{auth::Tokens, dispatch::Engine};
+
 /// The HTTP router, before the gRPC services are added to it: `/mcp` (its
-/// own router, with its token check on its route alone).
-pub fn router(mcp: Router) -> Router {
-    Router::new().merge(mcp).fallback(fallback)
+/// own router, with its token check on its route alone) and `/metrics`
+/// (behind the client token of `tokens`).
+pub fn router(mcp: Router, engine: &Engine, tokens: &Tokens) -> Router {
+    Router::new()
+        .merge(mcp)
+        .merge(metrics::router(engine.clone(), tokens))
+        .fallback(fallback)
 }
 
 /// No route: a gRPC client gets UNIMPLEMENTED (what tonic answered for an

@@ -40,6 +40,7 @@ pub mod presets;
 pub mod runs;
 mod scope;
 pub mod sort_order;
+pub mod stats;
 pub mod tasks;
 pub mod templates;
 mod txn;

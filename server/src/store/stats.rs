@@ -1,0 +1,78 @@
+//! Figures about runs for `/metrics`, read when it is scraped (an idle
+//! server asks the database nothing on its own): runs by agent and status,
+//! and the queue's depth and oldest run by agent. Two aggregate statements
+//! over indexes (`(agent_id, status)` and the queue's partial index) and the
+//! agents' slugs; they are the database's figures, the same from every
+//! server over it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::{Store, StoreResult};
+use crate::{
+    entity::{agents, enums::ExecutionStatus, executions},
+    metrics,
+};
+
+/// What the database says about runs, when asked.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// Every agent: id and slug, by slug.
+    pub agents: Vec<(Uuid, String)>,
+    /// Runs by agent and status (absent: none).
+    pub by_status: HashMap<(Uuid, ExecutionStatus), u64>,
+    /// Queued runs by agent: how many, and when the oldest was created.
+    pub queued: HashMap<Uuid, (u64, DateTime<FixedOffset>)>,
+}
+
+impl Store {
+    /// Runs by agent and status, and the queue by agent.
+    pub async fn run_figures(&self) -> StoreResult<RunFigures> {
+        let db = self.db();
+        let mut agents: Vec<(Uuid, String)> = agents::Entity::find()
+            .select_only()
+            .column(agents::Column::Id)
+            .column(agents::Column::Slug)
+            .into_tuple()
+            .all(db)
+            .await?;
+        agents.sort_by(|a, b| a.1.cmp(&b.1));
+        for (id, slug) in &agents {
+            metrics::remember_agent(*id, slug);
+        }
+        let by_status = executions::Entity::find()
+            .select_only()
+            .column(executions::Column::AgentId)
+            .column(executions::Column::Status)
+            .column_as(executions::Column::Id.count(), "runs")
+            .group_by(executions::Column::AgentId)
+            .group_by(executions::Column::Status)
+            .into_tuple::<(Uuid, ExecutionStatus, i64)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(agent, status, runs)| ((agent, status), runs.max(0) as u64))
+            .collect();
+        let queued = executions::Entity::find()
+            .select_only()
+            .column(executions::Column::AgentId)
+            .column_as(executions::Column::Id.count(), "runs")
+            .column_as(executions::Column::CreatedAt.min(), "oldest")
+            .filter(executions::Column::Status.eq(ExecutionStatus::Queued))
+            .group_by(executions::Column::AgentId)
+            .into_tuple::<(Uuid, i64, DateTime<FixedOffset>)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(agent, runs, oldest)| (agent, (runs.max(0) as u64, oldest)))
+            .collect();
+        Ok(RunFigures {
+            agents,
+            by_status,
+            queued,
+        })
+    }
+}
