@@ -97,6 +97,7 @@ impl Engine {
                 .await
                 .map_err(|e| StoreError::Internal(format!("opening the log: {e}")))?;
             tokio::spawn(async move {
+                let _follower = crate::metrics::Follower::start();
                 loop {
                     let stored = sizes.borrow_and_update().bytes;
                     if let Sent::Stop = engine.send_stored(id, &mut offset, stored, &tx).await {

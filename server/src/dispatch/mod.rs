@@ -132,13 +132,16 @@ impl Engine {
             })
             .collect();
         let logs = self.logs.clone();
+        let began = std::time::Instant::now();
         let claimed = runs
             .claim(
                 requests,
                 Arc::new(move |id| logs.path(id).display().to_string()),
             )
             .await?;
+        crate::metrics::claim_round(began.elapsed());
         for (index, run) in claimed {
+            crate::metrics::claimed(run.agent.id, &run.agent.slug);
             let worker = &hungry[index];
             let execution_id = run.execution.id;
             let token = run.attempt_token.clone();
@@ -158,13 +161,15 @@ impl Engine {
                 });
             match assignment {
                 Ok(assignment) => {
-                    if !self.workers.assign(
+                    if self.workers.assign(
                         &worker.worker_id,
                         worker.session,
                         execution_id,
                         &token,
                         ToWorker::Assign(Box::new(assignment)),
                     ) {
+                        crate::metrics::dispatched(&run.agent.slug, &run.execution);
+                    } else {
                         // The worker vanished between claim and send.
                         // A registration that came meanwhile may have
                         // requeued it already: nothing left to release.

@@ -24,7 +24,7 @@ use super::convert::{
     },
 };
 use crate::{
-    dispatch::{Engine, Session},
+    dispatch::{Engine, FromWorker, Session},
     store::StoreError,
 };
 
@@ -129,6 +129,9 @@ async fn serve(mut session: Session, mut incoming: Streaming<ConnectRequest>) {
         };
         match from_worker(message) {
             Ok(message) => {
+                if let FromWorker::LogChunk { data, .. } = &message {
+                    crate::metrics::log_bytes_received(data.len());
+                }
                 if !session.handle(message).await {
                     break;
                 }

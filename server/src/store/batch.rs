@@ -46,6 +46,10 @@ pub const MAX_BATCH: usize = 256;
 pub(super) type Work<T> =
     Box<dyn for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send>;
 
+/// What a piece's caller notes once its batch committed (what it counts
+/// for `/metrics`), so a batch rolled back and written again counts once.
+pub(super) type OnCommit<T> = Box<dyn FnOnce(&T) + Send>;
+
 /// A piece of work waiting for its batch, with the way to answer it.
 trait Job: Send {
     /// Whether it runs in a savepoint (on PostgreSQL).
@@ -62,6 +66,7 @@ struct Pending<T> {
     work: Option<Work<T>>,
     output: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
+    on_commit: Option<OnCommit<T>>,
 }
 
 impl<T: Send + 'static> Job for Pending<T> {
@@ -89,7 +94,12 @@ impl<T: Send + 'static> Job for Pending<T> {
         let answer = match (self.output, committed) {
             // Its own failure was rolled back alone: the batch's fate is not its.
             (Some(Err(err)), _) => Err(err),
-            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(value)), Ok(())) => {
+                if let Some(note) = self.on_commit {
+                    note(&value);
+                }
+                Ok(value)
+            }
             (_, Err(why)) => Err(StoreError::Database(DbErr::Custom(why))),
             (None, Ok(())) => Err(StoreError::Internal(
                 "a batched write was never applied".into(),
@@ -170,7 +180,18 @@ impl Store {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
     {
-        self.enqueue(false, Box::new(work))
+        self.enqueue(false, Box::new(work), None)
+    }
+
+    /// Like [`Store::submit`], and `on_commit` is called with `work`'s
+    /// output once its batch committed (whether or not the caller still
+    /// waits for the answer).
+    pub(super) fn submit_then<T, F>(&self, on_commit: OnCommit<T>, work: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
+    {
+        self.enqueue(false, Box::new(work), Some(on_commit))
     }
 
     /// Like [`Store::submit`], for work whose writes themselves may be
@@ -181,16 +202,22 @@ impl Store {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut WriteTxn) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
     {
-        self.enqueue(true, Box::new(work))
+        self.enqueue(true, Box::new(work), None)
     }
 
-    fn enqueue<T: Send + 'static>(&self, guarded: bool, work: Work<T>) -> Answer<T> {
+    fn enqueue<T: Send + 'static>(
+        &self,
+        guarded: bool,
+        work: Work<T>,
+        on_commit: Option<OnCommit<T>>,
+    ) -> Answer<T> {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             guarded,
             work: Some(work),
             output: None,
             reply,
+            on_commit,
         });
         match self.writer.jobs.send(job) {
             Ok(()) => Answer(AnswerState::Waiting(answer)),
@@ -213,7 +240,9 @@ pub(super) fn spawn(store: Store, Jobs(mut queue): Jobs) {
                     Err(_) => break,
                 }
             }
+            let began = std::time::Instant::now();
             let committed = apply(&store, &mut batch).await;
+            crate::metrics::write_batch(batch.len(), began.elapsed(), committed.is_ok());
             for job in batch.drain(..) {
                 job.answer(committed.clone());
             }

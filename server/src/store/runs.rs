@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
-    batch::Answer,
+    batch::{Answer, OnCommit},
     execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
+    stats,
     validate::{quoted, storable, storable_json},
 };
 use crate::entity::{
@@ -637,10 +638,16 @@ impl Runs<'_> {
         }
         let key = self.0.attempts().clone();
         let (worker_id, token) = (worker_id.to_owned(), token.to_owned());
-        self.0.submit(move |txn| {
+        let attempt = outcome.status;
+        let counted: OnCommit<executions::Model> = Box::new(move |run| {
+            let agent = crate::metrics::agent_or_id(run.agent_id);
+            crate::metrics::run_ended(agent, run.status, Some(attempt))
+        });
+        self.0.submit_then(counted, move |txn| {
             Box::pin(async move {
                 let execution =
                     current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
+                stats::agent_label(&**txn, execution.agent_id).await; // for `counted`
                 let details = json!({
                     "worker_id": worker_id,
                     "exit_code": outcome.exit_code,
@@ -758,6 +765,7 @@ impl Runs<'_> {
             reaped.push(self.lose(&mut txn, execution, error).await?);
         }
         txn.commit().await?;
+        stats::count_lost(self.0.db(), &reaped, true).await;
         Ok(reaped)
     }
 
@@ -864,6 +872,7 @@ impl Runs<'_> {
                 .push(self.lose(&mut txn, execution, error).await?);
         }
         txn.commit().await?;
+        stats::count_lost(self.0.db(), &verdict.lost, false).await;
         Ok(verdict)
     }
 
@@ -905,7 +914,7 @@ impl Runs<'_> {
         let mut txn = self.0.write().await?;
         let execution =
             current_attempt(&*txn, self.0.attempts(), worker_id, execution_id, token).await?;
-        execution_state::transition(
+        let failed = execution_state::transition(
             &mut txn,
             execution,
             ExecutionStatus::Failed,
@@ -914,6 +923,8 @@ impl Runs<'_> {
             |row| row.error = Set(Some(error.clone())),
         )
         .await?;
-        txn.commit().await
+        txn.commit().await?;
+        stats::count_ended(self.0.db(), &failed).await;
+        Ok(())
     }
 }

@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, runs::Reaped};
 use crate::{
     entity::{agents, enums::ExecutionStatus, executions},
-    metrics,
+    metrics::{self, SharedString},
 };
 
 /// What the database says about runs, when asked.
@@ -75,4 +75,44 @@ impl Store {
             queued,
         })
     }
+}
+
+/// The `agent` label of a run's agent: its slug, read from the database
+/// (through `conn`, the caller's transaction) the first time an agent is
+/// met; its id if even that fails, rather than failing the write measured.
+pub(crate) async fn agent_label<C: ConnectionTrait>(conn: &C, agent_id: Uuid) -> SharedString {
+    if let Some(label) = metrics::known_agent(agent_id) {
+        return label;
+    }
+    let slug = agents::Entity::find_by_id(agent_id)
+        .select_only()
+        .column(agents::Column::Slug)
+        .into_tuple::<String>()
+        .one(conn)
+        .await;
+    match slug {
+        Ok(Some(slug)) => {
+            metrics::remember_agent(agent_id, &slug);
+            SharedString::from(slug)
+        }
+        _ => SharedString::from(agent_id.to_string()),
+    }
+}
+
+/// Counts runs taken from their worker, once the transaction that took
+/// them committed: reaped (`silent`) or lost with a worker that registered
+/// again, and requeued or ended.
+pub(super) async fn count_lost<C: ConnectionTrait>(conn: &C, lost: &[Reaped], silent: bool) {
+    for run in lost {
+        let agent = agent_label(conn, run.execution.agent_id).await;
+        metrics::run_reaped(agent.clone(), silent);
+        metrics::run_ended(agent, run.execution.status, None);
+    }
+}
+
+/// Counts a claimed run ended by the server (it could not start), once
+/// committed.
+pub(super) async fn count_ended<C: ConnectionTrait>(conn: &C, run: &executions::Model) {
+    let agent = agent_label(conn, run.agent_id).await;
+    metrics::run_ended(agent, run.status, None);
 }
