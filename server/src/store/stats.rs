@@ -1,14 +1,17 @@
 //! Figures about runs for `/metrics`, read when it is scraped (an idle
 //! server asks the database nothing on its own): runs by agent and status,
 //! and the queue's depth and oldest run by agent. Two aggregate statements
-//! over indexes (`(agent_id, status)` and the queue's partial index) and the
-//! agents' slugs; they are the database's figures, the same from every
-//! server over it.
+//! over indexes (`(agent_id, status)`, read alone: `COUNT(*)`, as
+//! `COUNT(id)` made SQLite read every row too, 3 times slower; and the
+//! queue's partial index) and the agents' slugs; they are the database's
+//! figures, the same from every server over it.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
 use uuid::Uuid;
 
 use super::{Store, StoreResult, runs::Reaped};
@@ -47,7 +50,7 @@ impl Store {
             .select_only()
             .column(executions::Column::AgentId)
             .column(executions::Column::Status)
-            .column_as(executions::Column::Id.count(), "runs")
+            .column_as(Expr::cust("COUNT(*)"), "runs")
             .group_by(executions::Column::AgentId)
             .group_by(executions::Column::Status)
             .into_tuple::<(Uuid, ExecutionStatus, i64)>()
@@ -59,7 +62,7 @@ impl Store {
         let queued = executions::Entity::find()
             .select_only()
             .column(executions::Column::AgentId)
-            .column_as(executions::Column::Id.count(), "runs")
+            .column_as(Expr::cust("COUNT(*)"), "runs")
             .column_as(executions::Column::CreatedAt.min(), "oldest")
             .filter(executions::Column::Status.eq(ExecutionStatus::Queued))
             .group_by(executions::Column::AgentId)
