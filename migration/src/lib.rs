@@ -16,6 +16,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20260217_000001_schema_v3;
+mod m20261204_000001_log_chunks;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -23,6 +24,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260217_000001_schema_v3::Migration)]
+        vec![
+            Box::new(m20260217_000001_schema_v3::Migration),
+            Box::new(m20261204_000001_log_chunks::Migration),
+        ]
     }
 }

@@ -41,9 +41,35 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// Connects and brings the schema up to date.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
     let db = connect(url).await?;
-    Migrator::up(&db, None).await?;
+    if db.get_database_backend() != DbBackend::Postgres {
+        Migrator::up(&db, None).await?;
+        return Ok(db);
+    }
+    // Several servers starting at once over one database would run the
+    // same migration side by side, and all but one fail half-way (a type
+    // or table created twice). One migrates at a time, under a lock held
+    // by a connection of its own; the next finds nothing left to do.
+    let mut holder = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let lock = |sql| sea_orm::sqlx::query(sql).bind(MIGRATION_LOCK_KEY);
+    lock("SELECT pg_advisory_lock($1)")
+        .execute(&mut *holder)
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let migrated = Migrator::up(&db, None).await;
+    let unlocked = lock("SELECT pg_advisory_unlock($1)")
+        .execute(&mut *holder)
+        .await;
+    migrated?;
+    unlocked.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
     Ok(db)
 }
+
+/// Key of the advisory lock one server migrates under (ASCII "amonmig").
+const MIGRATION_LOCK_KEY: i64 = 0x0061_6d6f_6e6d_6967;
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at
 /// once (`BEGIN IMMEDIATE`), which makes concurrent writers wait their turn

@@ -1,6 +1,13 @@
-//! Execution logs: one append-only file per execution under
-//! `<data dir>/logs/`, written from workers' chunks at their byte offsets,
-//! and live news of each log's size for followers.
+//! Execution logs, written from workers' chunks at their byte offsets, and
+//! live news of each log's size for followers. Where the bytes live depends
+//! on the database:
+//! - SQLite (one server): one append-only file per execution under
+//!   `<data dir>/logs/`;
+//! - PostgreSQL (any number of servers over it): the database itself
+//!   (`store::log_chunks`), so a follower on any server reads every log
+//!   live, and a log outlives the server that received it. Why not files
+//!   there: a log would live on one server's disk, readable from the others
+//!   only by relaying through a server that may be gone.
 //!
 //! A chunk whose offset is below the stored size is a resend after a
 //! reconnect: only its new tail is written, so no byte is ever doubled. A
@@ -23,14 +30,8 @@ use tokio::{
 };
 use uuid::Uuid;
 
-/// Size and line count of a stored log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LogSize {
-    /// Bytes stored.
-    pub bytes: u64,
-    /// Newline characters stored.
-    pub lines: u64,
-}
+use crate::store::Store;
+pub use crate::store::log_chunks::LogSize;
 
 /// Why a chunk was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +59,204 @@ struct OpenLog {
 
 /// The logs of every execution.
 #[derive(Clone)]
-pub struct LogStore {
+pub struct LogStore(Backend);
+
+#[derive(Clone)]
+enum Backend {
+    Files(Files),
+    Database(Database),
+}
+
+impl LogStore {
+    /// Logs of `store`'s database: in it on PostgreSQL, else files under
+    /// `<data_dir>/logs`.
+    pub fn new(data_dir: &Path, store: &Store) -> std::io::Result<Self> {
+        if store.is_postgres() {
+            return Ok(Self(Backend::Database(Database {
+                store: store.clone(),
+                appending: Arc::default(),
+            })));
+        }
+        Ok(Self(Backend::Files(Files::new(data_dir)?)))
+    }
+
+    /// Where an execution's log is kept, as `executions.log_file_path`
+    /// records it.
+    pub fn location(&self, execution_id: Uuid) -> String {
+        match &self.0 {
+            Backend::Files(files) => files.path(execution_id).display().to_string(),
+            Backend::Database(_) => format!("postgres:execution_log_chunks/{execution_id}"),
+        }
+    }
+
+    /// Stores `data` at `offset`; returns the log's size afterwards.
+    pub async fn append(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<LogSize, AppendError> {
+        match &self.0 {
+            Backend::Files(files) => files.append(execution_id, offset, data).await,
+            Backend::Database(db) => db.append(execution_id, offset, data).await,
+        }
+    }
+
+    /// The stored size.
+    pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+        match &self.0 {
+            Backend::Files(files) => files.size(execution_id).await,
+            Backend::Database(db) => db.size(execution_id).await,
+        }
+    }
+
+    /// News of the log's size.
+    pub async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
+        match &self.0 {
+            Backend::Files(files) => files.follow(execution_id).await,
+            Backend::Database(db) => db.follow(execution_id).await,
+        }
+    }
+
+    /// Up to `max` stored bytes from `offset` (empty when there are none).
+    pub async fn read(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        max: usize,
+    ) -> std::io::Result<Vec<u8>> {
+        match &self.0 {
+            Backend::Files(files) => files.read(execution_id, offset, max).await,
+            Backend::Database(db) => db.read(execution_id, offset, max).await,
+        }
+    }
+
+    /// Forgets what is held for an execution once its run has ended
+    /// (followers keep working; the next append reopens it).
+    pub fn close(&self, execution_id: Uuid) {
+        match &self.0 {
+            Backend::Files(files) => files.close(execution_id),
+            Backend::Database(db) => db.close(execution_id),
+        }
+    }
+}
+
+/// Logs in the database (PostgreSQL).
+#[derive(Clone)]
+struct Database {
+    store: Store,
+    /// The size of each log being appended to here, once read; the lock
+    /// keeps one stream's chunks of a log in order.
+    appending: Arc<Mutex<HashMap<Uuid, Arc<AsyncMutex<Option<LogSize>>>>>>,
+}
+
+fn io_error(err: crate::store::StoreError) -> std::io::Error {
+    std::io::Error::other(err.to_string())
+}
+
+impl Database {
+    async fn stored(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+        Ok(self
+            .store
+            .log_chunks()
+            .size(execution_id)
+            .await
+            .map_err(io_error)?
+            .map(|(bytes, lines)| LogSize { bytes, lines })
+            .unwrap_or_default())
+    }
+
+    async fn append(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<LogSize, AppendError> {
+        let entry = self
+            .appending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(execution_id)
+            .or_default()
+            .clone();
+        let mut known = entry.lock().await;
+        let stored = match *known {
+            Some(size) => size,
+            // First chunk here (a new run, or a worker that moved from
+            // another server): the database says where the log ends.
+            None => *known.insert(self.stored(execution_id).await?),
+        };
+        if offset > stored.bytes {
+            return Err(AppendError::Gap {
+                offset,
+                stored: stored.bytes,
+            });
+        }
+        let already = (stored.bytes - offset) as usize;
+        if already >= data.len() {
+            return Ok(stored);
+        }
+        let fresh = &data[already..];
+        let size = LogSize {
+            bytes: stored.bytes + fresh.len() as u64,
+            lines: stored.lines + bytecount(fresh),
+        };
+        if let Err(err) = self
+            .store
+            .log_chunks()
+            .insert(execution_id, stored.bytes, fresh, size)
+            .await
+        {
+            // Unknown whether it was stored: read the size again next time.
+            *known = None;
+            return Err(AppendError::Io(io_error(err)));
+        }
+        *known = Some(size);
+        self.store.log_sizes().grown(execution_id, size);
+        Ok(size)
+    }
+
+    async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+        self.stored(execution_id).await
+    }
+
+    async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
+        // Subscribe, then read: growth in between is not missed.
+        let sizes = self
+            .store
+            .log_sizes()
+            .follow(execution_id, LogSize::default());
+        let stored = self.stored(execution_id).await?;
+        self.store.log_sizes().grown(execution_id, stored);
+        Ok(sizes)
+    }
+
+    async fn read(&self, execution_id: Uuid, offset: u64, max: usize) -> std::io::Result<Vec<u8>> {
+        self.store
+            .log_chunks()
+            .read(execution_id, offset, max)
+            .await
+            .map_err(io_error)
+    }
+
+    fn close(&self, execution_id: Uuid) {
+        self.appending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&execution_id);
+    }
+}
+
+/// Logs in files (SQLite).
+#[derive(Clone)]
+struct Files {
     dir: PathBuf,
     open: Arc<Mutex<HashMap<Uuid, Arc<OpenLog>>>>,
 }
 
-impl LogStore {
+impl Files {
     /// Logs under `<data_dir>/logs`.
-    pub fn new(data_dir: &Path) -> std::io::Result<Self> {
+    fn new(data_dir: &Path) -> std::io::Result<Self> {
         let dir = data_dir.join("logs");
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
@@ -75,7 +266,7 @@ impl LogStore {
     }
 
     /// Path of an execution's log file.
-    pub fn path(&self, execution_id: Uuid) -> PathBuf {
+    fn path(&self, execution_id: Uuid) -> PathBuf {
         self.dir.join(format!("{execution_id}.log"))
     }
 
@@ -118,8 +309,7 @@ impl LogStore {
             .cloned()
     }
 
-    /// Stores `data` at `offset`; returns the log's size afterwards.
-    pub async fn append(
+    async fn append(
         &self,
         execution_id: Uuid,
         offset: u64,
@@ -161,22 +351,15 @@ impl LogStore {
     }
 
     /// The stored size, opening the log if needed.
-    pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+    async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
         Ok(*self.open_log(execution_id).await?.size.borrow())
     }
 
-    /// News of the log's size.
-    pub async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
+    async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
         Ok(self.open_log(execution_id).await?.size.subscribe())
     }
 
-    /// Up to `max` stored bytes from `offset` (empty when there are none).
-    pub async fn read(
-        &self,
-        execution_id: Uuid,
-        offset: u64,
-        max: usize,
-    ) -> std::io::Result<Vec<u8>> {
+    async fn read(&self, execution_id: Uuid, offset: u64, max: usize) -> std::io::Result<Vec<u8>> {
         let mut file = match File::open(self.path(execution_id)).await {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -195,7 +378,7 @@ impl LogStore {
 
     /// Forgets an execution's open file once its run has ended (followers
     /// holding a receiver keep working; the next append reopens it).
-    pub fn close(&self, execution_id: Uuid) {
+    fn close(&self, execution_id: Uuid) {
         self.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn resends_are_not_doubled_and_gaps_refused() {
         let dir = tempfile_dir();
-        let logs = LogStore::new(&dir).unwrap();
+        let logs = Files::new(&dir).unwrap();
         let id = Uuid::new_v4();
         assert_eq!(logs.append(id, 0, b"hello\n").await.unwrap().bytes, 6);
         // A resend overlapping what is stored only adds its new tail.

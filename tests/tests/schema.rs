@@ -705,8 +705,12 @@ async fn schema_objects(db: &TestDb) -> Result<BTreeSet<String>> {
         .collect()
 }
 
-/// The objects schema v3.0 consists of on `backend`, as [`schema_objects`] lists them.
+/// The objects schema v3.0 consists of on `backend`, as [`schema_objects`] lists them, and
+/// what was added beyond the data model: on PostgreSQL, the table of execution logs
+/// (`execution_log_chunks`, so every server over the database reads every log).
 fn expected_objects(backend: Backend) -> BTreeSet<String> {
+    let beyond_the_data_model =
+        (backend == Backend::Postgres).then(|| "table execution_log_chunks".to_owned());
     let tables = SCHEMA.iter().map(|t| format!("table {}", t.name));
     let indexes = SCHEMA
         .iter()
@@ -716,7 +720,11 @@ fn expected_objects(backend: Backend) -> BTreeSet<String> {
         .iter()
         .filter(|_| backend == Backend::Postgres)
         .map(|(name, _)| format!("type {name}"));
-    tables.chain(indexes).chain(types).collect()
+    tables
+        .chain(indexes)
+        .chain(types)
+        .chain(beyond_the_data_model)
+        .collect()
 }
 
 /// What PostgreSQL's catalog says about `table`, in the words of [`expected_facts`].

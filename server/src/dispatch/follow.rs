@@ -103,7 +103,14 @@ impl Engine {
                     if let Sent::Stop = engine.send_stored(id, &mut offset, stored, &tx).await {
                         return;
                     }
-                    if is_terminal(current) && offset >= stored {
+                    if is_terminal(current) {
+                        // Nothing more will be written: send the rest as
+                        // stored, whatever size news is still on its way
+                        // (another server's may trail its status).
+                        if let Sent::Stop = engine.send_stored(id, &mut offset, u64::MAX, &tx).await
+                        {
+                            return;
+                        }
                         // Release the file a re-follow may have reopened;
                         // closing is idempotent and other followers reopen on need.
                         engine.logs.close(id);

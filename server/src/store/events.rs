@@ -283,6 +283,17 @@ impl Events<'_> {
             .await?)
     }
 
+    /// The id of the newest committed event (0 when there is none).
+    pub async fn newest_id(&self) -> StoreResult<i64> {
+        let newest: Option<Option<i64>> = task_events::Entity::find()
+            .select_only()
+            .column_as(task_events::Column::Id.max(), "newest")
+            .into_tuple()
+            .one(self.0.db())
+            .await?;
+        Ok(newest.flatten().unwrap_or(0))
+    }
+
     /// The next events a watcher should send after `after_id`: committed rows
     /// and the tombstones of deleted tasks, merged in id order.
     pub async fn next_for_watcher(

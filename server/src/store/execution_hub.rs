@@ -47,6 +47,33 @@ impl ExecutionHub {
         let _ = self.changes.send(execution);
     }
 
+    /// Another server changed an execution's status: its followers are told
+    /// (the row itself is read only if someone watches, see `cluster`).
+    pub fn status_elsewhere(&self, id: Uuid, status: ExecutionStatus) {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = followed.get(&id) {
+            sender.send_replace(status);
+            if sender.receiver_count() == 0 {
+                followed.remove(&id);
+            }
+        }
+    }
+
+    /// Whether anyone watches every change (`WatchExecutions`).
+    pub fn watched(&self) -> bool {
+        self.changes.receiver_count() > 0
+    }
+
+    /// The executions someone follows here.
+    pub fn followed(&self) -> Vec<Uuid> {
+        self.followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<executions::Model> {
         self.changes.subscribe()

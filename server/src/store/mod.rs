@@ -22,12 +22,15 @@
 //!   columns' shapes), [`page`], [`scope`];
 //! - plumbing: [`txn`] (write transactions with their audit events and
 //!   wake-ups), [`batch`] (group commit of the hot writes),
-//!   [`execution_hub`], [`error`].
+//!   [`execution_hub`], [`cluster`] (what other servers over the same
+//!   PostgreSQL commit, heard through `LISTEN`/`NOTIFY`), [`log_chunks`]
+//!   (logs in PostgreSQL), [`error`].
 
 pub mod agents;
 pub mod batch;
 pub mod board;
 pub mod capabilities;
+pub mod cluster;
 pub mod columns;
 pub mod dependencies;
 pub mod error;
@@ -35,6 +38,7 @@ pub mod events;
 pub mod execution_hub;
 pub mod execution_state;
 pub mod executions;
+pub mod log_chunks;
 pub mod page;
 pub mod presets;
 pub mod runs;
@@ -101,4 +105,5 @@ handles! {
     runs => Runs: "Executions as workers see them: claims, reports, heartbeats, the reaper.";
     worker_config => WorkerConfig: "Runtime tuning shared by all workers.";
     workers => Workers: "Workers as last seen through their heartbeats.";
+    log_chunks => LogChunks: "Execution logs stored in PostgreSQL (several servers over one database).";
 }

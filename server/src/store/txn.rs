@@ -10,9 +10,11 @@ use uuid::Uuid;
 use super::{
     StoreResult,
     batch::Writer,
+    cluster::{self, Changes, Cluster},
     events::{self, Actor, EventHub, Tombstone},
     execution_hub::ExecutionHub,
     execution_state::AttemptKey,
+    log_chunks::LogSizeHub,
 };
 use crate::{
     db,
@@ -34,6 +36,10 @@ pub struct Store {
     sqlite_writer: Option<Arc<AsyncMutex<()>>>,
     /// The group-commit path of the hot writes (see [`super::batch`]).
     pub(super) writer: Writer,
+    /// The other servers over the database (see [`super::cluster`]).
+    cluster: Cluster,
+    /// News of followed logs' sizes.
+    log_sizes: LogSizeHub,
 }
 
 impl Store {
@@ -51,13 +57,31 @@ impl Store {
             attempts,
             sqlite_writer,
             writer,
+            cluster: Cluster::default(),
+            log_sizes: LogSizeHub::default(),
         };
         super::batch::spawn(store.clone(), jobs);
+        store.spawn_listener();
         Ok(store)
     }
 
+    /// This server among the servers of its database.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// News of followed logs' sizes.
+    pub fn log_sizes(&self) -> &LogSizeHub {
+        &self.log_sizes
+    }
+
+    /// The attempt token `execution` runs with now, if it runs.
+    pub fn attempt_token(&self, execution: &executions::Model) -> Option<String> {
+        self.attempts.token(execution)
+    }
+
     /// Whether the database is PostgreSQL.
-    pub(super) fn is_postgres(&self) -> bool {
+    pub fn is_postgres(&self) -> bool {
         self.sqlite_writer.is_none()
     }
 
@@ -101,9 +125,11 @@ impl Store {
             newest_event: None,
             tombstones: Vec::new(),
             changed_executions: Vec::new(),
+            config_changed: false,
             task_status: HashMap::new(),
             hub: self.events.clone(),
             execution_hub: self.executions.clone(),
+            notify_as: self.is_postgres().then_some(self.cluster.server_id),
             _turn: turn,
         })
     }
@@ -119,11 +145,16 @@ pub struct WriteTxn {
     newest_event: Option<i64>,
     tombstones: Vec<Tombstone>,
     changed_executions: Vec<executions::Model>,
+    /// The worker tuning changed.
+    config_changed: bool,
     /// Statuses of tasks this transaction read or set, so a batch of runs
     /// of one task reads it once, not once per transition.
     task_status: HashMap<Uuid, TaskStatus>,
     hub: EventHub,
     execution_hub: ExecutionHub,
+    /// On PostgreSQL, this server's id: what the transaction changed is
+    /// told to the other servers at its commit.
+    notify_as: Option<uuid::Uuid>,
     /// This writer's turn at SQLite's write lock, held until commit or drop.
     _turn: Option<OwnedMutexGuard<()>>,
 }
@@ -171,6 +202,11 @@ impl WriteTxn {
         self.task_status.insert(task_id, status);
     }
 
+    /// Announces, once committed, that the worker tuning changed.
+    pub fn config_changed(&mut self) {
+        self.config_changed = true;
+    }
+
     /// Announces, once committed, that an execution changed status.
     pub fn execution_changed(&mut self, execution: executions::Model) {
         self.changed_executions.push(execution);
@@ -187,9 +223,11 @@ impl WriteTxn {
             newest_event: self.newest_event,
             tombstones: Vec::new(),
             changed_executions: Vec::new(),
+            config_changed: false,
             task_status: self.task_status.clone(),
             hub: self.hub.clone(),
             execution_hub: self.execution_hub.clone(),
+            notify_as: self.notify_as,
             _turn: None,
         })
     }
@@ -203,6 +241,7 @@ impl WriteTxn {
         }
         outer.tombstones.extend(self.tombstones);
         outer.changed_executions.extend(self.changed_executions);
+        outer.config_changed |= self.config_changed;
         outer.task_status.extend(self.task_status);
         Ok(())
     }
@@ -214,8 +253,25 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Commits, then wakes watchers of the events and executions changed.
+    /// Commits, then wakes watchers of the events and executions changed;
+    /// on PostgreSQL the other servers are told in the transaction itself
+    /// (a `NOTIFY` is delivered at the commit, never for a rollback).
     pub async fn commit(self) -> StoreResult<()> {
+        if let Some(server_id) = self.notify_as {
+            let changes = Changes {
+                newest_event: self.newest_event,
+                executions: self
+                    .changed_executions
+                    .iter()
+                    .map(|e| (e.id, e.status))
+                    .collect(),
+                logs: Vec::new(),
+                config: self.config_changed,
+            };
+            if !changes.is_empty() {
+                cluster::notify(&self.txn, server_id, &changes).await?;
+            }
+        }
         self.txn.commit().await?;
         self.hub.bury(self.tombstones);
         for execution in self.changed_executions {

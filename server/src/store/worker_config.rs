@@ -168,7 +168,8 @@ impl WorkerConfig<'_> {
                 ),
             ));
         }
-        let txn = self.0.write().await?;
+        let mut txn = self.0.write().await?;
+        txn.config_changed();
         for (key, value) in rows {
             worker_config::Entity::insert(worker_config::ActiveModel {
                 key: Set(key.to_owned()),

@@ -1,0 +1,180 @@
+//! Execution logs stored in PostgreSQL (`execution_log_chunks`), so that
+//! every server over the database reads every log, live, byte for byte,
+//! and a log outlives the server that received it; and the news of each
+//! followed log's size, from this server's appends and (through
+//! [`super::cluster`]) from the others'.
+//!
+//! A chunk's insert and the `NOTIFY` of the log's new size are one
+//! statement, one round trip, committed together.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{LogChunks, StoreResult, cluster};
+
+/// Size and line count of a stored log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogSize {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Newline characters stored.
+    pub lines: u64,
+}
+
+/// Largest chunk read back at once: a row holds at most what a worker sent
+/// in one message (64 KiB by default).
+const READ_ROWS: u64 = 64;
+
+impl LogChunks<'_> {
+    /// The size of a stored log; `None` when nothing is stored.
+    pub async fn size(&self, execution_id: Uuid) -> StoreResult<Option<(u64, u64)>> {
+        let row = self
+            .0
+            .db()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT max(byte_offset + octet_length(data))::bigint AS bytes,
+                        sum(line_count)::bigint AS lines
+                 FROM execution_log_chunks WHERE execution_id = $1",
+                [execution_id.into()],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Option<i64> = row.try_get("", "bytes")?;
+        let lines: Option<i64> = row.try_get("", "lines")?;
+        Ok(bytes.map(|bytes| (bytes as u64, lines.unwrap_or(0) as u64)))
+    }
+
+    /// Stores `data` at `offset` (the caller has cut what is already
+    /// stored) and tells the other servers the log's new size.
+    pub async fn insert(
+        &self,
+        execution_id: Uuid,
+        offset: u64,
+        data: &[u8],
+        size: LogSize,
+    ) -> StoreResult<()> {
+        let lines = data.iter().filter(|b| **b == b'\n').count() as i32;
+        let news = cluster::Changes {
+            logs: vec![(execution_id, size.bytes, size.lines)],
+            ..Default::default()
+        }
+        .payloads(self.0.cluster().server_id)
+        .remove(0);
+        self.0
+            .db()
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "WITH stored AS (
+                     INSERT INTO execution_log_chunks (execution_id, byte_offset, data, line_count)
+                     VALUES ($1, $2, $3, $4)
+                 )
+                 SELECT pg_notify($5, $6)",
+                [
+                    execution_id.into(),
+                    (offset as i64).into(),
+                    Value::Bytes(Some(data.to_vec())),
+                    lines.into(),
+                    cluster::CHANNEL.into(),
+                    news.into(),
+                ],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `max` stored bytes from `offset` (empty when there are none).
+    pub async fn read(&self, execution_id: Uuid, offset: u64, max: usize) -> StoreResult<Vec<u8>> {
+        let rows = self
+            .0
+            .db()
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT byte_offset, data FROM execution_log_chunks
+                 WHERE execution_id = $1 AND byte_offset + octet_length(data) > $2
+                   AND byte_offset < $3
+                 ORDER BY byte_offset LIMIT $4",
+                [
+                    execution_id.into(),
+                    (offset as i64).into(),
+                    (offset.saturating_add(max as u64).min(i64::MAX as u64) as i64).into(),
+                    (READ_ROWS as i64).into(),
+                ],
+            ))
+            .await?;
+        let mut out = Vec::with_capacity(max.min(1 << 20));
+        let mut at = offset;
+        for row in rows {
+            let start: i64 = row.try_get("", "byte_offset")?;
+            let data: Vec<u8> = row.try_get("", "data")?;
+            let start = start as u64;
+            if start > at {
+                break; // A gap cannot be stored; stop rather than skip.
+            }
+            let skip = (at - start) as usize;
+            let take = (data.len() - skip).min(max - out.len());
+            out.extend_from_slice(&data[skip..skip + take]);
+            at += take as u64;
+            if out.len() == max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// News of the size of followed logs.
+#[derive(Clone, Default)]
+pub struct LogSizeHub {
+    followed: Arc<Mutex<HashMap<Uuid, watch::Sender<LogSize>>>>,
+}
+
+impl LogSizeHub {
+    /// The log's size as it grows; `current` seeds it when nobody follows
+    /// it yet (read the size after subscribing, so no growth is missed).
+    pub fn follow(&self, id: Uuid, current: LogSize) -> watch::Receiver<LogSize> {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        followed
+            .entry(id)
+            .or_insert_with(|| watch::Sender::new(current))
+            .subscribe()
+    }
+
+    /// The log grew to `size` (here or on another server).
+    pub fn grown(&self, id: Uuid, size: LogSize) {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = followed.get(&id) {
+            sender.send_if_modified(|known| {
+                let grew = size.bytes > known.bytes;
+                if grew {
+                    *known = size;
+                }
+                grew
+            });
+            if sender.receiver_count() == 0 {
+                followed.remove(&id);
+            }
+        }
+    }
+
+    /// What another server said the log grew to.
+    pub fn grown_elsewhere(&self, id: Uuid, bytes: u64, lines: u64) {
+        self.grown(id, LogSize { bytes, lines });
+    }
+
+    /// The logs someone follows here.
+    pub fn followed(&self) -> Vec<Uuid> {
+        self.followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+}
