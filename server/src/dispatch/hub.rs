@@ -239,8 +239,27 @@ impl WorkerHub {
     /// Notes that the worker was heard from. What it runs is the server's
     /// own record (assignments minus ends), not the worker's claim, so a
     /// reaped run the worker still reports does not count as its own again.
-    pub fn seen(&self, worker_id: &str, session: u64) {
-        self.with_session(worker_id, session, |c| c.info.last_seen_at = Utc::now());
+    ///
+    /// A worker with free slots heard from again after longer than
+    /// `alive_within` (frozen, then thawed) could take work again: the
+    /// dispatcher is woken, as nothing else would wake it for that.
+    pub fn seen(&self, worker_id: &str, session: u64, alive_within: Duration) {
+        let now = Utc::now();
+        let revived = self
+            .with_session(worker_id, session, |c| {
+                let silent = (now - c.info.last_seen_at).to_std().unwrap_or_default();
+                c.info.last_seen_at = now;
+                silent > alive_within && c.credits > 0
+            })
+            .unwrap_or(false);
+        if revived {
+            self.wake();
+        }
+    }
+
+    /// Whether a worker is connected to this server.
+    pub fn is_connected(&self, worker_id: &str) -> bool {
+        self.state().workers.contains_key(worker_id)
     }
 
     /// Whether the server has `execution_id` on record as running on this

@@ -3,9 +3,10 @@
 //! the reaper of runs whose worker went silent.
 //!
 //! The dispatcher sleeps until woken: by any committed change to tasks or
-//! executions (a new run, an approval, a dependency done, a slot freed) and
-//! by workers granting slots. A slow safety tick covers changes made by
-//! other servers sharing a PostgreSQL database.
+//! executions (a new run, an approval, a dependency done, a slot freed),
+//! this server's or, on PostgreSQL, another's (`store::cluster`), and by
+//! workers granting slots or coming back to life. Nothing else wakes it: an
+//! idle server does no work and makes no query.
 
 mod assign;
 pub mod follow;
@@ -29,10 +30,6 @@ use crate::{
     logs::LogStore,
     store::{Store, StoreResult, runs::ClaimRequest, worker_config::WorkerSettings},
 };
-
-/// How often the dispatcher looks for work nobody told it about (another
-/// server's writes). Local changes wake it at once.
-const SAFETY_TICK: Duration = Duration::from_secs(2);
 
 /// Largest assignment sent to a worker: gRPC peers refuse messages over
 /// 4 MiB by default, and one that cannot be delivered used to break the
@@ -92,10 +89,63 @@ impl Engine {
         self.workers.broadcast(ToWorker::Config(settings));
     }
 
-    /// Starts the dispatcher and the reaper; they stop with the runtime.
+    /// Starts the dispatcher, the reaper and the relay of other servers'
+    /// changes; they stop with the runtime.
     pub fn spawn_background(&self) {
         tokio::spawn(self.clone().dispatch_loop());
         tokio::spawn(self.clone().reap_loop());
+        tokio::spawn(self.clone().relay_cancels());
+        tokio::spawn(self.clone().follow_config());
+    }
+
+    /// A run cancelled through another server, whose worker is connected
+    /// here, is told to stop (the cancel reaches the owner wherever it was
+    /// asked).
+    async fn relay_cancels(self) {
+        let mut elsewhere = self.store.cluster().changed_elsewhere();
+        loop {
+            let execution = match elsewhere.recv().await {
+                Ok(execution) => execution,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "fell behind other servers' changes; cancels are re-sent when workers reconnect"
+                    );
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if execution.status != crate::entity::enums::ExecutionStatus::Cancelling {
+                continue;
+            }
+            let Some(worker_id) = execution.worker_id.as_deref() else {
+                continue;
+            };
+            if !self.workers.is_connected(worker_id) {
+                continue;
+            }
+            if let Some(token) = self.store.attempt_token(&execution) {
+                let reason = execution.error.as_deref().unwrap_or("cancelled");
+                self.stop_run(worker_id, execution.id, token, reason);
+            }
+        }
+    }
+
+    /// Tuning changed through another server is put in force here too.
+    async fn follow_config(self) {
+        let mut changes = self.store.cluster().config_changes();
+        while changes.changed().await.is_ok() {
+            match self.store.worker_config().load().await {
+                Ok(settings) => {
+                    if settings != self.settings() {
+                        self.set_settings(settings);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the worker tuning another server changed")
+                }
+            }
+        }
     }
 
     async fn dispatch_loop(self) {
@@ -108,7 +158,6 @@ impl Engine {
             tokio::select! {
                 _ = self.workers.woken() => {}
                 changed = committed.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(SAFETY_TICK) => {}
             }
         }
     }
@@ -134,10 +183,7 @@ impl Engine {
         let logs = self.logs.clone();
         let began = std::time::Instant::now();
         let claimed = runs
-            .claim(
-                requests,
-                Arc::new(move |id| logs.path(id).display().to_string()),
-            )
+            .claim(requests, Arc::new(move |id| logs.location(id)))
             .await?;
         crate::metrics::claim_round(began.elapsed());
         for (index, run) in claimed {

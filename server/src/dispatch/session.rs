@@ -351,7 +351,12 @@ impl Session {
                 }
             }
             FromWorker::Heartbeat { running, metadata } => {
-                self.replies.engine.workers.seen(&worker_id, self.session);
+                let engine = &self.replies.engine;
+                engine.workers.seen(
+                    &worker_id,
+                    self.session,
+                    super::alive_within(engine.settings().heartbeat_interval),
+                );
                 let written = self
                     .replies
                     .engine

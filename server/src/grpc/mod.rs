@@ -19,7 +19,7 @@ use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tonic::{Status, server::NamedService, service::Routes};
-use tonic_health::server::HealthReporter;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::dispatch::Engine;
 
@@ -33,15 +33,15 @@ pub use worker_service::WorkerApi;
 /// service on its own (gRPC-web).
 pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Routes> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(report_health(
+        health_reporter,
+        engine.store.cluster().reachable(),
+    ));
 
     let agent = AgentServiceServer::new(AgentApi::new(engine.store.clone()));
-    mark_serving(&health_reporter, &agent).await;
     let task = TaskServiceServer::new(TaskApi::new(engine.store.clone()));
-    mark_serving(&health_reporter, &task).await;
     let execution = ExecutionServiceServer::new(ExecutionApi::new(engine.clone()));
-    mark_serving(&health_reporter, &execution).await;
     let worker = WorkerServiceServer::new(WorkerApi::new(engine));
-    mark_serving(&health_reporter, &worker).await;
 
     Ok(routes
         .add_service(agent)
@@ -53,6 +53,32 @@ pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Rout
         .add_service(reflection().build_v1alpha()?))
 }
 
+/// Keeps `grpc.health.v1` true to the database: every service (and the
+/// server as a whole, `""`) is SERVING while the database answers and
+/// NOT_SERVING while it does not (on PostgreSQL, while the connection every
+/// server listens on is down), so a load balancer stops sending to it.
+async fn report_health(health: HealthReporter, mut reachable: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let status = if *reachable.borrow_and_update() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in [
+            "",
+            <AgentServiceServer<AgentApi> as NamedService>::NAME,
+            <TaskServiceServer<TaskApi> as NamedService>::NAME,
+            <ExecutionServiceServer<ExecutionApi> as NamedService>::NAME,
+            <WorkerServiceServer<WorkerApi> as NamedService>::NAME,
+        ] {
+            health.set_service_status(name, status).await;
+        }
+        if reachable.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Reflection over our descriptor set and health's, so grpcurl needs no proto
 /// files. Built once per reflection version (v1 for current clients, v1alpha
 /// for older ones such as grpcurl 1.8).
@@ -60,11 +86,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(amon_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-}
-
-/// Reports `service` as SERVING on `grpc.health.v1` under its full name.
-async fn mark_serving<S: NamedService>(health: &HealthReporter, _service: &S) {
-    health.set_serving::<S>().await;
 }
 
 /// The stream type of every server-streaming RPC here: a spawned task feeds
