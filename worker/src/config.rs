@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use amon_proto::client::{self, ClientTls};
 use amon_proto::v1::WorkerConfig;
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::transport::InProcess;
 use clap::Parser;
@@ -24,6 +24,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub struct WorkerOptions {
     /// Server URL, `http://host:port` (a bare `host:port` is accepted).
     pub server: String,
+    /// Other servers over the same database, tried in turn (after
+    /// `server`) when the one in use cannot be reached.
+    pub other_servers: Vec<String>,
     /// Bearer token sent as `authorization: Bearer <token>` on every call.
     pub token: Option<String>,
     /// Stable worker id, the same across reconnects and restarts.
@@ -67,6 +70,7 @@ impl WorkerOptions {
         let hostname = local_hostname();
         Self {
             server: server.into(),
+            other_servers: Vec::new(),
             token: None,
             worker_id: hostname.clone(),
             hostname,
@@ -131,9 +135,12 @@ pub fn local_hostname() -> String {
 )]
 pub struct Cli {
     /// Server URL: `https://host:port` (TLS), `http://host:port`, or
-    /// `host:port` (plaintext).
-    #[arg(long, alias = "addr", env = "AMON_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// `host:port` (plaintext). Several servers over one database,
+    /// comma-separated: the worker moves to the next when its server cannot
+    /// be reached, and its runs go on.
+    #[arg(long, alias = "addr", env = "AMON_SERVER", default_value = DEFAULT_SERVER,
+          value_delimiter = ',', num_args = 1..)]
+    pub server: Vec<String>,
     /// PEM certificate of the authority that signed the server's
     /// certificate (a private CA); default: the system's roots.
     #[arg(long, env = "AMON_CA_CERT")]
@@ -181,15 +188,26 @@ impl Cli {
     /// The options these arguments mean (worker id: `--worker-id`, else
     /// `--name`, else the host name).
     pub fn into_options(self) -> anyhow::Result<WorkerOptions> {
-        let server = client::server_url(&self.server)?;
-        let mut options = WorkerOptions::new(server);
+        let mut servers = self
+            .server
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| client::server_url(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            bail!("the server URL is empty");
+        }
+        let mut options = WorkerOptions::new(servers.remove(0));
+        options.other_servers = servers;
         options.tls = ClientTls {
             ca_cert: self.ca_cert,
             client_cert: self.client_cert,
             client_key: self.client_key,
         };
         // Unreadable certificates stop the worker now, not at every retry.
-        client::endpoint(&options.server, &options.tls)?;
+        for server in std::iter::once(&options.server).chain(&options.other_servers) {
+            client::endpoint(server, &options.tls)?;
+        }
         if let Some(name) = self.name.filter(|n| !n.trim().is_empty()) {
             options.worker_id = name.trim().to_string();
         }
@@ -385,6 +403,16 @@ mod tests {
         assert_eq!(o.slots, 3);
         assert_eq!(o.drain_timeout, Duration::from_secs(2));
         assert!(options_from_args(["amon-worker", "--slots", "0"]).is_err());
+    }
+
+    #[test]
+    fn several_servers() {
+        let o = options_from_args(["amon-worker", "--server", "a:1,https://b:2/"]).unwrap();
+        assert_eq!(o.server, "http://a:1");
+        assert_eq!(o.other_servers, vec!["https://b:2".to_string()]);
+        let o = options_from_args(["amon-worker", "--server", "a:1", "--server", "c:3"]).unwrap();
+        assert_eq!(o.other_servers, vec!["http://c:3".to_string()]);
+        assert!(options_from_args(["amon-worker", "--server", ","]).is_err());
     }
 
     #[test]

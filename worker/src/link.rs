@@ -48,7 +48,11 @@ pub(crate) enum LinkEvent {
 
 /// See the module documentation.
 pub(crate) struct Link {
-    dial: Dial,
+    /// The servers it may use (over one database), the one in use first
+    /// after each move.
+    dials: Vec<Dial>,
+    /// Index in `dials` of the server in use.
+    current: usize,
     auth: BearerAuth,
     /// Who the worker is: `Register` but for its `running` list.
     register: Register,
@@ -93,7 +97,11 @@ impl Link {
     /// token.
     pub fn new(options: &WorkerOptions, heartbeat_period: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            dial: Dial::new(&options.server, &options.tls, options.in_process.clone())?,
+            dials: std::iter::once(&options.server)
+                .chain(&options.other_servers)
+                .map(|server| Dial::new(server, &options.tls, options.in_process.clone()))
+                .collect::<anyhow::Result<_>>()?,
+            current: 0,
             auth: BearerAuth::new(options.token.as_deref())?,
             register: Register {
                 worker_id: options.worker_id.clone(),
@@ -135,7 +143,8 @@ impl Link {
         };
         debug!(running = register.running.len(), "connecting");
         let _ = tx.send(request(connect_request::Message::Register(register)));
-        let pending = tokio::spawn(open(self.dial.clone(), self.auth.clone(), rx));
+        let dial = self.dials[self.current].clone();
+        let pending = tokio::spawn(open(dial, self.auth.clone(), rx));
         self.state = State::Connecting { tx, pending };
     }
 
@@ -266,8 +275,16 @@ impl Link {
 
     /// The stream is gone (or never came): retry later.
     fn lose(&mut self, why: &str) -> LinkEvent {
-        let delay = self.backoff.next_delay();
-        warn!(reason = why, retry_in = ?delay, "not connected to the server");
+        // With several servers, the next one is tried; a full round of
+        // failures backs off as one server alone does.
+        let delay = if self.dials.len() > 1 && (self.current + 1) < self.dials.len() {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay()
+        };
+        let server = self.dials[self.current].url().to_string();
+        self.current = (self.current + 1) % self.dials.len();
+        warn!(reason = why, %server, retry_in = ?delay, "not connected to the server");
         if let State::Connecting { pending, .. } = &self.state {
             pending.abort();
         }

@@ -89,6 +89,11 @@ impl Dial {
         })
     }
 
+    /// The server's URL.
+    pub fn url(&self) -> &http::Uri {
+        self.endpoint.uri()
+    }
+
     async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
         match &self.in_process {
             Some(pipe) => self.endpoint.connect_with_connector(pipe.clone()).await,
