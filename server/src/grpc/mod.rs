@@ -33,10 +33,11 @@ pub use worker_service::WorkerApi;
 /// service on its own (gRPC-web).
 pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Routes> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    tokio::spawn(report_health(
-        health_reporter,
-        engine.store.cluster().reachable(),
-    ));
+    // In force before the first request is served; then kept true.
+    let reachable = engine.store.cluster().reachable();
+    let up = *reachable.borrow();
+    set_health(&health_reporter, up).await;
+    tokio::spawn(report_health(health_reporter, reachable));
 
     let agent = AgentServiceServer::new(AgentApi::new(engine.store.clone()));
     let task = TaskServiceServer::new(TaskApi::new(engine.store.clone()));
@@ -58,24 +59,27 @@ pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Rout
 /// NOT_SERVING while it does not (on PostgreSQL, while the connection every
 /// server listens on is down), so a load balancer stops sending to it.
 async fn report_health(health: HealthReporter, mut reachable: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let status = if *reachable.borrow_and_update() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        for name in [
-            "",
-            <AgentServiceServer<AgentApi> as NamedService>::NAME,
-            <TaskServiceServer<TaskApi> as NamedService>::NAME,
-            <ExecutionServiceServer<ExecutionApi> as NamedService>::NAME,
-            <WorkerServiceServer<WorkerApi> as NamedService>::NAME,
-        ] {
-            health.set_service_status(name, status).await;
-        }
-        if reachable.changed().await.is_err() {
-            return;
-        }
+    while reachable.changed().await.is_ok() {
+        let up = *reachable.borrow_and_update();
+        set_health(&health, up).await;
+    }
+}
+
+/// Every service, and the server as a whole (`""`), SERVING or NOT_SERVING.
+async fn set_health(health: &HealthReporter, reachable: bool) {
+    let status = if reachable {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    for name in [
+        "",
+        <AgentServiceServer<AgentApi> as NamedService>::NAME,
+        <TaskServiceServer<TaskApi> as NamedService>::NAME,
+        <ExecutionServiceServer<ExecutionApi> as NamedService>::NAME,
+        <WorkerServiceServer<WorkerApi> as NamedService>::NAME,
+    ] {
+        health.set_service_status(name, status).await;
     }
 }
 
