@@ -1,6 +1,7 @@
 //! Shared pieces of `amon-bench`: a server on a fresh database, agents made
 //! for benchmarks, statistics, and the machine's description.
 
+pub mod cluster;
 pub mod latency;
 pub mod logs;
 pub mod reassign;

@@ -33,6 +33,7 @@ enum Figure {
     Logs,
     Scale,
     Reassign,
+    Cluster,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,6 +95,7 @@ const ALL: &[Figure] = &[
     Figure::Logs,
     Figure::Scale,
     Figure::Reassign,
+    Figure::Cluster,
 ];
 
 /// The section of `figure` in a previous report (from its `## N.` heading
@@ -258,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Figure::Logs => bench::logs::run(&settings).await,
             Figure::Scale => bench::scale::run(&settings).await,
             Figure::Reassign => bench::reassign::run(&settings).await,
+            Figure::Cluster => bench::cluster::run(&settings).await,
         };
         let mut section = section.unwrap_or_else(|e| format!("## {figure:?}\n\nFailed: {e:#}\n"));
         let _ = writeln!(
