@@ -212,6 +212,7 @@ impl Database {
             return Err(AppendError::Io(io_error(err)));
         }
         *known = Some(size);
+        crate::metrics::log_bytes_written(fresh.len());
         self.store.log_sizes().grown(execution_id, size);
         Ok(size)
     }
@@ -342,6 +343,7 @@ impl Files {
         };
         file.write_all(fresh).await?;
         file.flush().await?;
+        crate::metrics::log_bytes_written(fresh.len());
         let size = LogSize {
             bytes: stored.bytes + fresh.len() as u64,
             lines: stored.lines + bytecount(fresh),
