@@ -47,7 +47,7 @@ impl BoundServer {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let store = Store::open(db).await.context("opening the store")?;
-        let logs = LogStore::new(&data_dir, &store)
+        let logs = LogStore::new(&data_dir, &store, config.logs_in_database)
             .with_context(|| format!("creating the log directory in {}", data_dir.display()))?;
         let settings = store
             .worker_config()

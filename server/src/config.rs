@@ -54,6 +54,15 @@ pub struct ServerConfig {
     #[arg(long, env = "AMON_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Store execution logs in the PostgreSQL database instead of files in
+    /// the data directory, so every server over the database reads every
+    /// log, live, and a log outlives the server that received it. Needed
+    /// when several servers share the database. Costs log throughput: about
+    /// 1.5 MB/s per run on loopback (see BENCHMARKS.md), against hundreds
+    /// for files.
+    #[arg(long, env = "AMON_LOGS_IN_DATABASE")]
+    pub logs_in_database: bool,
+
     /// Do not start the in-process local worker.
     #[arg(long, env = "AMON_NO_LOCAL_WORKER")]
     pub no_local_worker: bool,

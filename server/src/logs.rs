@@ -1,13 +1,16 @@
 //! Execution logs, written from workers' chunks at their byte offsets, and
-//! live news of each log's size for followers. Where the bytes live depends
-//! on the database:
-//! - SQLite (one server): one append-only file per execution under
+//! live news of each log's size for followers. Where the bytes live:
+//! - by default, one append-only file per execution under
 //!   `<data dir>/logs/`;
-//! - PostgreSQL (any number of servers over it): the database itself
-//!   (`store::log_chunks`), so a follower on any server reads every log
-//!   live, and a log outlives the server that received it. Why not files
-//!   there: a log would live on one server's disk, readable from the others
-//!   only by relaying through a server that may be gone.
+//! - with `--logs-in-database` (PostgreSQL, for several servers over it):
+//!   the database itself (`store::log_chunks`), so a follower on any server
+//!   reads every log live, and a log outlives the server that received it.
+//!   Why not files there: a log would live on one server's disk, readable
+//!   from the others only by relaying through a server that may be gone.
+//!   Not the default yet: each chunk's insert waits out a 40 ms delayed
+//!   ACK (sqlx leaves Nagle's algorithm on, and a 64 KiB insert spans two
+//!   segments), about 1.5 MB/s per run; several chunks per statement would
+//!   pay that once per batch.
 //!
 //! A chunk whose offset is below the stored size is a resend after a
 //! reconnect: only its new tail is written, so no byte is ever doubled. A
@@ -68,10 +71,15 @@ enum Backend {
 }
 
 impl LogStore {
-    /// Logs of `store`'s database: in it on PostgreSQL, else files under
-    /// `<data_dir>/logs`.
-    pub fn new(data_dir: &Path, store: &Store) -> std::io::Result<Self> {
-        if store.is_postgres() {
+    /// Logs in `store`'s database when `in_database` (PostgreSQL only),
+    /// else files under `<data_dir>/logs`.
+    pub fn new(data_dir: &Path, store: &Store, in_database: bool) -> std::io::Result<Self> {
+        if in_database {
+            if !store.is_postgres() {
+                return Err(std::io::Error::other(
+                    "--logs-in-database needs PostgreSQL (SQLite has one server: its logs stay in files)",
+                ));
+            }
             return Ok(Self(Backend::Database(Database {
                 store: store.clone(),
                 appending: Arc::default(),

@@ -85,14 +85,19 @@ async fn bulk(backend: Backend, bytes: u64) -> anyhow::Result<Bulk> {
         stored.status(),
         stored.error
     );
-    let on_disk = std::fs::metadata(
-        rig.server
-            .data_dir()
-            .join("logs")
-            .join(format!("{}.log", execution.id)),
-    )?
-    .len();
-    anyhow::ensure!(on_disk == bytes, "{on_disk} of {bytes} bytes on disk");
+    // Stored: in a file on SQLite, in the database on PostgreSQL; the
+    // row's size is written with the finish, from what was stored.
+    let on_disk = match backend {
+        Backend::Sqlite => std::fs::metadata(
+            rig.server
+                .data_dir()
+                .join("logs")
+                .join(format!("{}.log", execution.id)),
+        )?
+        .len(),
+        Backend::Postgres => stored.log_byte_size as u64,
+    };
+    anyhow::ensure!(on_disk == bytes, "{on_disk} of {bytes} bytes stored");
     let (received, tail_seconds) = tailer.await??;
     anyhow::ensure!(
         received == bytes,
