@@ -67,7 +67,7 @@ pub struct LogStore(Backend);
 #[derive(Clone)]
 enum Backend {
     Files(Files),
-    Database(Database),
+    Database(Box<Database>),
 }
 
 impl LogStore {
@@ -80,10 +80,10 @@ impl LogStore {
                     "--logs-in-database needs PostgreSQL (SQLite has one server: its logs stay in files)",
                 ));
             }
-            return Ok(Self(Backend::Database(Database {
+            return Ok(Self(Backend::Database(Box::new(Database {
                 store: store.clone(),
                 appending: Arc::default(),
-            })));
+            }))));
         }
         Ok(Self(Backend::Files(Files::new(data_dir)?)))
     }
@@ -155,8 +155,11 @@ struct Database {
     store: Store,
     /// The size of each log being appended to here, once read; the lock
     /// keeps one stream's chunks of a log in order.
-    appending: Arc<Mutex<HashMap<Uuid, Arc<AsyncMutex<Option<LogSize>>>>>>,
+    appending: Arc<Mutex<HashMap<Uuid, KnownSize>>>,
 }
+
+/// A log's stored size as this server knows it (`None`: read it first).
+type KnownSize = Arc<AsyncMutex<Option<LogSize>>>;
 
 fn io_error(err: crate::store::StoreError) -> std::io::Error {
     std::io::Error::other(err.to_string())

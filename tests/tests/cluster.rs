@@ -242,7 +242,6 @@ async fn a_thousand_runs_over_two_servers_are_each_claimed_once(db: TestDb) -> R
                 task_id: task.clone(),
                 page_size: 1000,
                 page_token: page_token.clone(),
-                ..Default::default()
             })
             .await?
             .into_inner();
