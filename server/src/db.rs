@@ -49,22 +49,24 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     // same migration side by side, and all but one fail half-way (a type
     // or table created twice). One migrates at a time, under a lock held
     // by a connection of its own; the next finds nothing left to do.
+    let sqlx_error =
+        |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
     let mut holder = db
         .get_postgres_connection_pool()
         .acquire()
         .await
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+        .map_err(sqlx_error)?;
     let lock = |sql| sea_orm::sqlx::query(sql).bind(MIGRATION_LOCK_KEY);
     lock("SELECT pg_advisory_lock($1)")
         .execute(&mut *holder)
         .await
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+        .map_err(sqlx_error)?;
     let migrated = Migrator::up(&db, None).await;
     let unlocked = lock("SELECT pg_advisory_unlock($1)")
         .execute(&mut *holder)
         .await;
     migrated?;
-    unlocked.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    unlocked.map_err(sqlx_error)?;
     Ok(db)
 }
 

@@ -114,7 +114,7 @@ impl LogStore {
     pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
         match &self.0 {
             Backend::Files(files) => files.size(execution_id).await,
-            Backend::Database(db) => db.size(execution_id).await,
+            Backend::Database(db) => db.stored(execution_id).await,
         }
     }
 
@@ -208,14 +208,15 @@ impl Database {
             return Ok(stored);
         }
         let fresh = &data[already..];
+        let fresh_lines = bytecount(fresh);
         let size = LogSize {
             bytes: stored.bytes + fresh.len() as u64,
-            lines: stored.lines + bytecount(fresh),
+            lines: stored.lines + fresh_lines,
         };
         if let Err(err) = self
             .store
             .log_chunks()
-            .insert(execution_id, stored.bytes, fresh, size)
+            .insert(execution_id, stored.bytes, fresh, fresh_lines, size)
             .await
         {
             // Unknown whether it was stored: read the size again next time.
@@ -226,10 +227,6 @@ impl Database {
         crate::metrics::log_bytes_written(fresh.len());
         self.store.log_sizes().grown(execution_id, size);
         Ok(size)
-    }
-
-    async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
-        self.stored(execution_id).await
     }
 
     async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {

@@ -27,15 +27,18 @@ pub fn router(mcp: Router, engine: &Engine, tokens: &Tokens) -> Router {
         .fallback(fallback)
 }
 
+/// Whether a request is gRPC (or gRPC-web): by its content type.
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"))
+}
+
 /// No route: a gRPC client gets UNIMPLEMENTED (what tonic answered for an
 /// unknown service), anyone else 404.
 async fn fallback(request: Request<Body>) -> axum::response::Response {
-    let grpc = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"));
-    if grpc {
+    if is_grpc(request.headers()) {
         let status = tonic::Status::unimplemented(format!("no such RPC: {}", request.uri().path()));
         let (parts, ()) = status.into_http::<()>().into_parts();
         axum::response::Response::from_parts(parts, Body::empty())

@@ -218,12 +218,7 @@ impl Service<Request<Incoming>> for Refusal {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/grpc"));
-        let response = if grpc {
+        let response = if super::is_grpc(request.headers()) {
             tonic::Status::new(self.code, self.why.to_string()).into_http()
         } else {
             let mut response = Response::new(format!("{}\n", self.why));

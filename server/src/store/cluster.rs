@@ -267,25 +267,32 @@ impl Store {
             self.log_sizes().grown_elsewhere(*id, *bytes, *lines);
         }
         if !changes.executions.is_empty() {
-            // Followers need only the status; watchers and the relay the rows.
-            for (id, status) in &changes.executions {
-                self.execution_hub().status_elsewhere(*id, *status);
-            }
-            if self.execution_hub().watched() || self.cluster().elsewhere.receiver_count() > 0 {
-                let ids: Vec<Uuid> = changes.executions.iter().map(|(id, _)| *id).collect();
-                match executions::Entity::find()
-                    .filter(sea_orm::ColumnTrait::is_in(&executions::Column::Id, ids))
-                    .all(self.db())
-                    .await
-                {
-                    Ok(rows) => {
-                        for row in rows {
-                            let _ = self.cluster().elsewhere.send(row.clone());
-                            self.execution_hub().changed(row);
-                        }
-                    }
+            // Watchers and the relay need the rows (`changed` tells the
+            // followers too); followers alone need only the status.
+            let rows = if self.execution_hub().watched()
+                || self.cluster().elsewhere.receiver_count() > 0
+            {
+                let ids = changes.executions.iter().map(|(id, _)| *id).collect();
+                match self.executions_by_id(ids).await {
+                    Ok(rows) => Some(rows),
                     Err(err) => {
-                        tracing::warn!(error = %err, "reading executions another server changed")
+                        tracing::warn!(error = %err, "reading executions another server changed");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            match rows {
+                Some(rows) => {
+                    for row in rows {
+                        let _ = self.cluster().elsewhere.send(row.clone());
+                        self.execution_hub().changed(row);
+                    }
+                }
+                None => {
+                    for (id, status) in &changes.executions {
+                        self.execution_hub().tell_followers(*id, *status);
                     }
                 }
             }
@@ -311,20 +318,22 @@ impl Store {
         }
         let followed = self.execution_hub().followed();
         if !followed.is_empty() {
-            let rows = executions::Entity::find()
-                .filter(sea_orm::ColumnTrait::is_in(
-                    &executions::Column::Id,
-                    followed,
-                ))
-                .all(self.db())
-                .await?;
-            for row in rows {
-                self.execution_hub().status_elsewhere(row.id, row.status);
+            for row in self.executions_by_id(followed).await? {
+                self.execution_hub().tell_followers(row.id, row.status);
             }
         }
         self.cluster().config.send_modify(|n| *n += 1);
         self.event_hub().committed(newest);
         Ok(())
+    }
+}
+
+impl Store {
+    async fn executions_by_id(&self, ids: Vec<Uuid>) -> StoreResult<Vec<executions::Model>> {
+        Ok(executions::Entity::find()
+            .filter(sea_orm::ColumnTrait::is_in(&executions::Column::Id, ids))
+            .all(self.db())
+            .await?)
     }
 }
 

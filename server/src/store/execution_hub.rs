@@ -36,20 +36,13 @@ impl Default for ExecutionHub {
 impl ExecutionHub {
     /// Publishes a committed change.
     pub fn changed(&self, execution: executions::Model) {
-        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(status) = followed.get(&execution.id) {
-            status.send_replace(execution.status);
-            if status.receiver_count() == 0 {
-                followed.remove(&execution.id);
-            }
-        }
-        drop(followed);
+        self.tell_followers(execution.id, execution.status);
         let _ = self.changes.send(execution);
     }
 
-    /// Another server changed an execution's status: its followers are told
-    /// (the row itself is read only if someone watches, see `cluster`).
-    pub fn status_elsewhere(&self, id: Uuid, status: ExecutionStatus) {
+    /// Tells an execution's followers its new status (all a change from
+    /// another server carries when nobody watches every row, see `cluster`).
+    pub fn tell_followers(&self, id: Uuid, status: ExecutionStatus) {
         let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = followed.get(&id) {
             sender.send_replace(status);

@@ -55,15 +55,17 @@ impl LogChunks<'_> {
     }
 
     /// Stores `data` at `offset` (the caller has cut what is already
-    /// stored) and tells the other servers the log's new size.
+    /// stored), holding `lines` newlines, and tells the other servers the
+    /// log's new `size`.
     pub async fn insert(
         &self,
         execution_id: Uuid,
         offset: u64,
         data: &[u8],
+        lines: u64,
         size: LogSize,
     ) -> StoreResult<()> {
-        let lines = data.iter().filter(|b| **b == b'\n').count() as i32;
+        let lines = i32::try_from(lines).unwrap_or(i32::MAX);
         let news = cluster::Changes {
             logs: vec![(execution_id, size.bytes, size.lines)],
             ..Default::default()
