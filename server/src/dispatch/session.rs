@@ -328,15 +328,33 @@ impl Session {
                 }
                 let kept = &data[..data.len().min((limit - offset) as usize)];
                 match engine.logs.append(id, offset, kept).await {
-                    Ok(size) => {
-                        // The bytes are on disk (the log, not the database,
-                        // holds them): acknowledged at once.
+                    Ok(appended) => {
+                        // What was past the cap counts as received.
                         let acked = if kept.len() < data.len() {
                             end
                         } else {
-                            size.bytes
+                            appended.size.bytes
                         };
-                        self.replies.ack(id, &attempt.token, acked).await;
+                        let size = appended.size;
+                        if appended.is_stored() {
+                            // In the log file already: acknowledged at once.
+                            self.replies.ack(id, &attempt.token, acked).await;
+                        } else {
+                            // Queued to the database's log writer: acknowledged
+                            // once its batch commits, in order with the other
+                            // answers, while this stream reads on.
+                            let replies = self.replies.clone();
+                            let token = attempt.token.clone();
+                            self.answer_later(async move {
+                                appended.stored().await.map_err(log_failure)?;
+                                replies.ack(id, &token, acked).await;
+                                Ok(())
+                            })
+                            .await?;
+                        }
+                        // Counted on the row now, in order with the run's
+                        // other writes (written once the batch commits, it
+                        // could land after the run's finish and undo it).
                         self.write_progress_if_due(id, size.bytes, size.lines).await
                     }
                     Err(crate::logs::AppendError::Gap { stored, .. }) => {
@@ -347,7 +365,7 @@ impl Session {
                             format!("gap after {stored} bytes"),
                         ))
                     }
-                    Err(err) => Err(StoreError::FailedPrecondition(err.to_string())),
+                    Err(err) => Err(log_failure(err)),
                 }
             }
             FromWorker::Heartbeat { running, metadata } => {
@@ -544,6 +562,18 @@ impl Session {
             .runs()
             .log_progress(id, bytes, lines);
         self.answer_later(written).await
+    }
+}
+
+/// A log the database did not store is a database failure: the stream
+/// ends, and the worker resends from its last acknowledged byte on the
+/// next. A log file that could not be written is refused.
+fn log_failure(err: crate::logs::AppendError) -> StoreError {
+    match err {
+        crate::logs::AppendError::Database(err) => {
+            StoreError::Database(sea_orm::DbErr::Custom(format!("storing the log: {err}")))
+        }
+        other => StoreError::FailedPrecondition(other.to_string()),
     }
 }
 
