@@ -1,9 +1,9 @@
 //! Execution logs, written from workers' chunks at their byte offsets, and
 //! live news of each log's size for followers. Where the bytes live:
-//! - by default, one append-only file per execution under
-//!   `<data dir>/logs/`;
-//! - with `--logs-in-database` (PostgreSQL, for several servers over it):
-//!   the database itself (`store::log_chunks`), so a follower on any server
+//! - on SQLite, or with `--log-store files`: one append-only file per
+//!   execution under `<data dir>/logs/`;
+//! - on PostgreSQL (`--log-store database`, its default): the database
+//!   itself (`store::log_chunks`), so a follower on any server over it
 //!   reads every log live, and a log outlives the server that received it.
 //!   Why not files there: a log would live on one server's disk, readable
 //!   from the others only by relaying through a server that may be gone.
@@ -81,7 +81,7 @@ impl LogStore {
         if in_database {
             if !store.is_postgres() {
                 return Err(std::io::Error::other(
-                    "--logs-in-database needs PostgreSQL (SQLite has one server: its logs stay in files)",
+                    "--log-store database needs PostgreSQL (SQLite has one server: its logs stay in files)",
                 ));
             }
             return Ok(Self(Backend::Database(Box::new(Database::new(store)))));

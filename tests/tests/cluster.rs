@@ -36,7 +36,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A server over `db` as a team runs several: logs in the database.
 async fn server(db: &TestDb) -> TestServer {
-    TestServer::start_with_args(Some(db.url()), &["--no-local-worker", "--logs-in-database"]).await
+    TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await
 }
 
 /// A `/bin/sh -c SCRIPT` capability and a task for it, on `api`.

@@ -46,8 +46,8 @@ struct Setup {
     label: &'static str,
 }
 
-/// The backends' log stores: files on SQLite; on PostgreSQL, files and the
-/// database (`--logs-in-database`, for several servers).
+/// The backends' log stores: files on SQLite; on PostgreSQL, the database
+/// (its default) and files (`--log-store files`).
 fn setups(backends: &[Backend]) -> Vec<Setup> {
     let mut setups = Vec::new();
     for &backend in backends {
@@ -61,12 +61,12 @@ fn setups(backends: &[Backend]) -> Vec<Setup> {
                 Setup {
                     backend,
                     args: &[],
-                    label: "PostgreSQL (log files)",
+                    label: "PostgreSQL (logs in the database)",
                 },
                 Setup {
                     backend,
-                    args: &["--logs-in-database"],
-                    label: "PostgreSQL (logs in the database)",
+                    args: &["--log-store", "files"],
+                    label: "PostgreSQL (log files)",
                 },
             ]),
         }
@@ -125,7 +125,7 @@ async fn bulk(setup: Setup, bytes: u64) -> anyhow::Result<Bulk> {
     // Stored: in a file, or in the database; the row's size is written
     // with the finish, from what was stored.
     let on_disk = match backend {
-        Backend::Sqlite if setup.args.is_empty() => std::fs::metadata(
+        Backend::Sqlite => std::fs::metadata(
             rig.server
                 .data_dir()
                 .join("logs")
@@ -251,8 +251,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
         "## 3. Logs\n\n### Throughput\n\nOne run of `head -c {bytes} /dev/zero` ({mib:.0} MiB to \
          stdout) on one real worker, with one `StreamLogs` follower tailing from offset 0. \
          *To disk*: from `CreateExecution` sent until the run is stored as finished (its log \
-         then holds every byte, checked); on PostgreSQL both log stores, files and \
-         `--logs-in-database`. *To tail*: until the follower has received every \
+         then holds every byte, checked); on PostgreSQL both log stores, the database \
+         (its default) and files (`--log-store files`). *To tail*: until the follower has received every \
          byte. Beside it, in the same repetition, the same bytes through a plain pipe: \
          `head -c {bytes} /dev/zero | cat > /dev/null` and `… | cat > FILE` with FILE in the \
          server's data directory. MB/s (10^6 bytes), median (min–max) of the repetitions.\n"
