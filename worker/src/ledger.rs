@@ -48,6 +48,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::RuntimeConfig;
 use crate::run::adapter::{Prepared, prepare};
+use crate::run::agent::trouble::AgentSettings;
 use crate::run::lifecycle::EXIT_GRACE;
 use crate::run::output::{OutputLog, Resume};
 use crate::run::{Control, Outcome, RunEvent, RunEventKind, RunKey, StopReason};
@@ -139,6 +140,8 @@ pub(crate) struct Ledger {
     drain_timeout: Duration,
     /// The chunk size and the cancel grace, as the server last set them.
     config: RuntimeConfig,
+    /// Who the worker is to its agents' errors, and their stall rule.
+    agents: AgentSettings,
     /// Runs held, by execution id.
     runs: HashMap<String, Run>,
     /// Superseded runs being killed (they still hold a slot until they end).
@@ -156,12 +159,14 @@ impl Ledger {
         version: String,
         drain_timeout: Duration,
         config: RuntimeConfig,
+        agents: AgentSettings,
     ) -> Self {
         Self {
             slots,
             version,
             drain_timeout,
             config,
+            agents,
             runs: HashMap::new(),
             abandoned: HashSet::new(),
             stream: None,
@@ -350,7 +355,7 @@ impl Ledger {
         let cap = u64::try_from(assign.max_output_bytes)
             .ok()
             .filter(|&cap| cap > 0);
-        let (phase, new_run) = match prepare(&assign) {
+        let (phase, new_run) = match prepare(&assign, &self.agents) {
             Err(error) => {
                 info!(execution_id = %key.execution_id, %error, "run refused");
                 (Phase::Ended(Outcome::failed(error)), None)

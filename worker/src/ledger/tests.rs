@@ -18,6 +18,7 @@ fn ledger(slots: u32) -> Ledger {
         "test".into(),
         Duration::from_secs(60),
         RuntimeConfig::default(),
+        crate::run::agent::trouble::AgentSettings::new("w"),
     )
 }
 
