@@ -1015,6 +1015,30 @@ async fn plain_errors_and_stalls(db: TestDb) -> Result<()> {
         let execution = s.api.run(&task, capability, json!({}), 0).await;
         runs.push((mode, execution.id));
     }
+    // While Codex retries, the run's error says why, live.
+    let offline_id = runs[2].1.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let live = loop {
+        let execution = s.api.execution(&offline_id).await;
+        if execution.status() == ExecutionStatus::Running
+            && let Some(error) = execution.error.clone()
+        {
+            break error;
+        }
+        assert!(
+            execution.status() == ExecutionStatus::Queued
+                || execution.status() == ExecutionStatus::Running,
+            "no live status before the end: {execution:?}"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "{execution:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        live.starts_with(&format!(
+            "Codex cannot reach its service from worker {worker}"
+        )) && live.contains("Reconnecting..."),
+        "{live}"
+    );
     let mut ended = std::collections::HashMap::new();
     for (mode, id) in runs {
         let run = s.wait_end(&id).await;

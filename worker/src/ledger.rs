@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use amon_proto::v1::{
     Assign, Cancel, Drain, Heartbeat, LogAck, LogChunk, Registered, RunFinished, RunFinishedAck,
-    RunStarted, RunningExecution, SessionDetected, SlotGrant, connect_request,
+    RunStarted, RunStatus, RunningExecution, SessionDetected, SlotGrant, connect_request,
 };
 use prost_types::{Struct, Value, value::Kind};
 use tokio::sync::mpsc;
@@ -93,6 +93,8 @@ struct Run {
     session_ref: Option<String>,
     /// `SessionDetected` went out on the current stream.
     session_sent: bool,
+    /// The agent's status last sent (`RunStatus`), so only changes go out.
+    status: Option<String>,
 }
 
 impl Run {
@@ -382,6 +384,7 @@ impl Ledger {
             orphaned: false,
             session_ref: None,
             session_sent: false,
+            status: None,
         };
         if self.drain_timed_out {
             run.control(Control::Stop(StopReason::DrainTimeout));
@@ -499,6 +502,20 @@ impl Ledger {
                 run.session_ref = Some(session_ref);
                 run.session_sent = false;
                 self.flush(&key.execution_id);
+            }
+            RunEventKind::Status(status) => {
+                // Best effort, as it happens: a status is only worth its
+                // moment, so it is neither kept for nor resent after a
+                // reconnect.
+                if run.status != status && !run.orphaned {
+                    info!(execution_id = %key.execution_id, ?status, "agent status");
+                    run.status = status.clone();
+                    self.send(connect_request::Message::RunStatus(RunStatus {
+                        execution_id: key.execution_id.clone(),
+                        attempt_token: key.attempt_token.clone(),
+                        status,
+                    }));
+                }
             }
             RunEventKind::Output(data) => {
                 run.log.push(&data);

@@ -527,10 +527,7 @@ impl Pane {
                         life.terminate();
                     }
                 }
-                Action::Status(status) => {
-                    info!(execution_id = %life.key().execution_id, ?status,
-                          "the agent's status");
-                }
+                Action::Status(status) => life.report(RunEventKind::Status(status)).await?,
                 Action::ReadScreen => {
                     let screen = self.tmux.capture(&self.name).await;
                     let screen = screen.as_deref().map_err(String::as_str);
