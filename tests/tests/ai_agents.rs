@@ -1006,6 +1006,7 @@ async fn plain_errors_and_stalls(db: TestDb) -> Result<()> {
     for (title, mode, record, capability) in [
         ("Hello", "not-logged-in", "claude-login", &claude),
         ("Hello", "api-retry", "claude-retry", &claude),
+        ("Hello", "refusal", "claude-refusal", &claude),
         ("Hello", "offline", "codex-offline", &codex),
         ("Hello", "untrusted", "gemini-trust", &gemini),
         ("Hello", "no-login", "gemini-login", &gemini),
@@ -1016,7 +1017,11 @@ async fn plain_errors_and_stalls(db: TestDb) -> Result<()> {
         runs.push((mode, execution.id));
     }
     // While Codex retries, the run's error says why, live.
-    let offline_id = runs[2].1.clone();
+    let offline_id = runs
+        .iter()
+        .find(|(mode, _)| *mode == "offline")
+        .map(|(_, id)| id.clone())
+        .expect("the offline run");
     let deadline = tokio::time::Instant::now() + WAIT;
     let live = loop {
         let execution = s.api.execution(&offline_id).await;
@@ -1057,6 +1062,14 @@ async fn plain_errors_and_stalls(db: TestDb) -> Result<()> {
         )
     );
     assert!(ended["not-logged-in"].session_ref.is_some());
+    // A refusal is no success, whatever the result line says.
+    assert_eq!(
+        error("refusal"),
+        format!(
+            "Claude Code on worker {worker}: the model refused the request (This request \
+             violates the usage policy.)"
+        )
+    );
     // Retries with no progress: failed after the stall window, well before
     // the hour's timeout, with the last error.
     let retry = error("api-retry");

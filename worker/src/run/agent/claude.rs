@@ -33,6 +33,9 @@ pub(crate) struct StreamJson {
     worker: String,
     /// The `error` code of the last assistant message that carried one.
     error_code: Option<String>,
+    /// The model refused the turn (`system`/`model_refusal_no_fallback`),
+    /// with its explanation.
+    refusal: Option<String>,
     stall: Stall,
     finished: bool,
 }
@@ -60,12 +63,17 @@ impl StreamJson {
             malformed: 0,
             worker: settings.worker.clone(),
             error_code: None,
+            refusal: None,
             stall: Stall::new(settings.stall_after),
             finished: false,
         }
     }
 
     fn result_verdict(&self, value: &Value) -> Verdict {
+        // A refused turn did none of the work, whatever the result says.
+        if let Some(explanation) = &self.refusal {
+            return Verdict::failure(explain(CLAUDE, Trouble::Refused, &self.worker, explanation));
+        }
         let is_error = value
             .get("is_error")
             .and_then(Value::as_bool)
@@ -174,6 +182,20 @@ impl AgentProtocol for StreamJson {
                 actions.push(Action::Finish(self.result_verdict(&value)));
             }
             ("system", "api_retry") => actions.extend(self.retrying(&value, now)),
+            ("system", "model_refusal_no_fallback") => {
+                let said = |key| {
+                    value
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                };
+                self.refusal = Some(
+                    said("api_refusal_explanation")
+                        .or_else(|| said("content"))
+                        .unwrap_or("no explanation")
+                        .to_string(),
+                );
+            }
             ("assistant", _) if value.get("error").is_some_and(|e| !e.is_null()) => {
                 self.error_code = value
                     .get("error")
@@ -336,6 +358,27 @@ mod tests {
             actions,
             vec![Action::Finish(Verdict::failure(
                 "Claude Code failed on worker w1: something odd"
+            ))]
+        );
+    }
+
+    /// Claude Code 2.1.328 says a refusal with no fallback model in a system
+    /// line (shape from its SDK schema); the run fails saying so.
+    #[test]
+    fn a_refusal_fails_the_turn() {
+        let mut p = StreamJson::new("hi".into(), None, &settings());
+        feed(
+            &mut p,
+            r#"{"type":"system","subtype":"model_refusal_no_fallback","original_model":"m","request_id":null,"api_refusal_explanation":"This request violates the usage policy.","content":"I can't help with that."}"#,
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                r#"{"type":"result","subtype":"success","is_error":false,"result":"I can't help with that."}"#
+            ),
+            vec![Action::Finish(Verdict::failure(
+                "Claude Code on worker w1: the model refused the request (This request violates \
+                 the usage policy.)"
             ))]
         );
     }
