@@ -48,6 +48,7 @@ fn code_trouble(code: &str) -> Trouble {
         }
         "rate_limit" => Trouble::RateLimited,
         "invalid_request" | "model_not_found" => Trouble::Refused,
+        "overloaded" | "server_error" => Trouble::Service,
         _ => Trouble::Other,
     }
 }
@@ -398,6 +399,15 @@ mod tests {
              or proxy (unknown; retry 2 of 10)"
         );
         assert_eq!(p.deadline(), Some(t0 + std::time::Duration::from_secs(60)));
+        let busy = r#"{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"error_status":529,"error":"overloaded"}"#;
+        assert_eq!(
+            p.on_line(busy.as_bytes(), t0),
+            vec![Action::Status(Some(
+                "Claude Code on worker w1: its service is overloaded or failing, nothing to fix \
+                 on this side (overloaded, HTTP 529; retry 3 of 10)"
+                    .into()
+            ))]
+        );
         // An answer is progress: the status clears, the clock stops.
         assert_eq!(
             p.on_line(br#"{"type":"assistant","message":{}}"#, t0),

@@ -60,6 +60,7 @@ fn trouble_of(error: &Value) -> (Trouble, String) {
         | "responseStreamDisconnected"
         | "responseTooManyFailedAttempts" => Trouble::Network,
         "badRequest" | "cyberPolicy" | "contextWindowExceeded" => Trouble::Refused,
+        "serverOverloaded" | "internalServerError" => Trouble::Service,
         _ => classify_text(&detail),
     };
     (trouble, detail)

@@ -75,6 +75,8 @@ pub(crate) enum Trouble {
     RateLimited,
     /// The model or the service refused the request as asked.
     Refused,
+    /// The service answered with its own error (overloaded, internal).
+    Service,
     /// Anything else the CLI reported.
     Other,
 }
@@ -104,6 +106,10 @@ pub(crate) fn explain(cli: Cli, trouble: Trouble, worker: &str, detail: &str) ->
         Trouble::Refused => {
             format!("{name} on worker {worker}: the model refused the request{tail}")
         }
+        Trouble::Service => format!(
+            "{name} on worker {worker}: its service is overloaded or failing, nothing to fix on \
+             this side{tail}"
+        ),
         Trouble::Other if detail.is_empty() => format!("{name} failed on worker {worker}"),
         Trouble::Other => format!("{name} failed on worker {worker}: {detail}"),
     }
@@ -130,6 +136,8 @@ pub(crate) fn classify_text(text: &str) -> Trouble {
         "too many requests",
     ]) {
         Trouble::RateLimited
+    } else if any(&["overloaded", "internal server error", "service unavailable"]) {
+        Trouble::Service
     } else if any(&[
         "network",
         "connection",
@@ -232,6 +240,12 @@ mod tests {
             Trouble::RateLimited
         );
         assert_eq!(classify_text("the model said no"), Trouble::Other);
+        assert_eq!(classify_text("Overloaded"), Trouble::Service);
+        assert_eq!(
+            explain(CODEX, Trouble::Service, "w1", "503 Service Unavailable"),
+            "Codex on worker w1: its service is overloaded or failing, nothing to fix on this \
+             side (503 Service Unavailable)"
+        );
     }
 
     #[test]
