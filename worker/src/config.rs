@@ -61,6 +61,10 @@ pub struct WorkerOptions {
     /// Reach a server in this same process through memory instead of
     /// `server`'s address (the server's local worker).
     pub in_process: Option<InProcess>,
+    /// An AI agent that reports only retryable errors (no network, a rate
+    /// limit) and no progress for this long fails with the last error
+    /// instead of running to its timeout; zero turns the rule off.
+    pub agent_stall_after: Duration,
 }
 
 impl WorkerOptions {
@@ -84,6 +88,7 @@ impl WorkerOptions {
             data_dir: None,
             tls: ClientTls::default(),
             in_process: None,
+            agent_stall_after: crate::run::agent::trouble::DEFAULT_STALL_AFTER,
         }
     }
 
@@ -182,6 +187,12 @@ pub struct Cli {
     /// `$XDG_STATE_HOME/amon-worker/<worker id>`.
     #[arg(long, env = "AMON_WORKER_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// An AI agent that reports only retryable errors (no network, a rate
+    /// limit) and no progress for this long fails with the last of them
+    /// instead of running to its timeout; `0` turns the rule off.
+    #[arg(long, env = "AMON_WORKER_AGENT_STALL_TIMEOUT", default_value = "5m",
+          value_parser = parse_duration)]
+    pub agent_stall_timeout: Duration,
 }
 
 impl Cli {
@@ -225,6 +236,7 @@ impl Cli {
             .collect();
         options.drain_timeout = self.drain_timeout;
         options.data_dir = self.data_dir;
+        options.agent_stall_after = self.agent_stall_timeout;
         Ok(options)
     }
 }

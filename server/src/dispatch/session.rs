@@ -401,6 +401,12 @@ impl Session {
                 })
                 .await
             }
+            FromWorker::RunStatus { attempt, status } => {
+                self.run_report(attempt, |runs, worker_id, id, token| {
+                    runs.run_status(worker_id, id, token, status)
+                })
+                .await
+            }
             FromWorker::Drain { reason } => {
                 tracing::info!(?worker_id, ?reason, "worker is draining");
                 self.replies.engine.workers.drain(&worker_id, self.session);

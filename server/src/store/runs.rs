@@ -584,6 +584,27 @@ impl Runs<'_> {
         )
     }
 
+    /// Shows what a running agent is going through (a retry notice) as its
+    /// execution's `error`, or clears it: the row has no other place for a
+    /// live status, and the run's end writes `error` for good. Only while
+    /// `running`: a run being cancelled keeps what it has.
+    pub fn run_status(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        status: Option<String>,
+    ) -> Answer<()> {
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many()
+                .col_expr(executions::Column::Error, status.map(storable).into())
+                .filter(executions::Column::Status.eq(ExecutionStatus::Running)),
+        )
+    }
+
     /// Applies `update` to a run's row if the report's attempt is current.
     fn record(
         &self,

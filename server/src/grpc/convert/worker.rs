@@ -296,6 +296,14 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             session_ref,
         },
         In::Drain(pb::Drain { reason }) => FromWorker::Drain { reason },
+        In::RunStatus(pb::RunStatus {
+            execution_id,
+            attempt_token,
+            status,
+        }) => FromWorker::RunStatus {
+            attempt: attempt("run_status", &execution_id, attempt_token)?,
+            status: status.filter(|s| !s.trim().is_empty()),
+        },
     })
 }
 
