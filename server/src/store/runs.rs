@@ -748,6 +748,22 @@ impl Runs<'_> {
         })
     }
 
+    /// The oldest heartbeat of a run in a worker's hands (running or
+    /// cancelling); `None` when there is none.
+    pub async fn oldest_heartbeat(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let oldest: Option<Option<DateTime<FixedOffset>>> = executions::Entity::find()
+            .select_only()
+            .column_as(executions::Column::HeartbeatAt.min(), "oldest")
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .into_tuple()
+            .one(self.0.db())
+            .await?;
+        Ok(oldest.flatten().map(|at| at.with_timezone(&Utc)))
+    }
+
     /// Reaps runs whose worker has been silent for `silence` (the stale
     /// window and the time its worker takes to stop them itself): requeued
     /// while retries remain, else failed; a run being cancelled is
