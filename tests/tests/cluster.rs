@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use amon_proto::v1::{
-    CancelExecutionRequest, ExecutionStatus, ListTaskEventsRequest, StreamLogsRequest,
+    CancelExecutionRequest, ExecutionStatus, ListTaskEventsRequest, ListWorkersRequest,
+    StreamLogsRequest,
 };
 use amon_server::{
     logs::{AppendError, LogStore},
@@ -386,6 +387,59 @@ async fn a_refused_log_write_leaves_no_hole(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// `ListWorkers` on any server lists the workers connected to every
+/// server, as connected, with what they registered and the runs they hold;
+/// a worker that goes away is no longer listed as connected.
+async fn every_server_lists_every_worker(db: TestDb) -> Result<()> {
+    let (a, b) = tokio::join!(server(&db), server(&db));
+    let mut worker = TestWorker::start(&a, "on-a", 3, &[]);
+    let mut api_b = Api::new(b.channel().await);
+    let (task, capability) = shell(&mut api_b, "listed", "sleep 30").await;
+    let id = queue(&mut api_b, &task, &capability).await?;
+    api_b.wait_for(&id, ExecutionStatus::Running, WAIT).await;
+
+    let connected_on_b = |api: &mut Api| {
+        let mut workers = api.workers.clone();
+        async move {
+            anyhow::Ok(
+                workers
+                    .list_workers(ListWorkersRequest {
+                        connected_only: true,
+                    })
+                    .await?
+                    .into_inner()
+                    .workers,
+            )
+        }
+    };
+    let listed = connected_on_b(&mut api_b).await?;
+    let on_a = listed
+        .iter()
+        .find(|w| w.worker_id == "on-a")
+        .with_context(|| format!("B lists the worker on A: {listed:?}"))?;
+    ensure!(on_a.connected && on_a.slots == 3, "{on_a:?}");
+    ensure!(
+        !on_a.hostname.is_empty() && !on_a.version.is_empty(),
+        "{on_a:?}"
+    );
+    ensure!(on_a.running_execution_ids == [id.clone()], "{on_a:?}");
+
+    worker.kill_hard();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = connected_on_b(&mut api_b).await?;
+        if !listed.iter().any(|w| w.worker_id == "on-a") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "still listed as connected: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 fn payload_field(payload: &Option<prost_types::Struct>, key: &str) -> Option<String> {
     match &payload.as_ref()?.fields.get(key)?.kind {
         Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
@@ -427,6 +481,11 @@ async fn thousand_runs_over_two_servers_are_each_claimed_once() {
         a_thousand_runs_over_two_servers_are_each_claimed_once,
     )
     .await;
+}
+
+#[tokio::test]
+async fn every_server_lists_every_worker_connected() {
+    db::run(Backend::Postgres, every_server_lists_every_worker).await;
 }
 
 #[tokio::test]

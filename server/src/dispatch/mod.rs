@@ -393,8 +393,9 @@ pub struct KnownWorker {
 }
 
 impl Engine {
-    /// The workers connected now, by id, then (unless `connected_only`)
-    /// those only seen before, by id.
+    /// The workers connected now (here, or to another server over the
+    /// database), by id, then (unless `connected_only`) those only seen
+    /// before, by id.
     pub async fn known_workers(&self, connected_only: bool) -> StoreResult<Vec<KnownWorker>> {
         let mut seen: std::collections::HashMap<String, worker_heartbeats::Model> = self
             .store
@@ -405,6 +406,46 @@ impl Engine {
             .map(|row| (row.worker_id.clone(), row))
             .collect();
         let mut connected = self.workers.workers();
+        // Those connected to the other servers over the database too.
+        let elsewhere = self
+            .store
+            .workers()
+            .connected_elsewhere(alive_within(self.settings().heartbeat_interval))
+            .await?;
+        for worker in elsewhere {
+            if connected
+                .iter()
+                .any(|here| here.worker_id == worker.registered.worker_id)
+            {
+                continue;
+            }
+            let crate::store::workers::ConnectedElsewhere {
+                registered,
+                last_seen_at,
+                running,
+            } = worker;
+            let crate::store::workers::Registered {
+                worker_id,
+                hostname,
+                version,
+                slots,
+                labels,
+                agent_slugs,
+                draining,
+            } = registered;
+            connected.push(WorkerInfo {
+                worker_id,
+                hostname,
+                version,
+                slots,
+                agent_slugs,
+                labels,
+                draining,
+                running: running.into_iter().collect(),
+                last_seen_at,
+                instance_id: String::new(),
+            });
+        }
         connected.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         let mut known: Vec<KnownWorker> = connected
             .into_iter()

@@ -23,7 +23,7 @@ use super::{
     hub::{IdInUse, WorkerInfo, WorkerSender},
     messages::{Attempt, FromWorker, Registration, Resumed, TRUNCATION_MARKER_ROOM, ToWorker},
 };
-use crate::store::{StoreError, batch::Answer, runs::RunOutcome};
+use crate::store::{StoreError, batch::Answer, runs::RunOutcome, workers::Connected};
 
 /// How often a run's log counters are written to its row while output flows.
 const LOG_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,6 +38,8 @@ pub struct Session {
     session: u64,
     /// When each run's log counters were last written to its row.
     progress_written: HashMap<Uuid, tokio::time::Instant>,
+    /// This stream as recorded for the other servers (PostgreSQL).
+    connection: Option<Connected>,
     /// Told when a newer stream of this worker takes this one's place.
     superseded: Arc<Notify>,
     /// Answers of reports in flight, taken in order by the answerer task.
@@ -91,6 +93,17 @@ impl Engine {
             .admit(&worker_id, &instance_id, alive_within)
             .map_err(|held| id_in_use(&worker_id, held))?;
         let verdict = self.store.runs().reconcile(&worker_id, &running).await?;
+        // For the other servers' ListWorkers (PostgreSQL).
+        let record = crate::store::workers::Registered {
+            worker_id: worker_id.clone(),
+            hostname: hostname.clone(),
+            version: version.clone(),
+            slots,
+            labels: labels.clone(),
+            agent_slugs: agent_slugs.clone(),
+            draining: false,
+        };
+        let connection = self.store.workers().connected_here(&record).await?;
         let mut resumed = Vec::with_capacity(verdict.keep.len());
         let mut output_limits = Vec::with_capacity(verdict.keep.len());
         for (execution, token) in &verdict.keep {
@@ -185,6 +198,7 @@ impl Engine {
             },
             session,
             progress_written: HashMap::new(),
+            connection,
             superseded: admitted.superseded,
             answers,
             broken: Arc::new(Notify::new()),
@@ -232,6 +246,18 @@ impl Session {
             engine, worker_id, ..
         } = &self.replies;
         engine.workers.disconnect(worker_id, self.session);
+        if let Some(connection) = self.connection {
+            let (store, worker_id) = (engine.store.clone(), worker_id.clone());
+            tokio::spawn(async move {
+                if let Err(err) = store
+                    .workers()
+                    .disconnected_here(&worker_id, connection)
+                    .await
+                {
+                    tracing::warn!(?worker_id, error = %err, "recording a disconnection failed");
+                }
+            });
+        }
         tracing::info!(?worker_id, "worker disconnected");
     }
 
@@ -410,6 +436,13 @@ impl Session {
             FromWorker::Drain { reason } => {
                 tracing::info!(?worker_id, ?reason, "worker is draining");
                 self.replies.engine.workers.drain(&worker_id, self.session);
+                if let Some(connection) = self.connection {
+                    let workers = self.replies.engine.store.workers();
+                    if let Err(err) = workers.draining_here(&worker_id, connection).await {
+                        // Only what the other servers list: the drain holds.
+                        tracing::warn!(?worker_id, error = %err, "recording a drain failed");
+                    }
+                }
                 Ok(())
             }
         }
