@@ -291,6 +291,18 @@ async fn drain_on_sigterm(db: TestDb) -> Result<()> {
     let task = api.titled("drain").await;
     let run = api.run(&task, &short, json!({}), 0).await;
     api.wait_for(&run.id, ExecutionStatus::Running, WAIT).await;
+    // Running is written at the claim: wait for the worker to have started
+    // it (its pid reported). A worker told to stop before the assignment
+    // reached it exits at once, and the run rightly goes back to the queue
+    // (under a loaded machine this test saw that: "still Queued").
+    let deadline = std::time::Instant::now() + WAIT;
+    while api.execution(&run.id).await.pid.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let status = worker.terminate(WAIT).await;
     assert!(status.success(), "a drained worker exits 0: {status}");
     let done = api
