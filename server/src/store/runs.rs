@@ -587,7 +587,9 @@ impl Runs<'_> {
     /// Shows what a running agent is going through (a retry notice) as its
     /// execution's `error`, or clears it: the row has no other place for a
     /// live status, and the run's end writes `error` for good. Only while
-    /// `running`: a run being cancelled keeps what it has.
+    /// `running`: a run being cancelled keeps what it has. Published, so
+    /// `WatchExecutions` shows it live (notices are rare: only when the
+    /// agent's trouble changes).
     pub fn run_status(
         &self,
         worker_id: &str,
@@ -595,14 +597,27 @@ impl Runs<'_> {
         token: &str,
         status: Option<String>,
     ) -> Answer<()> {
-        self.record(
-            worker_id,
-            execution_id,
-            token,
-            executions::Entity::update_many()
-                .col_expr(executions::Column::Error, status.map(storable).into())
-                .filter(executions::Column::Status.eq(ExecutionStatus::Running)),
-        )
+        let key = self.0.attempts().clone();
+        let (worker_id, token) = (worker_id.to_owned(), token.to_owned());
+        self.0.submit(move |txn| {
+            Box::pin(async move {
+                let mut execution =
+                    current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
+                if execution.status != ExecutionStatus::Running {
+                    return Ok(());
+                }
+                let status = status.map(storable);
+                executions::Entity::update_many()
+                    .col_expr(executions::Column::Error, status.clone().into())
+                    .filter(executions::Column::Id.eq(execution_id))
+                    .filter(executions::Column::Status.eq(ExecutionStatus::Running))
+                    .exec(&**txn)
+                    .await?;
+                execution.error = status;
+                txn.execution_changed(execution);
+                Ok(())
+            })
+        })
     }
 
     /// Applies `update` to a run's row if the report's attempt is current.
