@@ -61,6 +61,9 @@ pub struct WorkerOptions {
     /// Reach a server in this same process through memory instead of
     /// `server`'s address (the server's local worker).
     pub in_process: Option<InProcess>,
+    /// Directory of Fig completion specs (`<name>.json`) that discovery
+    /// reads (`AgentService.DiscoverAgents`).
+    pub fig_specs: Option<std::path::PathBuf>,
 }
 
 impl WorkerOptions {
@@ -84,6 +87,7 @@ impl WorkerOptions {
             data_dir: None,
             tls: ClientTls::default(),
             in_process: None,
+            fig_specs: None,
         }
     }
 
@@ -182,6 +186,10 @@ pub struct Cli {
     /// `$XDG_STATE_HOME/amon-worker/<worker id>`.
     #[arg(long, env = "AMON_WORKER_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Directory of Fig completion specs (`@withfig/autocomplete`, as
+    /// `<name>.json`) that discovery reads for subcommands and options.
+    #[arg(long, env = "AMON_WORKER_FIG_SPECS")]
+    pub fig_specs: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -225,6 +233,7 @@ impl Cli {
             .collect();
         options.drain_timeout = self.drain_timeout;
         options.data_dir = self.data_dir;
+        options.fig_specs = self.fig_specs;
         Ok(options)
     }
 }

@@ -9,6 +9,7 @@
 //! idle server does no work and makes no query.
 
 mod assign;
+pub mod discover;
 pub mod follow;
 pub mod hub;
 pub mod messages;
@@ -62,6 +63,8 @@ pub struct Engine {
     /// When this server started: the reaper gives every worker one full
     /// stale window from here.
     started_at: chrono::DateTime<chrono::Utc>,
+    /// Discovery scans waiting for their workers' answers.
+    pub discoveries: discover::Discoveries,
 }
 
 impl Engine {
@@ -75,6 +78,7 @@ impl Engine {
             mcp_server_url: None,
             followers: follow::FollowersBudget::default(),
             started_at: chrono::Utc::now(),
+            discoveries: discover::Discoveries::default(),
         }
     }
 

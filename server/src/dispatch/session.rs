@@ -232,6 +232,8 @@ impl Session {
             engine, worker_id, ..
         } = &self.replies;
         engine.workers.disconnect(worker_id, self.session);
+        // Scans asked on this stream cannot be answered any more.
+        engine.discoveries.worker_gone(worker_id);
         tracing::info!(?worker_id, "worker disconnected");
     }
 
@@ -386,6 +388,25 @@ impl Session {
             FromWorker::Drain { reason } => {
                 tracing::info!(?worker_id, ?reason, "worker is draining");
                 self.replies.engine.workers.drain(&worker_id, self.session);
+                Ok(())
+            }
+            FromWorker::DiscoverProgress {
+                request_id,
+                progress,
+            } => {
+                self.replies.engine.discoveries.answer(
+                    &worker_id,
+                    request_id,
+                    super::discover::DiscoveryEvent::Progress(progress),
+                );
+                Ok(())
+            }
+            FromWorker::DiscoverResult { request_id, result } => {
+                self.replies.engine.discoveries.answer(
+                    &worker_id,
+                    request_id,
+                    super::discover::DiscoveryEvent::Done(result),
+                );
                 Ok(())
             }
         }
