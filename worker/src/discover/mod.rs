@@ -212,7 +212,7 @@ pub async fn scan(
         });
     }
     if whole_path {
-        candidates.retain(|c| !path_scan::NEVER_PROBED.contains(&c.name.as_str()));
+        candidates.retain(|c| !path_scan::never_probed(&c.name));
     }
     let total = candidates.len() as i32;
     let mut done = 0;
@@ -377,6 +377,21 @@ async fn examine(
                 &mut problems,
             )
             .await;
+            // A tool whose help lists a `version` command says its version
+            // that way (`terraform version`, `kubectl version`).
+            let lists_version = specs
+                .first()
+                .is_some_and(|root| root.subcommands.iter().any(|(n, _)| n == "version"));
+            if lists_version && matches!(found.version, VersionProbe::None) {
+                match probe::run(&found.candidate.path, &["version"], path_var, cwd, limits).await {
+                    Probe::Exited { output, .. } => {
+                        if let Some(line) = path_scan::version_line(&output) {
+                            found.version = VersionProbe::Found(line);
+                        }
+                    }
+                    other => problems.extend(problem(&name, "version", &other)),
+                }
+            }
             if !specs.is_empty() {
                 found.commands.push((CapabilitySource::ScanHelp, specs));
             }
@@ -457,13 +472,16 @@ async fn help_commands(
     if command::danger(name, &[], "").level >= 2 {
         return specs;
     }
-    for (sub, description) in root.subcommands.iter().take(MAX_SUBCOMMAND_PROBES) {
+    for (index, (sub, description)) in root.subcommands.iter().enumerate() {
         let listed = CommandSpec {
             path: vec![sub.clone()],
             description: description.clone(),
             ..CommandSpec::default()
         };
-        if Instant::now() >= deadline
+        // Past the probe budget, a subcommand is proposed as its listing
+        // says (no arguments).
+        if index >= MAX_SUBCOMMAND_PROBES
+            || Instant::now() >= deadline
             || command::danger(name, std::slice::from_ref(sub), description).level >= 2
         {
             specs.push(listed);

@@ -107,29 +107,41 @@ pub enum VersionProbe {
     Failed(&'static str, Probe),
 }
 
-static VERSION_NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\d+\.\d+").expect("version pattern"));
+/// A dotted number standing alone (`2.39.5`, `v1.2`, `(1.0)`), not part of
+/// a time (`21:29:53.524`) or a longer token.
+static VERSION_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[\s(v/_-])\d+\.\d+(?:\.\d+)*(?:[\s),;:+~_-]|$)").expect("version pattern")
+});
+/// Lines that are complaints, not versions.
+static NOT_A_VERSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)error|warning|unknown|invalid|usage|fail|cannot|can't|not found|\d+:\d+:\d+")
+        .expect("complaint pattern")
+});
 
-/// The version line of an output: the first line with a dotted number.
+/// The version line of an output: the first of its first lines with a
+/// dotted number that is not an error message or a log line.
 pub fn version_line(output: &str) -> Option<String> {
     output
         .lines()
         .take(5)
         .map(str::trim)
-        .find(|l| VERSION_NUMBER.is_match(l) && l.len() <= 200)
+        .find(|l| l.len() <= 200 && VERSION_NUMBER.is_match(l) && !NOT_A_VERSION.is_match(l))
         .map(str::to_owned)
 }
 
-/// `--version`, then `-V`, then `version`, stopping at the first that
-/// prints a version; a probe that hangs, floods or crashes ends the trying
-/// (the binary is recorded as such, and nothing more is asked of it).
+/// `--version`, then `-V`, stopping at the first that prints a version; a
+/// probe that hangs, floods or crashes ends the trying (the binary is
+/// recorded as such, and nothing more is asked of it). A bare `version`
+/// is asked only of tools whose help lists it as a subcommand (see
+/// `super::examine`): to a tool that takes a command to run
+/// (`pg_virtualenv`, `amqp-consume`), `version` is that command.
 pub async fn version(
     binary: &Path,
     path_var: Option<&OsString>,
     cwd: &Path,
     limits: Limits,
 ) -> VersionProbe {
-    for args in [["--version"], ["-V"], ["version"]] {
+    for args in [["--version"], ["-V"]] {
         match probe::run(binary, &args, path_var, cwd, limits).await {
             Probe::Exited { output, .. } => {
                 if let Some(line) = version_line(&output) {
@@ -307,8 +319,10 @@ pub fn tool_type(
 
 /// Names never run, even for `--version`, in a whole-PATH scan: programs
 /// that act before (or instead of) reading their arguments, or that a stray
-/// argument could make act. Named explicitly, they are probed like any other.
-pub const NEVER_PROBED: &[&str] = &[
+/// argument could make act on the machine (`killall5 --version` could be
+/// read as a signal to every process; an old `halt` ignores its arguments).
+/// Named explicitly, they are probed like any other.
+const NEVER_PROBED: &[&str] = &[
     "reboot",
     "shutdown",
     "halt",
@@ -341,7 +355,49 @@ pub const NEVER_PROBED: &[&str] = &[
     "xinit",
     "amon-worker",
     "amon-server",
+    "killall5",
+    "wipefs",
+    "sfdisk",
+    "fdisk",
+    "cfdisk",
+    "parted",
+    "blkdiscard",
+    "hdparm",
+    "losetup",
+    "start-stop-daemon",
+    "update-rc.d",
+    "invoke-rc.d",
+    "service",
+    "nologin",
+    "reset",
+    "clear",
+    "tset",
 ];
+/// Name prefixes never run in a whole-PATH scan (families of the above).
+const NEVER_PROBED_PREFIXES: &[&str] = &[
+    "mkfs",
+    "fsck",
+    "e2fsck",
+    "mke2fs",
+    "mkswap",
+    "swapon",
+    "swapoff",
+    "tune2fs",
+    "resize2fs",
+    "debugfs",
+    "dumpe2fs",
+    "e2label",
+    "badblocks",
+    "mkdosfs",
+    "mkfs.",
+    "shutdown",
+    "reboot",
+];
+
+/// Whether a whole-PATH scan leaves `name` alone (see [`NEVER_PROBED`]).
+pub fn never_probed(name: &str) -> bool {
+    NEVER_PROBED.contains(&name) || NEVER_PROBED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 #[cfg(test)]
 mod tests {
@@ -403,6 +459,20 @@ mod tests {
             Some("git version 2.39.5")
         );
         assert_eq!(version_line("usage: foo\n"), None);
+        assert_eq!(version_line("tool v1.2\n").as_deref(), Some("tool v1.2"));
+        assert_eq!(
+            version_line("1.0.3 (Claude Code)\n").as_deref(),
+            Some("1.0.3 (Claude Code)")
+        );
+        // Found on this machine: a log line and a warning are no versions.
+        assert_eq!(
+            version_line("21:31:10.523 [error] rabbit_env: Failed to setup\n"),
+            None
+        );
+        assert_eq!(
+            version_line("** (x:2067): WARNING **: 21:31:27.975: Couldn't parse\n"),
+            None
+        );
         assert_eq!(
             tool_type("claude", Path::new("/usr/bin/claude"), None, None),
             "ai-agent"

@@ -159,7 +159,7 @@ pub async fn run_with_env(
             match (status.code(), status.signal()) {
                 (Some(code), _) => Probe::Exited {
                     code,
-                    output: String::from_utf8_lossy(&output).into_owned(),
+                    output: printable(&String::from_utf8_lossy(&output)),
                 },
                 (None, Some(signal)) => Probe::Crashed(
                     Signal::try_from(signal)
@@ -172,8 +172,32 @@ pub async fn run_with_env(
     }
 }
 
+/// Output as text a person can read and the server accepts: terminal
+/// escape sequences (a coloured `--version`) and backspace overstrikes (bold
+/// in a man-formatted help) removed, other control characters but newlines
+/// and tabs dropped.
+pub fn printable(text: &str) -> String {
+    static ESCAPES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])|.\x08")
+            .expect("escape pattern")
+    });
+    ESCAPES
+        .replace_all(text, "")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escapes_and_controls_are_removed() {
+        assert_eq!(
+            super::printable("\x1b[1;32mtool\x1b[0m 1.0\r\nB\x08Bold\x07\n"),
+            "tool 1.0\nBold\n"
+        );
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -130,6 +130,12 @@ fn first_sentence(text: &str) -> String {
     text[..cut].chars().take(200).collect()
 }
 
+/// A tool that does not know `--help` says so: that is no description.
+static COMPLAINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)unknown option|invalid option|unrecognized option|illegal option|\berror\b")
+        .expect("complaint pattern")
+});
+
 /// The first line of prose: a line that is not usage, not a heading, not an
 /// option (tools print their one-line summary first or just after usage).
 fn description(lines: &[&str]) -> String {
@@ -142,6 +148,7 @@ fn description(lines: &[&str]) -> String {
             || t.starts_with('[')
             || t.starts_with("or:")
             || t.split_whitespace().count() < 3
+            || COMPLAINT.is_match(t)
         {
             continue;
         }
@@ -180,7 +187,16 @@ fn usage_positionals(lines: &[&str], path: &[String]) -> Vec<Positional> {
         }
     }
     let mut positionals = Vec::new();
+    // `PATH | URL | -`: alternatives are one argument, named by the first.
+    let mut alternative = false;
     for (word, optional) in words {
+        if word == "|" {
+            alternative = true;
+            continue;
+        }
+        if std::mem::take(&mut alternative) {
+            continue;
+        }
         let repeated = word.ends_with("...");
         let bare = word.trim_end_matches("...").trim_end_matches(']');
         let inner = bare
@@ -331,12 +347,16 @@ fn parse_option(spec: &str, description: &str) -> Option<OptionSpec> {
             if let (Some(c), rest) = (chars.next(), chars.as_str())
                 && c.is_ascii_alphanumeric()
             {
-                option.short.get_or_insert(c);
-                if !rest.is_empty() && metavar.is_none() && !rest.starts_with(c) {
-                    // -NUM, -k<n>: a value glued to the flag.
-                    if rest.starts_with(['<', '[']) {
-                        metavar = Some(rest.to_owned());
-                    }
+                if rest.starts_with(['<', '[']) {
+                    // -k<n>: a value glued to the flag.
+                    option.short.get_or_insert(c);
+                    metavar.get_or_insert_with(|| rest.to_owned());
+                } else if rest.is_empty() {
+                    option.short.get_or_insert(c);
+                } else {
+                    // `-chdir=DIR` (terraform, go): a long option with one
+                    // dash, which `--{name}` would misspell: left out.
+                    return None;
                 }
             }
         } else if part.starts_with('<')
@@ -452,6 +472,22 @@ mod tests {
         assert_eq!(option(&spec, "create").value, None);
         assert!(spec.options.len() > 100, "{}", spec.options.len());
         assert!(spec.description.contains("tar"), "{}", spec.description);
+    }
+
+    #[test]
+    fn alternatives_are_one_argument_and_one_dash_long_options_are_left_out() {
+        let spec = parse(
+            "Usage:  docker buildx build [OPTIONS] PATH | URL | -\n\nOptions:\n  \
+             -chdir=DIR    Switch to a different working directory\n  \
+             -t, --tag <TAG>  Name and tag\n",
+            &["build".into()],
+        );
+        let names: Vec<&str> = spec.positionals.iter().map(|p| p.name.as_str()).collect();
+        // "buildx" is the real subcommand chain's first word (left for the
+        // caller's path), PATH | URL | - is one argument.
+        assert_eq!(names, vec!["PATH"], "{:?}", spec.positionals);
+        let longs: Vec<Option<&str>> = spec.options.iter().map(|o| o.long.as_deref()).collect();
+        assert_eq!(longs, vec![Some("tag")]);
     }
 
     #[test]

@@ -192,16 +192,28 @@ pub fn result_from_worker(
         check_printable("discover_result.error", &error, MAX_TEXT_CHARS)?;
         return Ok((request_id, Err(error)));
     }
-    let proposals = proposals
+    // One malformed proposal costs that proposal, not the scan: it is left
+    // out with a problem saying why (refusing the whole answer left the
+    // caller waiting for a result that never came).
+    let mut problems = problems
         .into_iter()
         .enumerate()
-        .map(|(i, p)| proposal_from_proto(&format!("discover_result.proposals[{i}]"), p))
-        .collect::<StoreResult<_>>()?;
-    let problems = problems
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| problem_from_proto(&format!("discover_result.problems[{i}]"), p))
-        .collect::<StoreResult<_>>()?;
+        .filter_map(|(i, p)| problem_from_proto(&format!("discover_result.problems[{i}]"), p).ok())
+        .collect::<Vec<_>>();
+    let mut kept = Vec::with_capacity(proposals.len());
+    for (i, proposal) in proposals.into_iter().enumerate() {
+        let binary = proposal.binary_path.clone();
+        match proposal_from_proto(&format!("discover_result.proposals[{i}]"), proposal) {
+            Ok(proposal) => kept.push(proposal),
+            Err(err) => problems.push(DiscoveryProblem {
+                binary: binary.chars().filter(|c| !c.is_control()).collect(),
+                probe: "proposal".into(),
+                problem: Some(ProbeProblem::Unreadable),
+                detail: err.to_string(),
+            }),
+        }
+    }
+    let proposals = kept;
     let elapsed = elapsed
         .map(|e| super::worker::parse_duration("discover_result.elapsed", &e))
         .transpose()?
