@@ -568,7 +568,44 @@ async fn mistakes_are_named(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// A worker that dies mid-scan ends the caller's wait at once, with the reason.
+async fn a_worker_leaving_ends_the_wait(db: TestDb) -> Result<()> {
+    let machine = Machine::new();
+    let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+    let mut api = Api::new(server.channel().await);
+    let mut worker = start_worker(&server, &machine, "leaver", false);
+    connected(&mut api, "leaver").await;
+    // `hangs` keeps the scan busy for the probe's 3 s timeout; the request
+    // is on the worker's stream once the call has answered.
+    let mut stream = api
+        .agents
+        .discover_agents(request("leaver", &["hangs"], false))
+        .await?
+        .into_inner();
+    let began = std::time::Instant::now();
+    worker.kill_hard();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(anyhow!("the stream ended without an error")),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("disconnected during the scan"),
+        "{status:?}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    Ok(())
+}
+
 both_backends!(
+    a_worker_leaving_ends_the_wait,
     fixture_tools_are_discovered,
     a_whole_path_is_scanned,
     mistakes_are_named

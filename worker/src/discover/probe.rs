@@ -9,6 +9,7 @@
 //! temporary directory: a tool that ignores `--help` and acts acts on
 //! nothing), and a cap on output (a flood is cut and the child killed).
 //! Stdout and stderr are read together: many tools print help on stderr.
+//! The probe dies with the worker (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -101,6 +102,16 @@ pub async fn run_with_env(
     }
     for (name, value) in env {
         command.env(name, value);
+    }
+    // A probe is not a run: the keeper does not know it. If the worker
+    // dies mid-probe, the kernel kills the probe with it (a hanging binary
+    // would otherwise outlive the worker).
+    // SAFETY: the closure runs between fork and exec; prctl is
+    // async-signal-safe and nothing is allocated.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
