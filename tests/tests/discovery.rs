@@ -568,7 +568,8 @@ async fn mistakes_are_named(db: TestDb) -> Result<()> {
     Ok(())
 }
 
-/// A worker that dies mid-scan ends the caller's wait at once, with the reason.
+/// A worker scans one request at a time, and a worker that dies mid-scan
+/// ends the caller's wait at once, with the reason.
 async fn a_worker_leaving_ends_the_wait(db: TestDb) -> Result<()> {
     let machine = Machine::new();
     let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
@@ -582,6 +583,16 @@ async fn a_worker_leaving_ends_the_wait(db: TestDb) -> Result<()> {
         .discover_agents(request("leaver", &["hangs"], false))
         .await?
         .into_inner();
+    // One scan at a time: a second is refused while the first runs.
+    let second = discover(&mut api, request("leaver", &["widget"], false)).await;
+    let refused = second
+        .expect_err("a second scan at once")
+        .downcast::<tonic::Status>()?;
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("already under way"),
+        "{refused:?}"
+    );
     let began = std::time::Instant::now();
     worker.kill_hard();
     let status = loop {

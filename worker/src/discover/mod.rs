@@ -105,7 +105,23 @@ pub(crate) fn spawn(
     options: DiscoverOptions,
     outbound: mpsc::UnboundedSender<ConnectRequest>,
 ) {
+    // One scan at a time per worker process: a scan runs four probes at
+    // once beside the runs, and callers asking again while one is under
+    // way would multiply that.
+    if SCANNING.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let _ = outbound.send(ConnectRequest {
+            message: Some(connect_request::Message::DiscoverResult(DiscoverResult {
+                request_id: request.request_id,
+                error: "a discovery scan is already under way on this worker: try again when \
+                        it has answered"
+                    .into(),
+                ..DiscoverResult::default()
+            })),
+        });
+        return;
+    }
     tokio::spawn(async move {
+        let _scanning = ScanSlot;
         let request_id = request.request_id.clone();
         let progress_out = outbound.clone();
         let progress_id = request_id.clone();
@@ -128,6 +144,19 @@ pub(crate) fn spawn(
             message: Some(connect_request::Message::DiscoverResult(result)),
         });
     });
+}
+
+/// Whether a scan is under way in this process.
+static SCANNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Held by the scan under way; frees the place when the scan ends (or its
+/// task is dropped).
+struct ScanSlot;
+
+impl Drop for ScanSlot {
+    fn drop(&mut self) {
+        SCANNING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// What examining one binary found.
