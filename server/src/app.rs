@@ -10,7 +10,7 @@ use tower_layer::Layer;
 
 use crate::{
     auth::{AuthLayer, Tokens},
-    config::ServerConfig,
+    config::{LogStoreKind, ServerConfig},
     db,
     dispatch::Engine,
     grpc, http,
@@ -47,7 +47,8 @@ impl BoundServer {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let store = Store::open(db).await.context("opening the store")?;
-        let logs = LogStore::new(&data_dir, &store, config.logs_in_database)
+        let in_database = config.log_store(store.is_postgres()) == LogStoreKind::Database;
+        let logs = LogStore::new(&data_dir, &store, in_database)
             .with_context(|| format!("creating the log directory in {}", data_dir.display()))?;
         let settings = store
             .worker_config()

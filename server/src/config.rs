@@ -54,13 +54,21 @@ pub struct ServerConfig {
     #[arg(long, env = "AMON_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
-    /// Store execution logs in the PostgreSQL database instead of files in
-    /// the data directory, so every server over the database reads every
-    /// log, live, and a log outlives the server that received it. Needed
-    /// when several servers share the database. Costs log throughput: about
-    /// 1.5 MB/s per run on loopback (see BENCHMARKS.md), against hundreds
-    /// for files.
-    #[arg(long, env = "AMON_LOGS_IN_DATABASE")]
+    /// Where execution logs are stored. `database` (PostgreSQL only, and
+    /// the default there): every server over the database reads every log,
+    /// live, and a log outlives the server that received it. `files`: one
+    /// file per run in the data directory (SQLite's only choice; for a
+    /// single PostgreSQL server, the faster one: see BENCHMARKS.md, Logs).
+    #[arg(long, env = "AMON_LOG_STORE", value_enum)]
+    pub log_store: Option<LogStoreKind>,
+
+    /// The previous spelling of `--log-store database`, still accepted.
+    #[arg(
+        long,
+        env = "AMON_LOGS_IN_DATABASE",
+        hide = true,
+        conflicts_with = "log_store"
+    )]
     pub logs_in_database: bool,
 
     /// Do not start the in-process local worker.
@@ -125,6 +133,18 @@ impl ServerConfig {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
 
+    /// Where logs are stored: as asked, else in the database on PostgreSQL
+    /// (so a second server over it works as it starts) and in files on
+    /// SQLite.
+    pub fn log_store(&self, postgres: bool) -> LogStoreKind {
+        match (self.log_store, self.logs_in_database) {
+            (Some(kind), _) => kind,
+            (None, true) => LogStoreKind::Database,
+            (None, false) if postgres => LogStoreKind::Database,
+            (None, false) => LogStoreKind::Files,
+        }
+    }
+
     /// The database URL in force: the configured one, else `amon.db` in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -135,6 +155,15 @@ impl ServerConfig {
             ),
         }
     }
+}
+
+/// Where execution logs are stored (`--log-store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogStoreKind {
+    /// One file per run in the data directory.
+    Files,
+    /// In the PostgreSQL database, in the chunks the workers sent.
+    Database,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -219,6 +248,19 @@ mod tests {
 
     const TOKENS: [&str; 4] = ["--worker-token", "w", "--client-token", "c"];
     const TLS: [&str; 4] = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+
+    #[test]
+    fn logs_go_to_the_database_on_postgresql_unless_told() {
+        let default = parse(&[]);
+        assert_eq!(default.log_store(true), LogStoreKind::Database);
+        assert_eq!(default.log_store(false), LogStoreKind::Files);
+        let files = parse(&["--log-store", "files"]);
+        assert_eq!(files.log_store(true), LogStoreKind::Files);
+        let older = parse(&["--logs-in-database"]);
+        assert_eq!(older.log_store(false), LogStoreKind::Database);
+        let both = ["amon-server", "--logs-in-database", "--log-store", "files"];
+        assert!(ServerConfig::try_parse_from(both).is_err());
+    }
 
     #[test]
     fn loopback_needs_neither_tokens_nor_tls() {

@@ -28,7 +28,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(30))
         // Fail fast on an unreachable server rather than hang the start.
         .connect_timeout(Duration::from_secs(5))
-        .sqlx_logging(false)
+        // Every statement at DEBUG (`RUST_LOG=sqlx::query=debug` shows what
+        // the server asks the database), one over a second at INFO; at the
+        // default level a statement costs one cached level check.
+        .sqlx_logging(true)
+        .sqlx_logging_level(log::LevelFilter::Debug)
+        .sqlx_slow_statements_logging_settings(log::LevelFilter::Info, Duration::from_secs(1))
         .map_sqlx_sqlite_opts(|opts| {
             opts.foreign_keys(true)
                 .journal_mode(SqliteJournalMode::Wal)

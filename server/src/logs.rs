@@ -1,16 +1,13 @@
 //! Execution logs, written from workers' chunks at their byte offsets, and
 //! live news of each log's size for followers. Where the bytes live:
-//! - by default, one append-only file per execution under
-//!   `<data dir>/logs/`;
-//! - with `--logs-in-database` (PostgreSQL, for several servers over it):
-//!   the database itself (`store::log_chunks`), so a follower on any server
+//! - on SQLite, or with `--log-store files`: one append-only file per
+//!   execution under `<data dir>/logs/`;
+//! - on PostgreSQL (`--log-store database`, its default): the database
+//!   itself (`store::log_chunks`), so a follower on any server over it
 //!   reads every log live, and a log outlives the server that received it.
 //!   Why not files there: a log would live on one server's disk, readable
 //!   from the others only by relaying through a server that may be gone.
-//!   Not the default yet: each chunk's insert waits out a 40 ms delayed
-//!   ACK (sqlx leaves Nagle's algorithm on, and a 64 KiB insert spans two
-//!   segments), about 1.5 MB/s per run; several chunks per statement would
-//!   pay that once per batch.
+//!   Chunks are stored in batches by one writer task (see [`Database`]).
 //!
 //! A chunk whose offset is below the stored size is a resend after a
 //! reconnect: only its new tail is written, so no byte is ever doubled. A
@@ -23,18 +20,22 @@ use std::{
     collections::HashMap,
     io::SeekFrom,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tokio::{
     fs::{File, OpenOptions},
     io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt},
-    sync::{Mutex as AsyncMutex, watch},
+    sync::{Mutex as AsyncMutex, mpsc, oneshot, watch},
 };
 use uuid::Uuid;
 
 use crate::store::Store;
 pub use crate::store::log_chunks::LogSize;
+use crate::store::log_chunks::NewChunk;
 
 /// Why a chunk was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub enum AppendError {
     /// The file could not be written.
     #[error("writing the log: {0}")]
     Io(#[from] std::io::Error),
+    /// The database did not store it (or said nothing of it).
+    #[error("storing the log: {0}")]
+    Database(String),
 }
 
 struct OpenLog {
@@ -77,13 +81,10 @@ impl LogStore {
         if in_database {
             if !store.is_postgres() {
                 return Err(std::io::Error::other(
-                    "--logs-in-database needs PostgreSQL (SQLite has one server: its logs stay in files)",
+                    "--log-store database needs PostgreSQL (SQLite has one server: its logs stay in files)",
                 ));
             }
-            return Ok(Self(Backend::Database(Box::new(Database {
-                store: store.clone(),
-                appending: Arc::default(),
-            }))));
+            return Ok(Self(Backend::Database(Box::new(Database::new(store)))));
         }
         Ok(Self(Backend::Files(Files::new(data_dir)?)))
     }
@@ -97,24 +98,28 @@ impl LogStore {
         }
     }
 
-    /// Stores `data` at `offset`; returns the log's size afterwards.
+    /// Stores `data` at `offset`, or queues it to be stored
+    /// ([`Appended::stored`] tells when).
     pub async fn append(
         &self,
         execution_id: Uuid,
         offset: u64,
         data: &[u8],
-    ) -> Result<LogSize, AppendError> {
+    ) -> Result<Appended, AppendError> {
         match &self.0 {
-            Backend::Files(files) => files.append(execution_id, offset, data).await,
+            Backend::Files(files) => Ok(Appended {
+                size: files.append(execution_id, offset, data).await?,
+                queued: None,
+            }),
             Backend::Database(db) => db.append(execution_id, offset, data).await,
         }
     }
 
-    /// The stored size.
+    /// The stored size, once what was appended before is stored.
     pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
         match &self.0 {
             Backend::Files(files) => files.size(execution_id).await,
-            Backend::Database(db) => db.stored(execution_id).await,
+            Backend::Database(db) => db.settled_size(execution_id).await,
         }
     }
 
@@ -150,29 +155,125 @@ impl LogStore {
 }
 
 /// Logs in the database (PostgreSQL).
+///
+/// Chunks are queued to one writer task, which stores whatever has queued
+/// while its previous statement ran in one statement (group commit, as the
+/// store's writer does for runs): a stream does not wait for its chunk's
+/// insert before it reads the next message, and a fast log pays one round
+/// trip per batch instead of one per chunk. Acks wait for the batch's
+/// commit ([`Appended::stored`]).
 #[derive(Clone)]
 struct Database {
     store: Store,
-    /// The size of each log being appended to here, once read; the lock
-    /// keeps one stream's chunks of a log in order.
-    appending: Arc<Mutex<HashMap<Uuid, KnownSize>>>,
+    /// Each log being appended to here.
+    appending: Arc<Mutex<HashMap<Uuid, Arc<Appending>>>>,
+    writer: mpsc::Sender<Queued>,
 }
 
-/// A log's stored size as this server knows it (`None`: read it first).
-type KnownSize = Arc<AsyncMutex<Option<LogSize>>>;
+/// Chunks queued to the writer at most (64 KiB each by default: 16 MiB).
+/// Past it appends wait, the stream stops reading, and TCP pushes back on
+/// the worker.
+const QUEUED_CHUNKS: usize = 256;
+/// A batch's bytes at most: one statement's parameters stay well inside
+/// what PostgreSQL takes in one message, and a slow log cannot hold the
+/// others' acks for long.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// A log being appended to on this server.
+#[derive(Default)]
+struct Appending {
+    /// The log's size once every queued chunk is stored, and the epoch it
+    /// was counted in; `None`: read it from the database first. The lock
+    /// keeps one log's chunks in order up to the queue.
+    known: AsyncMutex<Option<(LogSize, u64)>>,
+    /// Bumped when a write of this log failed: chunks queued behind it
+    /// counted on it and are dropped (storing them would leave a hole), and
+    /// the next append reads the size again.
+    epoch: AtomicU64,
+    /// Chunks queued and not yet stored or dropped.
+    queued: watch::Sender<usize>,
+}
+
+impl Appending {
+    /// Once no chunk of this log is queued.
+    async fn settled(&self) {
+        let mut queued = self.queued.subscribe();
+        let _ = queued.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// A chunk on its way to the writer.
+struct Queued {
+    log: Arc<Appending>,
+    epoch: u64,
+    execution_id: Uuid,
+    offset: u64,
+    data: Vec<u8>,
+    lines: u64,
+    size: LogSize,
+    stored: oneshot::Sender<Result<(), String>>,
+}
+
+impl Queued {
+    fn answer(self, result: Result<(), String>) {
+        let _ = self.stored.send(result);
+        self.log.queued.send_modify(|n| *n -= 1);
+    }
+}
+
+/// What an append did: the log's size with this chunk, and, when the
+/// chunk is queued rather than stored, the news of its write.
+#[must_use]
+pub struct Appended {
+    /// The log's size once this chunk is stored.
+    pub size: LogSize,
+    queued: Option<oneshot::Receiver<Result<(), String>>>,
+}
+
+impl Appended {
+    /// Whether the bytes are stored already (files are written at once).
+    pub fn is_stored(&self) -> bool {
+        self.queued.is_none()
+    }
+
+    /// Once the bytes are stored: the log's size with them.
+    pub async fn stored(self) -> Result<LogSize, AppendError> {
+        match self.queued {
+            None => Ok(self.size),
+            Some(queued) => match queued.await {
+                Ok(Ok(())) => Ok(self.size),
+                Ok(Err(err)) => Err(AppendError::Database(err)),
+                Err(_) => Err(AppendError::Database("the log writer stopped".into())),
+            },
+        }
+    }
+}
+
+fn db_error(err: crate::store::StoreError) -> AppendError {
+    AppendError::Database(err.to_string())
+}
 
 fn io_error(err: crate::store::StoreError) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
 
 impl Database {
-    async fn stored(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+    fn new(store: &Store) -> Self {
+        let (writer, queue) = mpsc::channel(QUEUED_CHUNKS);
+        tokio::spawn(write_batches(store.clone(), queue));
+        Self {
+            store: store.clone(),
+            appending: Arc::default(),
+            writer,
+        }
+    }
+
+    async fn stored(&self, execution_id: Uuid) -> Result<LogSize, crate::store::StoreError> {
         Ok(self
             .store
             .log_chunks()
             .size(execution_id)
-            .await
-            .map_err(io_error)?
+            .await?
             .map(|(bytes, lines)| LogSize { bytes, lines })
             .unwrap_or_default())
     }
@@ -182,20 +283,27 @@ impl Database {
         execution_id: Uuid,
         offset: u64,
         data: &[u8],
-    ) -> Result<LogSize, AppendError> {
-        let entry = self
+    ) -> Result<Appended, AppendError> {
+        let log = self
             .appending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(execution_id)
             .or_default()
             .clone();
-        let mut known = entry.lock().await;
+        let mut known = log.known.lock().await;
         let stored = match *known {
-            Some(size) => size,
+            Some((size, epoch)) if epoch == log.epoch.load(Ordering::Acquire) => size,
             // First chunk here (a new run, or a worker that moved from
-            // another server): the database says where the log ends.
-            None => *known.insert(self.stored(execution_id).await?),
+            // another server), or a write failed: the database says where
+            // the log ends once what was queued is settled.
+            _ => {
+                log.settled().await;
+                let epoch = log.epoch.load(Ordering::Acquire);
+                let size = self.stored(execution_id).await.map_err(db_error)?;
+                *known = Some((size, epoch));
+                size
+            }
         };
         if offset > stored.bytes {
             return Err(AppendError::Gap {
@@ -205,28 +313,61 @@ impl Database {
         }
         let already = (stored.bytes - offset) as usize;
         if already >= data.len() {
-            return Ok(stored);
+            return Ok(Appended {
+                size: stored,
+                queued: None,
+            });
         }
         let fresh = &data[already..];
-        let fresh_lines = bytecount(fresh);
+        let lines = bytecount(fresh);
         let size = LogSize {
             bytes: stored.bytes + fresh.len() as u64,
-            lines: stored.lines + fresh_lines,
+            lines: stored.lines + lines,
         };
-        if let Err(err) = self
-            .store
-            .log_chunks()
-            .insert(execution_id, stored.bytes, fresh, fresh_lines, size)
-            .await
-        {
-            // Unknown whether it was stored: read the size again next time.
+        let epoch = log.epoch.load(Ordering::Acquire);
+        let (answer, queued) = oneshot::channel();
+        log.queued.send_modify(|n| *n += 1);
+        let chunk = Queued {
+            log: log.clone(),
+            epoch,
+            execution_id,
+            offset: stored.bytes,
+            data: fresh.to_vec(),
+            lines,
+            size,
+            stored: answer,
+        };
+        // Queued under the log's lock: its chunks reach the writer in order.
+        if let Err(mpsc::error::SendError(chunk)) = self.writer.send(chunk).await {
+            chunk.answer(Err(String::new()));
             *known = None;
-            return Err(AppendError::Io(io_error(err)));
+            return Err(AppendError::Database("the log writer stopped".into()));
         }
-        *known = Some(size);
-        crate::metrics::log_bytes_written(fresh.len());
-        self.store.log_sizes().grown(execution_id, size);
-        Ok(size)
+        *known = Some((size, epoch));
+        Ok(Appended {
+            size,
+            queued: Some(queued),
+        })
+    }
+
+    /// The stored size once the chunks queued for the log are stored.
+    async fn settled_size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
+        let log = self
+            .appending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&execution_id)
+            .cloned();
+        if let Some(log) = log {
+            let known = log.known.lock().await;
+            log.settled().await;
+            if let Some((size, epoch)) = *known
+                && epoch == log.epoch.load(Ordering::Acquire)
+            {
+                return Ok(size);
+            }
+        }
+        self.stored(execution_id).await.map_err(io_error)
     }
 
     async fn follow(&self, execution_id: Uuid) -> std::io::Result<watch::Receiver<LogSize>> {
@@ -235,7 +376,7 @@ impl Database {
             .store
             .log_sizes()
             .follow(execution_id, LogSize::default());
-        let stored = self.stored(execution_id).await?;
+        let stored = self.stored(execution_id).await.map_err(io_error)?;
         self.store.log_sizes().grown(execution_id, stored);
         Ok(sizes)
     }
@@ -253,6 +394,72 @@ impl Database {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&execution_id);
+    }
+}
+
+/// The log writer: stores what has queued, one statement per batch, until
+/// every [`Database`] handle is gone.
+async fn write_batches(store: Store, mut queue: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut bytes = first.data.len();
+        batch.push(first);
+        while bytes < BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(chunk) => {
+                    bytes += chunk.data.len();
+                    batch.push(chunk);
+                }
+                Err(_) => break,
+            }
+        }
+        write_batch(&store, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn write_batch(store: &Store, batch: Vec<Queued>) {
+    // A chunk queued behind one whose write failed would leave a hole.
+    let (mut batch, behind_failure): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|chunk| chunk.epoch == chunk.log.epoch.load(Ordering::Acquire));
+    for chunk in behind_failure {
+        chunk.answer(Err("an earlier chunk of this log was not stored".into()));
+    }
+    if batch.is_empty() {
+        return;
+    }
+    let chunks = batch
+        .iter_mut()
+        .map(|chunk| NewChunk {
+            execution_id: chunk.execution_id,
+            offset: chunk.offset,
+            data: std::mem::take(&mut chunk.data),
+            lines: chunk.lines,
+            size: chunk.size,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let result = store.log_chunks().insert_many(chunks).await;
+    crate::metrics::transaction("log_chunks", started.elapsed());
+    match result {
+        Ok(()) => {
+            for chunk in batch {
+                crate::metrics::log_bytes_written(
+                    chunk.size.bytes.saturating_sub(chunk.offset) as usize
+                );
+                store.log_sizes().grown(chunk.execution_id, chunk.size);
+                chunk.answer(Ok(()));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, chunks = batch.len(), "storing log chunks failed");
+            let err = err.to_string();
+            for chunk in batch {
+                // Unknown whether it was stored: the size is read again.
+                chunk.log.epoch.fetch_add(1, Ordering::AcqRel);
+                chunk.answer(Err(err.clone()));
+            }
+        }
     }
 }
 

@@ -57,17 +57,24 @@ struct Setup {
 
 impl Setup {
     async fn new(db: &TestDb, slots: u32) -> Self {
+        Self::with_worker_args(db, slots, &[]).await
+    }
+
+    /// With `args` on the worker's command line.
+    async fn with_worker_args(db: &TestDb, slots: u32, args: &[&str]) -> Self {
         let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
         let api = Api::new(server.channel().await);
         let worker_id = unique_worker("ai");
         // Its own HOME: the fakes keep their sessions there, as the real
         // CLIs do, and concurrent tests must not see each other's.
         let home = tempfile::tempdir().expect("tempdir");
-        let worker = TestWorker::start(
+        let worker = TestWorker::start_with(
             &server,
+            &server.url(),
             &worker_id,
             slots,
             &[("HOME", home.path().to_str().unwrap())],
+            args,
         );
         Self {
             server,
@@ -225,6 +232,30 @@ impl Setup {
             !self.tmux_sessions().contains(&name),
             "tmux session {name} left behind"
         );
+    }
+
+    /// The tmux protocol's idle rule, shortened for a test (the preset
+    /// waits 10 s).
+    async fn set_completion_idle(&mut self, agent: &Agent, idle: Duration) {
+        let mut config = agent.session_config.clone().unwrap();
+        config.completion_idle = Some(prost_types::Duration {
+            seconds: idle.as_secs() as i64,
+            nanos: idle.subsec_nanos() as i32,
+        });
+        self.api
+            .agents
+            .update_agent(UpdateAgentRequest {
+                agent: Some(Agent {
+                    id: agent.id.clone(),
+                    session_config: Some(config),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: strings(&["session_config"]),
+                }),
+            })
+            .await
+            .expect("update agent");
     }
 
     async fn set_capability_timeout(&mut self, capability: &Capability, seconds: i32) {
@@ -403,33 +434,22 @@ async fn codex_app_server(db: TestDb) -> Result<()> {
 async fn gemini_in_tmux(db: TestDb) -> Result<()> {
     let mut s = Setup::new(&db, 2).await;
     let (agent, prompt) = s.preset("gemini", "gemini", "fake-gemini", false).await;
-    // The idle rule, shortened for the test (the preset waits 10 s).
-    let mut config = agent.session_config.clone().unwrap();
-    config.completion_idle = Some(prost_types::Duration {
-        seconds: 1,
-        nanos: 0,
-    });
-    s.api
-        .agents
-        .update_agent(UpdateAgentRequest {
-            agent: Some(Agent {
-                id: agent.id.clone(),
-                session_config: Some(config),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: strings(&["session_config"]),
-            }),
-        })
-        .await?;
+    s.set_completion_idle(&agent, Duration::from_secs(1)).await;
     let task = s.task("Explain the build", "", "gemini").await;
 
     let first = s.run_to_end(&task, &prompt).await;
     assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
     let log = String::from_utf8_lossy(&s.api.log(&first.id).await).into_owned();
-    // The terminal as the CLI drew it: banner, the typed prompt, the reply.
+    // The terminal as the CLI drew it: banner, the typed prompt, the reply;
+    // the run's folder was trusted and the terminal has true colour, so
+    // neither the trust dialog nor the colour warning showed.
     assert!(log.contains("GEMINI"), "{log}");
     assert!(log.contains("echo: Explain the build"), "{log}");
+    assert!(!log.contains("Do you trust the files"), "{log}");
+    assert!(
+        !log.contains("True color (24-bit) support not detected"),
+        "{log}"
+    );
     // The session id comes from `gemini --list-sessions` (run before and
     // after the turn, with the run's environment: those runs record too).
     let turns = |records: Vec<Value>| -> Vec<Value> {
@@ -966,6 +986,160 @@ async fn mcp_run_tokens(db: TestDb) -> Result<()> {
     let (status, _) = call_with_token(&mcp_url, &token, "get_context", json!({})).await;
     assert_eq!(status, 401, "a cancelled run's token is refused");
     Ok(())
+}
+
+/// What a person reads when a CLI cannot do the work: each failure in plain
+/// words naming the worker, and never a success. The fakes replay what the
+/// real CLIs did with no login and no network (see `real_clis.rs` for the
+/// real ones). The stall rule is cut to 2 s on the worker's command line.
+async fn plain_errors_and_stalls(db: TestDb) -> Result<()> {
+    let mut s = Setup::with_worker_args(&db, 8, &["--agent-stall-timeout", "2s"]).await;
+    let (_, claude) = s.preset("claude", "claude", "fake-claude", false).await;
+    let (_, codex) = s.preset("codex", "codex", "fake-codex", false).await;
+    let (gemini_agent, gemini) = s.preset("gemini", "gemini", "fake-gemini", false).await;
+    s.set_completion_idle(&gemini_agent, Duration::from_secs(1))
+        .await;
+    let worker = s.worker_id.clone();
+
+    // All at once: each waits on its own clock.
+    let mut runs = Vec::new();
+    for (title, mode, record, capability) in [
+        ("Hello", "not-logged-in", "claude-login", &claude),
+        ("Hello", "api-retry", "claude-retry", &claude),
+        ("Hello", "refusal", "claude-refusal", &claude),
+        ("Hello", "offline", "codex-offline", &codex),
+        ("Hello", "untrusted", "gemini-trust", &gemini),
+        ("Hello", "no-login", "gemini-login", &gemini),
+        ("Hello", "swallow", "gemini-swallow", &gemini),
+    ] {
+        let task = s.task(title, mode, record).await;
+        let execution = s.api.run(&task, capability, json!({}), 0).await;
+        runs.push((mode, execution.id));
+    }
+    // While Codex retries, the run's error says why, live.
+    let offline_id = runs
+        .iter()
+        .find(|(mode, _)| *mode == "offline")
+        .map(|(_, id)| id.clone())
+        .expect("the offline run");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let live = loop {
+        let execution = s.api.execution(&offline_id).await;
+        if execution.status() == ExecutionStatus::Running
+            && let Some(error) = execution.error.clone()
+        {
+            break error;
+        }
+        assert!(
+            execution.status() == ExecutionStatus::Queued
+                || execution.status() == ExecutionStatus::Running,
+            "no live status before the end: {execution:?}"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "{execution:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        live.starts_with(&format!(
+            "Codex cannot reach its service from worker {worker}"
+        )) && live.contains("Reconnecting..."),
+        "{live}"
+    );
+    let mut ended = std::collections::HashMap::new();
+    for (mode, id) in runs {
+        let run = s.wait_end(&id).await;
+        assert_eq!(run.status(), ExecutionStatus::Failed, "{mode}: {run:?}");
+        s.assert_no_tmux_left(&run);
+        ended.insert(mode, run);
+    }
+    let error = |mode: &str| ended[mode].error.clone().unwrap_or_default();
+
+    // Claude Code 2.1's "success" result with is_error: not "reported success".
+    assert_eq!(
+        error("not-logged-in"),
+        format!(
+            "Claude Code is not logged in on worker {worker}: run `claude` there once and log in \
+             (Not logged in · Please run /login)"
+        )
+    );
+    assert!(ended["not-logged-in"].session_ref.is_some());
+    // A refusal is no success, whatever the result line says.
+    assert_eq!(
+        error("refusal"),
+        format!(
+            "Claude Code on worker {worker}: the model refused the request (This request \
+             violates the usage policy.)"
+        )
+    );
+    // Retries with no progress: failed after the stall window, well before
+    // the hour's timeout, with the last error.
+    let retry = error("api-retry");
+    assert!(
+        retry.starts_with(&format!(
+            "Claude Code cannot reach its service from worker {worker}"
+        )) && retry.ends_with("no progress for 2s while it retried, so the run was stopped"),
+        "{retry}"
+    );
+    let offline = error("offline");
+    assert!(
+        offline.starts_with(&format!(
+            "Codex cannot reach its service from worker {worker}"
+        )) && offline.contains("Reconnecting...")
+            && offline.contains("no progress for 2s"),
+        "{offline}"
+    );
+    // The thread id is still the session ref.
+    assert!(ended["offline"].session_ref.is_some());
+    for mode in ["api-retry", "offline"] {
+        let run = &ended[mode];
+        let took = run.ended_at.unwrap().seconds - run.started_at.unwrap().seconds;
+        assert!(took < 15, "{mode} took {took}s");
+    }
+
+    // Gemini: a dialog fails the run naming it, and the prompt is never
+    // typed into it.
+    assert_eq!(
+        error("untrusted"),
+        format!(
+            "Gemini CLI on worker {worker} stopped at its folder trust screen (\"Do you trust the \
+             files in this folder?\"), which waits for a person: nothing was asked of the model"
+        )
+    );
+    // What the fake recorded of the turn itself (the session listings
+    // before and after it record too).
+    let turn = |name: &str| -> Value {
+        s.recorded(name)
+            .into_iter()
+            .find(|r| !argv(r).contains(&"--list-sessions".to_string()))
+            .unwrap_or_else(|| panic!("{name}: the turn recorded nothing"))
+    };
+    assert_eq!(turn("gemini-trust")["stdin"], json!([]));
+    assert_eq!(
+        error("no-login"),
+        format!(
+            "Gemini CLI is not logged in on worker {worker}: run `gemini` there once and log in \
+             (its screen shows \"How would you like to authenticate\")"
+        )
+    );
+    // A quiet screen with no answer is no success.
+    let swallowed = error("swallow");
+    assert!(
+        swallowed.starts_with(
+            "the agent's screen was quiet for 1s after the prompt but shows no answer"
+        ),
+        "{swallowed}"
+    );
+    assert_eq!(
+        turn("gemini-swallow")["stdin"][0],
+        json!("Hello"),
+        "the prompt was typed"
+    );
+    Ok(())
+}
+
+/// The worker's own rules: the database plays no part, so SQLite alone.
+#[tokio::test]
+async fn plain_errors_and_stalls_sqlite() {
+    amon_tests::db::run(amon_tests::db::Backend::Sqlite, plain_errors_and_stalls).await;
 }
 
 both_backends!(

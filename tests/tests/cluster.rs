@@ -9,7 +9,12 @@
 use std::time::{Duration, Instant};
 
 use amon_proto::v1::{
-    CancelExecutionRequest, ExecutionStatus, ListTaskEventsRequest, StreamLogsRequest,
+    CancelExecutionRequest, ExecutionStatus, ListTaskEventsRequest, ListWorkersRequest,
+    StreamLogsRequest,
+};
+use amon_server::{
+    logs::{AppendError, LogStore},
+    store::Store,
 };
 use amon_tests::{
     api::{Api, object},
@@ -20,17 +25,19 @@ use amon_tests::{
 };
 use anyhow::{Context, Result, ensure};
 use nix::sys::signal::{Signal, kill};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use tokio_stream::StreamExt;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A server over `db` as a team runs several: logs in the database.
 async fn server(db: &TestDb) -> TestServer {
-    TestServer::start_with_args(Some(db.url()), &["--no-local-worker", "--logs-in-database"]).await
+    TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await
 }
 
 /// A `/bin/sh -c SCRIPT` capability and a task for it, on `api`.
@@ -279,6 +286,160 @@ async fn a_thousand_runs_over_two_servers_are_each_claimed_once(db: TestDb) -> R
     Ok(())
 }
 
+/// A log that comes fast is stored whole, byte for byte, and in batches of
+/// chunks: one statement per chunk stored 1.5 MB/s (each waited out a
+/// delayed ACK, as sqlx leaves Nagle's algorithm on).
+async fn a_fast_log_is_stored_whole_in_batches(db: TestDb) -> Result<()> {
+    let (a, b) = tokio::join!(server(&db), server(&db));
+    let _worker = TestWorker::start(&a, "fast", 1, &[]);
+    let mut api_a = Api::new(a.channel().await);
+    // 10,088,888 bytes (under the default 10 MiB cap): some 150 chunks of
+    // 64 KiB, as fast as seq writes them.
+    let (task, capability) = shell(&mut api_a, "fast", "seq 1 1400000").await;
+    let id = queue(&mut api_a, &task, &capability).await?;
+    let done = api_a.wait_for(&id, ExecutionStatus::Succeeded, WAIT).await;
+    let expected = (1..=1_400_000)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes();
+    ensure!(done.error.is_none(), "no error: {:?}", done.error);
+    ensure!(
+        done.log_byte_size == expected.len() as i64 && done.log_line_count == 1_400_000,
+        "counted {} bytes, {} lines",
+        done.log_byte_size,
+        done.log_line_count
+    );
+    let mut api_b = Api::new(b.channel().await);
+    ensure!(api_b.log(&id).await == expected, "B reads it byte for byte");
+
+    let chunks = db
+        .conn()
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT count(*) AS chunks FROM execution_log_chunks WHERE execution_id = $1",
+            [Uuid::parse_str(&id)?.into()],
+        ))
+        .await?
+        .context("count")?
+        .try_get::<i64>("", "chunks")?;
+    let metrics = amon_tests::http::client()
+        .get(format!("{}/metrics", a.url()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let statements: f64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("amon_db_transaction_seconds_count{kind=\"log_chunks\"} ")
+        })
+        .context("A counts its log statements")?
+        .parse()?;
+    ensure!(
+        statements > 0.0 && statements * 4.0 <= chunks as f64,
+        "{chunks} chunks stored in {statements} statements"
+    );
+    Ok(())
+}
+
+/// A batch the database refuses takes the chunks queued behind it with it:
+/// the log never gets a hole, and the next append learns where it ends.
+async fn a_refused_log_write_leaves_no_hole(db: TestDb) -> Result<()> {
+    let server = server(&db).await;
+    let mut api = Api::new(server.channel().await);
+    let (task, capability) = shell(&mut api, "hole", "true").await;
+    // Queued, never claimed (no worker): a row for the chunks to belong to.
+    let id = Uuid::parse_str(&queue(&mut api, &task, &capability).await?)?;
+    let store = Store::open(db::connect(db.url()).await?).await?;
+    let dir = tempfile::tempdir()?;
+    let logs = LogStore::new(dir.path(), &store, true)?;
+
+    logs.append(id, 0, &[b'a'; 600]).await?.stored().await?;
+    db.conn()
+        .execute_unprepared(
+            "ALTER TABLE execution_log_chunks ADD CONSTRAINT refuse_past_1000
+             CHECK (byte_offset + octet_length(data) <= 1000)",
+        )
+        .await?;
+    // Both queued before the first is refused.
+    let second = logs.append(id, 600, &[b'b'; 600]).await?;
+    let third = logs.append(id, 1200, &[b'c'; 600]).await?;
+    ensure!(second.stored().await.is_err(), "past the constraint");
+    ensure!(
+        third.stored().await.is_err(),
+        "queued behind a refused chunk"
+    );
+    db.conn()
+        .execute_unprepared("ALTER TABLE execution_log_chunks DROP CONSTRAINT refuse_past_1000")
+        .await?;
+
+    match logs.append(id, 1800, b"d").await {
+        Err(AppendError::Gap { stored: 600, .. }) => {}
+        Err(other) => anyhow::bail!("expected a gap after 600 bytes, got {other}"),
+        Ok(appended) => anyhow::bail!("stored past a hole: {:?}", appended.size),
+    }
+    ensure!(logs.size(id).await?.bytes == 600);
+    let resent = logs.append(id, 600, &[b'b'; 1200]).await?.stored().await?;
+    ensure!(resent.bytes == 1800, "{resent:?}");
+    let mut expected = vec![b'a'; 600];
+    expected.extend([b'b'; 1200]);
+    ensure!(logs.read(id, 0, 1 << 20).await? == expected);
+    Ok(())
+}
+
+/// `ListWorkers` on any server lists the workers connected to every
+/// server, as connected, with what they registered and the runs they hold;
+/// a worker that goes away is no longer listed as connected.
+async fn every_server_lists_every_worker(db: TestDb) -> Result<()> {
+    let (a, b) = tokio::join!(server(&db), server(&db));
+    let mut worker = TestWorker::start(&a, "on-a", 3, &[]);
+    let mut api_b = Api::new(b.channel().await);
+    let (task, capability) = shell(&mut api_b, "listed", "sleep 30").await;
+    let id = queue(&mut api_b, &task, &capability).await?;
+    api_b.wait_for(&id, ExecutionStatus::Running, WAIT).await;
+
+    let connected_on_b = |api: &mut Api| {
+        let mut workers = api.workers.clone();
+        async move {
+            anyhow::Ok(
+                workers
+                    .list_workers(ListWorkersRequest {
+                        connected_only: true,
+                    })
+                    .await?
+                    .into_inner()
+                    .workers,
+            )
+        }
+    };
+    let listed = connected_on_b(&mut api_b).await?;
+    let on_a = listed
+        .iter()
+        .find(|w| w.worker_id == "on-a")
+        .with_context(|| format!("B lists the worker on A: {listed:?}"))?;
+    ensure!(on_a.connected && on_a.slots == 3, "{on_a:?}");
+    ensure!(
+        !on_a.hostname.is_empty() && !on_a.version.is_empty(),
+        "{on_a:?}"
+    );
+    ensure!(on_a.running_execution_ids == [id.clone()], "{on_a:?}");
+
+    worker.kill_hard();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = connected_on_b(&mut api_b).await?;
+        if !listed.iter().any(|w| w.worker_id == "on-a") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "still listed as connected: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 fn payload_field(payload: &Option<prost_types::Struct>, key: &str) -> Option<String> {
     match &payload.as_ref()?.fields.get(key)?.kind {
         Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
@@ -320,6 +481,21 @@ async fn thousand_runs_over_two_servers_are_each_claimed_once() {
         a_thousand_runs_over_two_servers_are_each_claimed_once,
     )
     .await;
+}
+
+#[tokio::test]
+async fn every_server_lists_every_worker_connected() {
+    db::run(Backend::Postgres, every_server_lists_every_worker).await;
+}
+
+#[tokio::test]
+async fn fast_log_is_stored_whole_in_batches() {
+    db::run(Backend::Postgres, a_fast_log_is_stored_whole_in_batches).await;
+}
+
+#[tokio::test]
+async fn refused_log_write_leaves_no_hole() {
+    db::run(Backend::Postgres, a_refused_log_write_leaves_no_hole).await;
 }
 
 /// While the database cannot be reached, health says NOT_SERVING; when it

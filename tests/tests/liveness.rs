@@ -460,7 +460,47 @@ async fn a_server_killed_mid_batch_loses_nothing(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// An idle server makes no periodic query: with nothing running the reaper
+/// sleeps until a run starts (it used to query every stale window / 4:
+/// here every 100 ms), and it still reaps a silent worker's run then.
+async fn an_idle_server_does_not_poll_for_stale_runs(db: TestDb) -> Result<()> {
+    let server = TestServer::start_with_env(
+        Some(db.url()),
+        &["--no-local-worker"],
+        &[("RUST_LOG", "warn,sqlx::query=debug")],
+    )
+    .await;
+    let mut api = Api::new(server.channel().await);
+    api.tune(400, 100, 200).await;
+    let reads = || server.logged("heartbeat_at").len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = reads();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = reads() - before;
+    anyhow::ensure!(
+        idle == 0,
+        "{idle} reads of heartbeats in 2 s with nothing running"
+    );
+
+    let slow = shell(&mut api, "sleep 30").await;
+    let worker = TestWorker::start(&server, "frozen", 1, &[]);
+    let task = api.titled("reaped").await;
+    let run = api.run(&task, &slow, json!({"arg": "x"}), 0).await;
+    api.wait_for(&run.id, ExecutionStatus::Running, WAIT).await;
+    worker.signal(Signal::SIGSTOP);
+    // Silent for the window, the grace and a second: reaped, no retry left.
+    let reaped = api.wait_for(&run.id, ExecutionStatus::Failed, WAIT).await;
+    worker.signal(Signal::SIGCONT);
+    anyhow::ensure!(
+        reaped.error().contains("went silent"),
+        "reaped for silence: {:?}",
+        reaped.error
+    );
+    Ok(())
+}
+
 both_backends!(
+    an_idle_server_does_not_poll_for_stale_runs,
     a_server_killed_mid_batch_loses_nothing,
     runs_die_with_their_worker,
     a_server_restart_loses_no_healthy_run,

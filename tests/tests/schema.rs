@@ -706,11 +706,14 @@ async fn schema_objects(db: &TestDb) -> Result<BTreeSet<String>> {
 }
 
 /// The objects schema v3.0 consists of on `backend`, as [`schema_objects`] lists them, and
-/// what was added beyond the data model: on PostgreSQL, the table of execution logs
-/// (`execution_log_chunks`, so every server over the database reads every log).
+/// what was added beyond the data model, on PostgreSQL, for several servers over it: the
+/// table of execution logs (`execution_log_chunks`, so every server reads every log) and
+/// that of worker connections (`worker_connections`, so every server lists every worker).
 fn expected_objects(backend: Backend) -> BTreeSet<String> {
-    let beyond_the_data_model =
-        (backend == Backend::Postgres).then(|| "table execution_log_chunks".to_owned());
+    let beyond_the_data_model = ["table execution_log_chunks", "table worker_connections"]
+        .into_iter()
+        .filter(|_| backend == Backend::Postgres)
+        .map(str::to_owned);
     let tables = SCHEMA.iter().map(|t| format!("table {}", t.name));
     let indexes = SCHEMA
         .iter()

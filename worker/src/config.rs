@@ -64,6 +64,10 @@ pub struct WorkerOptions {
     /// Directory of Fig completion specs (`<name>.json`) that discovery
     /// reads (`AgentService.DiscoverAgents`).
     pub fig_specs: Option<std::path::PathBuf>,
+    /// An AI agent that reports only retryable errors (no network, a rate
+    /// limit) and no progress for this long fails with the last error
+    /// instead of running to its timeout; zero turns the rule off.
+    pub agent_stall_after: Duration,
 }
 
 impl WorkerOptions {
@@ -88,6 +92,7 @@ impl WorkerOptions {
             tls: ClientTls::default(),
             in_process: None,
             fig_specs: None,
+            agent_stall_after: crate::run::agent::trouble::DEFAULT_STALL_AFTER,
         }
     }
 
@@ -190,6 +195,12 @@ pub struct Cli {
     /// `<name>.json`) that discovery reads for subcommands and options.
     #[arg(long, env = "AMON_WORKER_FIG_SPECS")]
     pub fig_specs: Option<std::path::PathBuf>,
+    /// An AI agent that reports only retryable errors (no network, a rate
+    /// limit) and no progress for this long fails with the last of them
+    /// instead of running to its timeout; `0` turns the rule off.
+    #[arg(long, env = "AMON_WORKER_AGENT_STALL_TIMEOUT", default_value = "5m",
+          value_parser = parse_duration)]
+    pub agent_stall_timeout: Duration,
 }
 
 impl Cli {
@@ -234,6 +245,7 @@ impl Cli {
         options.drain_timeout = self.drain_timeout;
         options.data_dir = self.data_dir;
         options.fig_specs = self.fig_specs;
+        options.agent_stall_after = self.agent_stall_timeout;
         Ok(options)
     }
 }

@@ -24,6 +24,7 @@ use crate::ledger::{Ledger, NewRun};
 use crate::link::{Link, LinkEvent};
 use crate::run::RunEvent;
 use crate::run::agent::supervise::AgentHost;
+use crate::run::agent::trouble::AgentSettings;
 use crate::run::keeper;
 use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
@@ -63,6 +64,10 @@ pub(crate) async fn run_worker(
             options.version.clone(),
             options.drain_timeout,
             config,
+            AgentSettings {
+                worker: options.worker_id.clone(),
+                stall_after: options.agent_stall_after,
+            },
         ),
         config_tx,
         events_tx,

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use amon_proto::v1::{
     Assign, Cancel, Drain, Heartbeat, LogAck, LogChunk, Registered, RunFinished, RunFinishedAck,
-    RunStarted, RunningExecution, SessionDetected, SlotGrant, connect_request,
+    RunStarted, RunStatus, RunningExecution, SessionDetected, SlotGrant, connect_request,
 };
 use prost_types::{Struct, Value, value::Kind};
 use tokio::sync::mpsc;
@@ -48,6 +48,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::RuntimeConfig;
 use crate::run::adapter::{Prepared, prepare};
+use crate::run::agent::trouble::AgentSettings;
 use crate::run::lifecycle::EXIT_GRACE;
 use crate::run::output::{OutputLog, Resume};
 use crate::run::{Control, Outcome, RunEvent, RunEventKind, RunKey, StopReason};
@@ -92,6 +93,8 @@ struct Run {
     session_ref: Option<String>,
     /// `SessionDetected` went out on the current stream.
     session_sent: bool,
+    /// The agent's status last sent (`RunStatus`), so only changes go out.
+    status: Option<String>,
 }
 
 impl Run {
@@ -139,6 +142,8 @@ pub(crate) struct Ledger {
     drain_timeout: Duration,
     /// The chunk size and the cancel grace, as the server last set them.
     config: RuntimeConfig,
+    /// Who the worker is to its agents' errors, and their stall rule.
+    agents: AgentSettings,
     /// Runs held, by execution id.
     runs: HashMap<String, Run>,
     /// Superseded runs being killed (they still hold a slot until they end).
@@ -156,12 +161,14 @@ impl Ledger {
         version: String,
         drain_timeout: Duration,
         config: RuntimeConfig,
+        agents: AgentSettings,
     ) -> Self {
         Self {
             slots,
             version,
             drain_timeout,
             config,
+            agents,
             runs: HashMap::new(),
             abandoned: HashSet::new(),
             stream: None,
@@ -350,7 +357,7 @@ impl Ledger {
         let cap = u64::try_from(assign.max_output_bytes)
             .ok()
             .filter(|&cap| cap > 0);
-        let (phase, new_run) = match prepare(&assign) {
+        let (phase, new_run) = match prepare(&assign, &self.agents) {
             Err(error) => {
                 info!(execution_id = %key.execution_id, %error, "run refused");
                 (Phase::Ended(Outcome::failed(error)), None)
@@ -377,6 +384,7 @@ impl Ledger {
             orphaned: false,
             session_ref: None,
             session_sent: false,
+            status: None,
         };
         if self.drain_timed_out {
             run.control(Control::Stop(StopReason::DrainTimeout));
@@ -494,6 +502,20 @@ impl Ledger {
                 run.session_ref = Some(session_ref);
                 run.session_sent = false;
                 self.flush(&key.execution_id);
+            }
+            RunEventKind::Status(status) => {
+                // Best effort, as it happens: a status is only worth its
+                // moment, so it is neither kept for nor resent after a
+                // reconnect.
+                if run.status != status && !run.orphaned {
+                    info!(execution_id = %key.execution_id, ?status, "agent status");
+                    run.status = status.clone();
+                    self.send(connect_request::Message::RunStatus(RunStatus {
+                        execution_id: key.execution_id.clone(),
+                        attempt_token: key.attempt_token.clone(),
+                        status,
+                    }));
+                }
             }
             RunEventKind::Output(data) => {
                 run.log.push(&data);

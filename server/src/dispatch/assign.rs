@@ -57,6 +57,9 @@ pub async fn assignment(
             .append(execution.id, log_offset, header.as_bytes())
             .await
             .map_err(|e| format!("writing the log: {e}"))?
+            .stored()
+            .await
+            .map_err(|e| format!("writing the log: {e}"))?
             .bytes;
     }
     let context = InputContext::from_json(&run.task.input_context);

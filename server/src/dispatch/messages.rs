@@ -111,6 +111,14 @@ pub enum FromWorker {
         /// The session id.
         session_ref: String,
     },
+    /// What a running agent is going through now (`None`: nothing worth
+    /// saying any more).
+    RunStatus {
+        /// Which run.
+        attempt: Attempt,
+        /// The status.
+        status: Option<String>,
+    },
     /// The worker takes no new work.
     Drain {
         /// Why.

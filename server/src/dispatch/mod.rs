@@ -38,6 +38,20 @@ use crate::{
 /// caps keep real assignments far below; a run over it fails with the reason.
 const MAX_ASSIGNMENT_BYTES: usize = 3 * 1024 * 1024;
 
+/// Past the moment a heartbeat turns stale, when the reaper looks (the
+/// database's `<` cutoff must find it stale, and clocks round).
+const REAP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::milliseconds(100);
+/// After the database failed to say when to reap, when to ask again.
+const REAP_RETRY: Duration = Duration::from_secs(1);
+
+/// Sleeps until `due`; forever when there is none.
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How long a worker counts as alive after it was last heard from: two
 /// heartbeats and a second. A worker frozen with SIGSTOP keeps its TCP
 /// stream open, so the stream alone said nothing: it kept getting work,
@@ -243,65 +257,90 @@ impl Engine {
         Ok(())
     }
 
+    /// Reaps the runs whose worker went silent. It reads when the oldest
+    /// heartbeat of a running run turns stale and sleeps until then; with
+    /// nothing running it sleeps until a run starts (here, or on another
+    /// server over the database): an idle server makes no periodic query.
+    /// (It used to open a write transaction every stale window / 4.)
     async fn reap_loop(self) {
-        let period = |window: Duration| {
-            (window / 4).clamp(Duration::from_millis(100), Duration::from_secs(15))
-        };
         let mut tuning = self.settings.subscribe();
+        let mut started = self.store.execution_hub().runs_started();
         loop {
-            let mut next = tokio::time::Instant::now() + period(self.settings().stale_window);
-            // A shorter stale window set meanwhile takes effect now, not
-            // after the old (up to 15 s) period.
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(next) => break,
-                    changed = tuning.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let window = tuning.borrow_and_update().stale_window;
-                        next = next.min(tokio::time::Instant::now() + period(window));
-                    }
-                }
-            }
+            // Seen before reading: a run started after the read wakes it.
+            started.borrow_and_update();
             let settings = self.settings();
             let window = settings.stale_window;
-            let grace_until = self.started_at
-                + chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
             // A worker silent for the window stops its own runs (it fences
             // itself), which takes up to the cancel grace: requeue only once
             // that is done, and a second more for the messages in flight, so
             // two copies never run at once.
             let silence = window + settings.cancel_grace + Duration::from_secs(1);
-            match self
-                .store
-                .runs()
-                .reap_stale(window, silence, grace_until)
-                .await
-            {
-                Ok(reaped) => {
-                    for run in reaped {
-                        let id = run.execution.id;
-                        tracing::warn!(execution_id = %id, status = ?run.execution.status, "reaped a run whose worker went silent");
-                        if let Some(worker) = &run.worker_id {
-                            self.workers
-                                .run_ended(worker, id, run.attempt_token.as_deref());
-                            if let Some(token) = run.attempt_token {
-                                // If it is still connected, stop the orphan.
-                                self.workers.cancel(
-                                    worker,
-                                    id,
-                                    token,
-                                    "reaped: the worker went silent",
-                                    true,
-                                );
-                            }
-                        }
-                        self.logs.close(id);
-                    }
+            let grace_until = self.started_at
+                + chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
+            let due = match self.store.runs().oldest_heartbeat().await {
+                Ok(None) => None,
+                Ok(Some(oldest)) => {
+                    let stale_at = oldest
+                        + chrono::TimeDelta::from_std(silence).unwrap_or(chrono::TimeDelta::MAX)
+                        + REAP_MARGIN;
+                    let wait = (stale_at.max(grace_until) - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default();
+                    Some(tokio::time::Instant::now() + wait)
                 }
-                Err(err) => tracing::error!(error = %err, "reaping stale runs failed"),
+                Err(err) => {
+                    tracing::error!(error = %err, "reading the oldest heartbeat failed");
+                    Some(tokio::time::Instant::now() + REAP_RETRY)
+                }
+            };
+            tokio::select! {
+                _ = sleep_until_some(due) => self.reap_now(window, silence, grace_until).await,
+                changed = started.changed(), if due.is_none() => if changed.is_err() { return },
+                // A shorter stale window set meanwhile takes effect now.
+                changed = tuning.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tuning.borrow_and_update();
+                }
             }
+        }
+    }
+
+    async fn reap_now(
+        &self,
+        window: Duration,
+        silence: Duration,
+        grace_until: chrono::DateTime<chrono::Utc>,
+    ) {
+        match self
+            .store
+            .runs()
+            .reap_stale(window, silence, grace_until)
+            .await
+        {
+            Ok(reaped) => {
+                for run in reaped {
+                    let id = run.execution.id;
+                    tracing::warn!(execution_id = %id, status = ?run.execution.status, "reaped a run whose worker went silent");
+                    if let Some(worker) = &run.worker_id {
+                        self.workers
+                            .run_ended(worker, id, run.attempt_token.as_deref());
+                        if let Some(token) = run.attempt_token {
+                            // If it is still connected, stop the orphan.
+                            self.workers.cancel(
+                                worker,
+                                id,
+                                token,
+                                "reaped: the worker went silent",
+                                true,
+                            );
+                        }
+                    }
+                    self.logs.close(id);
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "reaping stale runs failed"),
         }
     }
 
@@ -358,8 +397,9 @@ pub struct KnownWorker {
 }
 
 impl Engine {
-    /// The workers connected now, by id, then (unless `connected_only`)
-    /// those only seen before, by id.
+    /// The workers connected now (here, or to another server over the
+    /// database), by id, then (unless `connected_only`) those only seen
+    /// before, by id.
     pub async fn known_workers(&self, connected_only: bool) -> StoreResult<Vec<KnownWorker>> {
         let mut seen: std::collections::HashMap<String, worker_heartbeats::Model> = self
             .store
@@ -370,6 +410,46 @@ impl Engine {
             .map(|row| (row.worker_id.clone(), row))
             .collect();
         let mut connected = self.workers.workers();
+        // Those connected to the other servers over the database too.
+        let elsewhere = self
+            .store
+            .workers()
+            .connected_elsewhere(alive_within(self.settings().heartbeat_interval))
+            .await?;
+        for worker in elsewhere {
+            if connected
+                .iter()
+                .any(|here| here.worker_id == worker.registered.worker_id)
+            {
+                continue;
+            }
+            let crate::store::workers::ConnectedElsewhere {
+                registered,
+                last_seen_at,
+                running,
+            } = worker;
+            let crate::store::workers::Registered {
+                worker_id,
+                hostname,
+                version,
+                slots,
+                labels,
+                agent_slugs,
+                draining,
+            } = registered;
+            connected.push(WorkerInfo {
+                worker_id,
+                hostname,
+                version,
+                slots,
+                agent_slugs,
+                labels,
+                draining,
+                running: running.into_iter().collect(),
+                last_seen_at,
+                instance_id: String::new(),
+            });
+        }
         connected.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
         let mut known: Vec<KnownWorker> = connected
             .into_iter()

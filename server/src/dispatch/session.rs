@@ -23,7 +23,7 @@ use super::{
     hub::{IdInUse, WorkerInfo, WorkerSender},
     messages::{Attempt, FromWorker, Registration, Resumed, TRUNCATION_MARKER_ROOM, ToWorker},
 };
-use crate::store::{StoreError, batch::Answer, runs::RunOutcome};
+use crate::store::{StoreError, batch::Answer, runs::RunOutcome, workers::Connected};
 
 /// How often a run's log counters are written to its row while output flows.
 const LOG_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,6 +38,8 @@ pub struct Session {
     session: u64,
     /// When each run's log counters were last written to its row.
     progress_written: HashMap<Uuid, tokio::time::Instant>,
+    /// This stream as recorded for the other servers (PostgreSQL).
+    connection: Option<Connected>,
     /// Told when a newer stream of this worker takes this one's place.
     superseded: Arc<Notify>,
     /// Answers of reports in flight, taken in order by the answerer task.
@@ -91,6 +93,17 @@ impl Engine {
             .admit(&worker_id, &instance_id, alive_within)
             .map_err(|held| id_in_use(&worker_id, held))?;
         let verdict = self.store.runs().reconcile(&worker_id, &running).await?;
+        // For the other servers' ListWorkers (PostgreSQL).
+        let record = crate::store::workers::Registered {
+            worker_id: worker_id.clone(),
+            hostname: hostname.clone(),
+            version: version.clone(),
+            slots,
+            labels: labels.clone(),
+            agent_slugs: agent_slugs.clone(),
+            draining: false,
+        };
+        let connection = self.store.workers().connected_here(&record).await?;
         let mut resumed = Vec::with_capacity(verdict.keep.len());
         let mut output_limits = Vec::with_capacity(verdict.keep.len());
         for (execution, token) in &verdict.keep {
@@ -185,6 +198,7 @@ impl Engine {
             },
             session,
             progress_written: HashMap::new(),
+            connection,
             superseded: admitted.superseded,
             answers,
             broken: Arc::new(Notify::new()),
@@ -234,6 +248,18 @@ impl Session {
         engine.workers.disconnect(worker_id, self.session);
         // Scans asked on this stream cannot be answered any more.
         engine.discoveries.worker_gone(worker_id);
+        if let Some(connection) = self.connection {
+            let (store, worker_id) = (engine.store.clone(), worker_id.clone());
+            tokio::spawn(async move {
+                if let Err(err) = store
+                    .workers()
+                    .disconnected_here(&worker_id, connection)
+                    .await
+                {
+                    tracing::warn!(?worker_id, error = %err, "recording a disconnection failed");
+                }
+            });
+        }
         tracing::info!(?worker_id, "worker disconnected");
     }
 
@@ -330,15 +356,33 @@ impl Session {
                 }
                 let kept = &data[..data.len().min((limit - offset) as usize)];
                 match engine.logs.append(id, offset, kept).await {
-                    Ok(size) => {
-                        // The bytes are on disk (the log, not the database,
-                        // holds them): acknowledged at once.
+                    Ok(appended) => {
+                        // What was past the cap counts as received.
                         let acked = if kept.len() < data.len() {
                             end
                         } else {
-                            size.bytes
+                            appended.size.bytes
                         };
-                        self.replies.ack(id, &attempt.token, acked).await;
+                        let size = appended.size;
+                        if appended.is_stored() {
+                            // In the log file already: acknowledged at once.
+                            self.replies.ack(id, &attempt.token, acked).await;
+                        } else {
+                            // Queued to the database's log writer: acknowledged
+                            // once its batch commits, in order with the other
+                            // answers, while this stream reads on.
+                            let replies = self.replies.clone();
+                            let token = attempt.token.clone();
+                            self.answer_later(async move {
+                                appended.stored().await.map_err(log_failure)?;
+                                replies.ack(id, &token, acked).await;
+                                Ok(())
+                            })
+                            .await?;
+                        }
+                        // Counted on the row now, in order with the run's
+                        // other writes (written once the batch commits, it
+                        // could land after the run's finish and undo it).
                         self.write_progress_if_due(id, size.bytes, size.lines).await
                     }
                     Err(crate::logs::AppendError::Gap { stored, .. }) => {
@@ -349,7 +393,7 @@ impl Session {
                             format!("gap after {stored} bytes"),
                         ))
                     }
-                    Err(err) => Err(StoreError::FailedPrecondition(err.to_string())),
+                    Err(err) => Err(log_failure(err)),
                 }
             }
             FromWorker::Heartbeat { running, metadata } => {
@@ -385,9 +429,22 @@ impl Session {
                 })
                 .await
             }
+            FromWorker::RunStatus { attempt, status } => {
+                self.run_report(attempt, |runs, worker_id, id, token| {
+                    runs.run_status(worker_id, id, token, status)
+                })
+                .await
+            }
             FromWorker::Drain { reason } => {
                 tracing::info!(?worker_id, ?reason, "worker is draining");
                 self.replies.engine.workers.drain(&worker_id, self.session);
+                if let Some(connection) = self.connection {
+                    let workers = self.replies.engine.store.workers();
+                    if let Err(err) = workers.draining_here(&worker_id, connection).await {
+                        // Only what the other servers list: the drain holds.
+                        tracing::warn!(?worker_id, error = %err, "recording a drain failed");
+                    }
+                }
                 Ok(())
             }
             FromWorker::DiscoverProgress {
@@ -565,6 +622,18 @@ impl Session {
             .runs()
             .log_progress(id, bytes, lines);
         self.answer_later(written).await
+    }
+}
+
+/// A log the database did not store is a database failure: the stream
+/// ends, and the worker resends from its last acknowledged byte on the
+/// next. A log file that could not be written is refused.
+fn log_failure(err: crate::logs::AppendError) -> StoreError {
+    match err {
+        crate::logs::AppendError::Database(err) => {
+            StoreError::Database(sea_orm::DbErr::Custom(format!("storing the log: {err}")))
+        }
+        other => StoreError::FailedPrecondition(other.to_string()),
     }
 }
 

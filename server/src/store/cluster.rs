@@ -307,8 +307,8 @@ impl Store {
 
     /// Reads again what the hubs watch, after notifications may have been
     /// lost: the newest event (wakes event watchers and the dispatcher),
-    /// the followed executions' statuses, the followed logs' sizes, and the
-    /// worker tuning.
+    /// the followed executions' statuses, the followed logs' sizes, the
+    /// worker tuning, and whether runs started (wakes the reaper).
     async fn resync(&self) -> StoreResult<()> {
         let newest = self.events().newest_id().await?;
         for id in self.log_sizes().followed() {
@@ -323,6 +323,7 @@ impl Store {
             }
         }
         self.cluster().config.send_modify(|n| *n += 1);
+        self.execution_hub().runs_may_have_started();
         self.event_hub().committed(newest);
         Ok(())
     }

@@ -21,6 +21,9 @@ const BROADCAST_CAPACITY: usize = 4096;
 #[derive(Clone)]
 pub struct ExecutionHub {
     changes: broadcast::Sender<executions::Model>,
+    /// Moves when a run is in a worker's hands (running or cancelling),
+    /// here or on another server: what wakes a reaper with nothing to watch.
+    started: watch::Sender<u64>,
     followed: Arc<Mutex<HashMap<Uuid, watch::Sender<ExecutionStatus>>>>,
 }
 
@@ -28,6 +31,7 @@ impl Default for ExecutionHub {
     fn default() -> Self {
         Self {
             changes: broadcast::Sender::new(BROADCAST_CAPACITY),
+            started: watch::Sender::new(0),
             followed: Arc::default(),
         }
     }
@@ -43,6 +47,12 @@ impl ExecutionHub {
     /// Tells an execution's followers its new status (all a change from
     /// another server carries when nobody watches every row, see `cluster`).
     pub fn tell_followers(&self, id: Uuid, status: ExecutionStatus) {
+        if matches!(
+            status,
+            ExecutionStatus::Running | ExecutionStatus::Cancelling
+        ) {
+            self.runs_may_have_started();
+        }
         let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = followed.get(&id) {
             sender.send_replace(status);
@@ -50,6 +60,16 @@ impl ExecutionHub {
                 followed.remove(&id);
             }
         }
+    }
+
+    /// News that runs may have started (notifications were lost, say).
+    pub fn runs_may_have_started(&self) {
+        self.started.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Moves when a run may have started.
+    pub fn runs_started(&self) -> watch::Receiver<u64> {
+        self.started.subscribe()
     }
 
     /// Whether anyone watches every change (`WatchExecutions`).

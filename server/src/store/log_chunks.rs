@@ -4,11 +4,12 @@
 //! followed log's size, from this server's appends and (through
 //! [`super::cluster`]) from the others'.
 //!
-//! A chunk's insert and the `NOTIFY` of the log's new size are one
-//! statement, one round trip, committed together.
+//! A batch of chunks' insert and the `NOTIFY` of their logs' new sizes
+//! are one statement, one round trip, committed together.
 
 use std::{
     collections::HashMap,
+    fmt::Write as _,
     sync::{Arc, Mutex},
 };
 
@@ -25,6 +26,22 @@ pub struct LogSize {
     pub bytes: u64,
     /// Newline characters stored.
     pub lines: u64,
+}
+
+/// A chunk to store.
+#[derive(Debug)]
+pub struct NewChunk {
+    /// Whose log.
+    pub execution_id: Uuid,
+    /// Where in the log it starts (the log's stored end, or the end of the
+    /// batch's previous chunk of the same log).
+    pub offset: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Newlines in `data`.
+    pub lines: u64,
+    /// The log's size once it is stored.
+    pub size: LogSize,
 }
 
 /// Largest chunk read back at once: a row holds at most what a worker sent
@@ -54,41 +71,74 @@ impl LogChunks<'_> {
         Ok(bytes.map(|bytes| (bytes as u64, lines.unwrap_or(0) as u64)))
     }
 
-    /// Stores `data` at `offset` (the caller has cut what is already
-    /// stored), holding `lines` newlines, and tells the other servers the
-    /// log's new `size`.
-    pub async fn insert(
-        &self,
-        execution_id: Uuid,
-        offset: u64,
-        data: &[u8],
-        lines: u64,
-        size: LogSize,
-    ) -> StoreResult<()> {
-        let lines = i32::try_from(lines).unwrap_or(i32::MAX);
+    /// Stores `chunks` (each cut by the caller to what is not stored yet,
+    /// in order within each log) and tells the other servers each log's new
+    /// size, in one statement: one round trip, committed together.
+    ///
+    /// One statement per batch, not per chunk: sqlx leaves Nagle's
+    /// algorithm on, so a statement larger than a TCP segment waits out a
+    /// delayed ACK (~40 ms) before its tail is sent; one chunk per statement
+    /// stored 1.5 MB/s per run.
+    pub async fn insert_many(&self, chunks: Vec<NewChunk>) -> StoreResult<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut logs: Vec<(Uuid, u64, u64)> = Vec::new();
+        for chunk in &chunks {
+            let (bytes, lines) = (chunk.size.bytes, chunk.size.lines);
+            match logs.iter_mut().find(|(id, ..)| *id == chunk.execution_id) {
+                Some(known) if known.1 < bytes => *known = (chunk.execution_id, bytes, lines),
+                Some(_) => {}
+                None => logs.push((chunk.execution_id, bytes, lines)),
+            }
+        }
         let news = cluster::Changes {
-            logs: vec![(execution_id, size.bytes, size.lines)],
+            logs,
             ..Default::default()
         }
-        .payloads(self.0.cluster().server_id)
-        .remove(0);
+        .payloads(self.0.cluster().server_id);
+        // A run deleted meanwhile (its task was) takes its chunks with it,
+        // not the batch, which holds other runs' chunks too.
+        let mut sql = String::from(
+            "WITH stored AS (
+                 INSERT INTO execution_log_chunks (execution_id, byte_offset, data, line_count)
+                 SELECT chunk.* FROM (VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunks.len() * 4 + news.len() + 1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let at = i * 4;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "(${}, ${}, ${}, ${})", at + 1, at + 2, at + 3, at + 4);
+            values.push(chunk.execution_id.into());
+            values.push((chunk.offset as i64).into());
+            values.push(Value::Bytes(Some(chunk.data)));
+            values.push(i32::try_from(chunk.lines).unwrap_or(i32::MAX).into());
+        }
+        let channel = values.len() + 1;
+        values.push(cluster::CHANNEL.into());
+        let _ = write!(
+            sql,
+            ") AS chunk (execution_id, byte_offset, data, line_count)
+                 WHERE EXISTS (SELECT 1 FROM executions WHERE id = chunk.execution_id)
+             )
+             SELECT pg_notify(${channel}, payload) FROM (VALUES "
+        );
+        for (i, payload) in news.into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            values.push(payload.into());
+            let _ = write!(sql, "(${})", values.len());
+        }
+        sql.push_str(") AS news (payload)");
         self.0
             .db()
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "WITH stored AS (
-                     INSERT INTO execution_log_chunks (execution_id, byte_offset, data, line_count)
-                     VALUES ($1, $2, $3, $4)
-                 )
-                 SELECT pg_notify($5, $6)",
-                [
-                    execution_id.into(),
-                    (offset as i64).into(),
-                    Value::Bytes(Some(data.to_vec())),
-                    lines.into(),
-                    cluster::CHANNEL.into(),
-                    news.into(),
-                ],
+                sql,
+                values,
             ))
             .await?;
         Ok(())

@@ -584,6 +584,27 @@ impl Runs<'_> {
         )
     }
 
+    /// Shows what a running agent is going through (a retry notice) as its
+    /// execution's `error`, or clears it: the row has no other place for a
+    /// live status, and the run's end writes `error` for good. Only while
+    /// `running`: a run being cancelled keeps what it has.
+    pub fn run_status(
+        &self,
+        worker_id: &str,
+        execution_id: Uuid,
+        token: &str,
+        status: Option<String>,
+    ) -> Answer<()> {
+        self.record(
+            worker_id,
+            execution_id,
+            token,
+            executions::Entity::update_many()
+                .col_expr(executions::Column::Error, status.map(storable).into())
+                .filter(executions::Column::Status.eq(ExecutionStatus::Running)),
+        )
+    }
+
     /// Applies `update` to a run's row if the report's attempt is current.
     fn record(
         &self,
@@ -725,6 +746,22 @@ impl Runs<'_> {
                 Ok(())
             })
         })
+    }
+
+    /// The oldest heartbeat of a run in a worker's hands (running or
+    /// cancelling); `None` when there is none.
+    pub async fn oldest_heartbeat(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let oldest: Option<Option<DateTime<FixedOffset>>> = executions::Entity::find()
+            .select_only()
+            .column_as(executions::Column::HeartbeatAt.min(), "oldest")
+            .filter(
+                executions::Column::Status
+                    .is_in([ExecutionStatus::Running, ExecutionStatus::Cancelling]),
+            )
+            .into_tuple()
+            .one(self.0.db())
+            .await?;
+        Ok(oldest.flatten().map(|at| at.with_timezone(&Utc)))
     }
 
     /// Reaps runs whose worker has been silent for `silence` (the stale

@@ -28,17 +28,11 @@ const CREATORS: usize = 8;
 /// `two`), then one worker on each server (both on the first with one
 /// server); runs per second from the workers' start to the last finish.
 async fn drain(count: usize, two: bool) -> anyhow::Result<f64> {
-    let mut rig = Rig::start(Backend::Postgres, &["--logs-in-database"])
+    let mut rig = Rig::start(Backend::Postgres, &[])
         .await
         .context("PostgreSQL unreachable")?;
     let second = if two {
-        Some(
-            TestServer::start_with_args(
-                Some(rig.db.url()),
-                &["--no-local-worker", "--logs-in-database"],
-            )
-            .await,
-        )
+        Some(TestServer::start_with_args(Some(rig.db.url()), &["--no-local-worker"]).await)
     } else {
         None
     };
@@ -114,7 +108,7 @@ async fn drain(count: usize, two: bool) -> anyhow::Result<f64> {
 /// server, run by idle workers connected to the first; with one server,
 /// all through the first.
 async fn crossing(count: usize, two: bool) -> anyhow::Result<latency::Sequence> {
-    let mut rig = Rig::start(Backend::Postgres, &["--logs-in-database"])
+    let mut rig = Rig::start(Backend::Postgres, &[])
         .await
         .context("PostgreSQL unreachable")?;
     let capability = rig.tool("true", "true", &["x"], 1000).await;
@@ -130,11 +124,7 @@ async fn crossing(count: usize, two: bool) -> anyhow::Result<latency::Sequence> 
         .collect();
     rig.wait_workers(2).await?;
     let second = if two {
-        let second = TestServer::start_with_args(
-            Some(rig.db.url()),
-            &["--no-local-worker", "--logs-in-database"],
-        )
-        .await;
+        let second = TestServer::start_with_args(Some(rig.db.url()), &["--no-local-worker"]).await;
         rig.api = Api::new(second.channel().await);
         Some(second)
     } else {

@@ -38,8 +38,45 @@ fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
-async fn bulk(backend: Backend, bytes: u64) -> anyhow::Result<Bulk> {
-    let mut rig = Rig::start(backend, &[])
+/// Where a run's log is stored: the backend, and the server's flags.
+#[derive(Clone, Copy)]
+struct Setup {
+    backend: Backend,
+    args: &'static [&'static str],
+    label: &'static str,
+}
+
+/// The backends' log stores: files on SQLite; on PostgreSQL, the database
+/// (its default) and files (`--log-store files`).
+fn setups(backends: &[Backend]) -> Vec<Setup> {
+    let mut setups = Vec::new();
+    for &backend in backends {
+        match backend {
+            Backend::Sqlite => setups.push(Setup {
+                backend,
+                args: &[],
+                label: "SQLite (log files)",
+            }),
+            Backend::Postgres => setups.extend([
+                Setup {
+                    backend,
+                    args: &[],
+                    label: "PostgreSQL (logs in the database)",
+                },
+                Setup {
+                    backend,
+                    args: &["--log-store", "files"],
+                    label: "PostgreSQL (log files)",
+                },
+            ]),
+        }
+    }
+    setups
+}
+
+async fn bulk(setup: Setup, bytes: u64) -> anyhow::Result<Bulk> {
+    let backend = setup.backend;
+    let mut rig = Rig::start(backend, setup.args)
         .await
         .context("PostgreSQL unreachable")?;
     let count = bytes.to_string();
@@ -85,8 +122,8 @@ async fn bulk(backend: Backend, bytes: u64) -> anyhow::Result<Bulk> {
         stored.status(),
         stored.error
     );
-    // Stored: in a file on SQLite, in the database on PostgreSQL; the
-    // row's size is written with the finish, from what was stored.
+    // Stored: in a file, or in the database; the row's size is written
+    // with the finish, from what was stored.
     let on_disk = match backend {
         Backend::Sqlite => std::fs::metadata(
             rig.server
@@ -95,7 +132,7 @@ async fn bulk(backend: Backend, bytes: u64) -> anyhow::Result<Bulk> {
                 .join(format!("{}.log", execution.id)),
         )?
         .len(),
-        Backend::Postgres => stored.log_byte_size as u64,
+        _ => stored.log_byte_size as u64,
     };
     anyhow::ensure!(on_disk == bytes, "{on_disk} of {bytes} bytes stored");
     let (received, tail_seconds) = tailer.await??;
@@ -149,8 +186,8 @@ pub fn line_writer(rate: u32, count: usize) -> std::io::Result<()> {
 
 /// Latencies (ms) from a line written to that line received by a tailing
 /// client.
-async fn line_latency(backend: Backend, self_exe: &str, count: usize) -> anyhow::Result<Vec<f64>> {
-    let mut rig = Rig::start(backend, &[])
+async fn line_latency(setup: Setup, self_exe: &str, count: usize) -> anyhow::Result<Vec<f64>> {
+    let mut rig = Rig::start(setup.backend, setup.args)
         .await
         .context("PostgreSQL unreachable")?;
     let rate = LINE_RATE.to_string();
@@ -214,7 +251,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
         "## 3. Logs\n\n### Throughput\n\nOne run of `head -c {bytes} /dev/zero` ({mib:.0} MiB to \
          stdout) on one real worker, with one `StreamLogs` follower tailing from offset 0. \
          *To disk*: from `CreateExecution` sent until the run is stored as finished (its log \
-         file then holds every byte, checked). *To tail*: until the follower has received every \
+         then holds every byte, checked); on PostgreSQL both log stores, the database \
+         (its default) and files (`--log-store files`). *To tail*: until the follower has received every \
          byte. Beside it, in the same repetition, the same bytes through a plain pipe: \
          `head -c {bytes} /dev/zero | cat > /dev/null` and `… | cat > FILE` with FILE in the \
          server's data directory. MB/s (10^6 bytes), median (min–max) of the repetitions.\n"
@@ -223,13 +261,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
         out,
         "| backend | to disk | to tail | pipe → /dev/null | pipe → file | disk ÷ pipe→null | disk ÷ pipe→file |\n|---|---|---|---|---|---|---|"
     );
-    for &backend in &settings.backends {
+    for setup in setups(&settings.backends) {
+        let backend = setup.label;
         eprintln!("[logs] throughput, {backend}");
         let runs = repeat(
             settings.reps,
             &format!("throughput on {backend}"),
             &mut notes,
-            || bulk(backend, bytes),
+            || bulk(setup, bytes),
         )
         .await;
         if runs.is_empty() {
@@ -261,23 +300,20 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
         out,
         "| backend | p50 | p95 | p99 | max |\n|---|---|---|---|---|"
     );
-    for &backend in &settings.backends {
+    for setup in setups(&settings.backends) {
+        let backend = setup.label;
         eprintln!("[logs] line latency, {backend}");
         let reps = repeat(
             settings.reps,
             &format!("line latency on {backend}"),
             &mut notes,
-            || line_latency(backend, &settings.self_exe, settings.line_count),
+            || line_latency(setup, &settings.self_exe, settings.line_count),
         )
         .await;
         if reps.is_empty() {
             continue;
         }
-        let _ = writeln!(
-            out,
-            "{}",
-            super::latency::row(&backend.to_string(), &percentiles(&reps))
-        );
+        let _ = writeln!(out, "{}", super::latency::row(backend, &percentiles(&reps)));
     }
     out.push('\n');
     for note in notes {

@@ -18,6 +18,7 @@ fn ledger(slots: u32) -> Ledger {
         "test".into(),
         Duration::from_secs(60),
         RuntimeConfig::default(),
+        crate::run::agent::trouble::AgentSettings::new("w"),
     )
 }
 
@@ -540,6 +541,35 @@ fn the_session_ref_is_sent_once_per_stream() {
     ledger.link_down();
     let mut rx = register(&mut ledger, &[("a", 1)]);
     assert_eq!(sent(&mut rx), vec![detected]);
+}
+
+#[test]
+fn an_agents_status_goes_out_when_it_changes() {
+    let mut ledger = ledger(1);
+    let mut rx = register(&mut ledger, &[]);
+    start(&mut ledger, "a");
+    sent(&mut rx);
+    let status = |text: Option<&str>| {
+        Up::RunStatus(RunStatus {
+            execution_id: "a".into(),
+            attempt_token: TOKEN.into(),
+            status: text.map(str::to_string),
+        })
+    };
+    let retrying = || RunEventKind::Status(Some("retrying".into()));
+    event(&mut ledger, "a", TOKEN, retrying());
+    assert_eq!(sent(&mut rx), vec![status(Some("retrying"))]);
+    // The same again is not news.
+    event(&mut ledger, "a", TOKEN, retrying());
+    assert_eq!(sent(&mut rx), vec![]);
+    event(&mut ledger, "a", TOKEN, RunEventKind::Status(None));
+    assert_eq!(sent(&mut rx), vec![status(None)]);
+    // Not kept for a new stream: it was only worth its moment.
+    event(&mut ledger, "a", TOKEN, retrying());
+    sent(&mut rx);
+    ledger.link_down();
+    let mut rx = register(&mut ledger, &[("a", 0)]);
+    assert_eq!(sent(&mut rx), vec![]);
 }
 
 #[test]

@@ -24,6 +24,7 @@ use super::agent::codex::AppServer;
 use super::agent::discovery::Discovery;
 use super::agent::gemini::Interactive;
 use super::agent::supervise::{AgentRun, PassPath, SettingsFile};
+use super::agent::trouble::AgentSettings;
 use crate::env::build_env;
 
 /// Name of the Agent Monitor MCP server in the agents' configurations.
@@ -34,6 +35,11 @@ pub(crate) const GEMINI_SETTINGS_ENV: &str = "GEMINI_CLI_SYSTEM_SETTINGS_PATH";
 /// child's environment alone (Codex reads it through
 /// `mcp_servers.<name>.bearer_token_env_var`).
 pub(crate) const MCP_TOKEN_ENV: &str = "AMON_MCP_TOKEN";
+/// Gemini CLI trusts the folder it runs in when this is `true`: the run's
+/// working directory was chosen by whoever set up the agent or the task,
+/// and an unattended run has nobody to answer the trust dialog (the typed
+/// prompt would land in it).
+pub(crate) const GEMINI_TRUST_ENV: &str = "GEMINI_CLI_TRUST_WORKSPACE";
 
 /// What an assignment runs as.
 pub(crate) enum Prepared {
@@ -42,12 +48,12 @@ pub(crate) enum Prepared {
 }
 
 /// Turns `assign` into what to run, or the one-line error the run fails with.
-pub(crate) fn prepare(assign: &Assign) -> Result<Prepared, String> {
+pub(crate) fn prepare(assign: &Assign, agents: &AgentSettings) -> Result<Prepared, String> {
     match InteractionMode::try_from(assign.mode) {
         Ok(InteractionMode::Template | InteractionMode::Unspecified) => {
             template(assign).map(Prepared::Process)
         }
-        Ok(InteractionMode::Prompt) => prompt(assign).map(Prepared::Agent),
+        Ok(InteractionMode::Prompt) => prompt(assign, agents).map(Prepared::Agent),
         Err(_) => Err(format!(
             "interaction mode {} is not supported by this worker version",
             assign.mode
@@ -77,7 +83,7 @@ fn template(assign: &Assign) -> Result<ProcessSpec, String> {
     base_spec(assign)
 }
 
-fn prompt(assign: &Assign) -> Result<AgentRun, String> {
+fn prompt(assign: &Assign, agents: &AgentSettings) -> Result<AgentRun, String> {
     let mut spec = base_spec(assign)?;
     let agent = assign.agent.as_ref();
     let slug = agent.map_or("", |a| a.slug.as_str());
@@ -115,6 +121,11 @@ fn prompt(assign: &Assign) -> Result<AgentRun, String> {
         .as_ref()
         .map(|token| json!({"Authorization": format!("Bearer {token}")}));
     let mut settings = None;
+    // No update checks or installs during a run (a restart or a notice
+    // mid-turn); the MCP server joins these when the agent has it.
+    let mut gemini_settings = json!({
+        "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+    });
     if let Some(url) = &mcp_url {
         match protocol {
             BidirectionalProtocol::StreamJson => {
@@ -153,13 +164,23 @@ fn prompt(assign: &Assign) -> Result<AgentRun, String> {
                 if let Some(headers) = &headers {
                     server["headers"] = headers.clone();
                 }
-                settings = Some(SettingsFile {
-                    pass: PassPath::Env(GEMINI_SETTINGS_ENV.into()),
-                    file_name: "gemini-settings.json".into(),
-                    contents: json!({"mcpServers": {MCP_SERVER_NAME: server}}).to_string(),
-                });
+                gemini_settings["mcpServers"] = json!({ MCP_SERVER_NAME: server });
             }
         }
+    }
+    if protocol == BidirectionalProtocol::Tmux {
+        // What Gemini CLI would otherwise stop for or do in the middle of an
+        // unattended run: its own settings, as system settings (they win
+        // over the user's, and the user's file is left alone).
+        settings = Some(SettingsFile {
+            pass: PassPath::Env(GEMINI_SETTINGS_ENV.into()),
+            file_name: "gemini-settings.json".into(),
+            contents: gemini_settings.to_string(),
+        });
+        // A task that sets it itself (`false` to see the dialog) is obeyed.
+        spec.env
+            .entry(GEMINI_TRUST_ENV.into())
+            .or_insert_with(|| "true".into());
     }
     let cwd = spec
         .working_dir
@@ -167,19 +188,23 @@ fn prompt(assign: &Assign) -> Result<AgentRun, String> {
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
     let protocol: Box<dyn AgentProtocol> = match protocol {
-        BidirectionalProtocol::StreamJson => {
-            Box::new(StreamJson::new(prompt, config.session_id_field.clone()))
-        }
+        BidirectionalProtocol::StreamJson => Box::new(StreamJson::new(
+            prompt,
+            config.session_id_field.clone(),
+            agents,
+        )),
         BidirectionalProtocol::AppServer => Box::new(AppServer::new(
             prompt,
             cwd.to_string_lossy().into_owned(),
             resume,
+            agents,
         )),
         _ => Box::new(Interactive::new(
             prompt,
             config
                 .completion_idle
                 .and_then(|d| Duration::try_from(d).ok()),
+            agents,
         )),
     };
     Ok(AgentRun {
@@ -280,7 +305,7 @@ mod tests {
     }
 
     fn agent(assign: &Assign) -> AgentRun {
-        match prepare(assign) {
+        match prepare(assign, &AgentSettings::new("w")) {
             Ok(Prepared::Agent(run)) => run,
             Ok(Prepared::Process(_)) => panic!("a template run"),
             Err(e) => panic!("{e}"),
@@ -293,20 +318,26 @@ mod tests {
             argv: vec!["true".into()],
             ..Default::default()
         };
-        assert!(matches!(prepare(&assign), Ok(Prepared::Process(_))));
+        assert!(matches!(
+            prepare(&assign, &AgentSettings::new("w")),
+            Ok(Prepared::Process(_))
+        ));
         assign.mode = 99;
-        assert!(prepare(&assign).is_err());
+        assert!(prepare(&assign, &AgentSettings::new("w")).is_err());
         let empty = Assign::default();
-        assert!(prepare(&empty).is_err());
-        let spec = match prepare(&Assign {
-            argv: vec!["ls".into(), "-l".into()],
-            working_dir: "/tmp".into(),
-            timeout: Some(prost_types::Duration {
-                seconds: 2,
-                nanos: 0,
-            }),
-            ..Default::default()
-        }) {
+        assert!(prepare(&empty, &AgentSettings::new("w")).is_err());
+        let spec = match prepare(
+            &Assign {
+                argv: vec!["ls".into(), "-l".into()],
+                working_dir: "/tmp".into(),
+                timeout: Some(prost_types::Duration {
+                    seconds: 2,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            &AgentSettings::new("w"),
+        ) {
             Ok(Prepared::Process(spec)) => spec,
             _ => panic!("template"),
         };
@@ -381,8 +412,30 @@ mod tests {
         assign.mcp_server_url = Some("http://h:1/mcp".into());
         assign.mcp_token = Some("amon_run_secret".into());
         let run = agent(&assign);
-        assert!(run.settings.is_none(), "MCP only for mcp_enabled agents");
-        assert!(run.spec.env.is_empty(), "nor its token");
+        // Gemini's own settings (no update checks), the run's folder
+        // trusted; MCP only for mcp_enabled agents, nor its token.
+        let settings = run.settings.expect("gemini settings file");
+        let config: serde_json::Value = serde_json::from_str(&settings.contents).unwrap();
+        assert_eq!(
+            config,
+            json!({"general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false}})
+        );
+        assert_eq!(
+            run.spec.env.into_iter().collect::<Vec<_>>(),
+            vec![(GEMINI_TRUST_ENV.into(), "true".into())]
+        );
+        // A task's own choice stands.
+        let mut untrusting = assign.clone();
+        untrusting
+            .env
+            .insert(GEMINI_TRUST_ENV.into(), "false".into());
+        assert_eq!(
+            agent(&untrusting)
+                .spec
+                .env
+                .get(std::ffi::OsStr::new(GEMINI_TRUST_ENV)),
+            Some(&"false".into())
+        );
         assign.agent.as_mut().unwrap().mcp_enabled = true;
         let run = agent(&assign);
         let settings = run.settings.expect("gemini settings file");
@@ -399,20 +452,25 @@ mod tests {
     fn prompt_errors() {
         let mut assign = agent_assign(BidirectionalProtocol::Unspecified);
         assert!(
-            prepare(&assign)
+            prepare(&assign, &AgentSettings::new("w"))
                 .err()
                 .unwrap()
                 .contains("bidirectional_protocol")
         );
         assign = agent_assign(BidirectionalProtocol::StreamJson);
         assign.prompt = None;
-        assert!(prepare(&assign).err().unwrap().contains("no prompt"));
+        assert!(
+            prepare(&assign, &AgentSettings::new("w"))
+                .err()
+                .unwrap()
+                .contains("no prompt")
+        );
         assign = agent_assign(BidirectionalProtocol::Tmux);
         assign.resume_session_ref = Some("x".into());
         let config = config_of(&mut assign);
         config.resume_flags.clear();
         assert!(
-            prepare(&assign)
+            prepare(&assign, &AgentSettings::new("w"))
                 .err()
                 .unwrap()
                 .contains("cannot be resumed")
@@ -435,7 +493,7 @@ mod tests {
         config.list_sessions_command = vec!["gemini".into(), "--list-sessions".into()];
         config.list_sessions_pattern = Some("(".into());
         assert!(
-            prepare(&assign)
+            prepare(&assign, &AgentSettings::new("w"))
                 .err()
                 .unwrap()
                 .contains("listSessionsPattern")

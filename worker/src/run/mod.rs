@@ -58,6 +58,9 @@ pub(crate) enum RunEventKind {
     },
     /// The AI agent's session id is known.
     Session(String),
+    /// What the AI agent is going through now (a retry notice); `None`:
+    /// that has passed.
+    Status(Option<String>),
     /// Bytes the child wrote (stdout and stderr, in order).
     Output(Vec<u8>),
     /// The child exited and its output is read (or the run never started).

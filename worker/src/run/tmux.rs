@@ -21,6 +21,10 @@ const TMUX_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Terminal size of a new session (wide, so few lines wrap).
 const COLUMNS: &str = "200";
 const ROWS: &str = "50";
+/// Rows of the screen as drawn, at the end of [`Tmux::capture`]'s text.
+pub(crate) const SCREEN_ROWS: usize = 50;
+/// Scrollback lines [`Tmux::capture`] reads above the screen.
+const CAPTURE_HISTORY: &str = "-2000";
 
 /// The tmux server of one worker.
 #[derive(Clone, Debug)]
@@ -159,6 +163,24 @@ impl Tmux {
         self.run("send-keys", ["send-keys", "-t", &pane(name), "Enter"])
             .await
             .map(drop)
+    }
+
+    /// The pane's text as drawn: up to 2,000 lines of scrollback, then the
+    /// screen's [`SCREEN_ROWS`] rows (wrapped lines joined, no escapes).
+    pub async fn capture(&self, name: &str) -> Result<String, String> {
+        self.run(
+            "capture-pane",
+            [
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                CAPTURE_HISTORY,
+                "-t",
+                &pane(name),
+            ],
+        )
+        .await
     }
 
     /// Removes session `name`; one that is already gone is fine.

@@ -307,6 +307,14 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             let (request_id, result) = super::discovery::result_from_worker(result)?;
             FromWorker::DiscoverResult { request_id, result }
         }
+        In::RunStatus(pb::RunStatus {
+            execution_id,
+            attempt_token,
+            status,
+        }) => FromWorker::RunStatus {
+            attempt: attempt("run_status", &execution_id, attempt_token)?,
+            status: status.filter(|s| !s.trim().is_empty()),
+        },
     })
 }
 

@@ -7,10 +7,17 @@
 //! notification, whose `turn.status` says how it went. The thread id is the
 //! session ref. Requests from the app-server (approvals) are declined: a run
 //! has nobody to ask, and the agent is started with `approvalPolicy: never`.
+//!
+//! Trouble: an `error` notification with `willRetry: true` (Codex 0.169 with
+//! no network: `Reconnecting... 2/5` … `5/5`, then `Reconnecting... waiting
+//! for network` every few seconds, for ever) is the run's live status and
+//! starts the stall rule's clock; any `item/*` notification of the agent's
+//! work stops it. `codexErrorInfo` says which trouble it is.
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::trouble::{AgentSettings, CODEX, Stall, Trouble, classify_text, explain};
 use super::{Action, AgentProtocol, Exit, Verdict};
 use crate::run::pane::StdioMode;
 
@@ -24,16 +31,56 @@ pub(crate) struct AppServer {
     resume: Option<String>,
     thread_id: Option<String>,
     finished: bool,
+    worker: String,
+    stall: Stall,
+}
+
+/// The trouble behind an `error` (a notification's, or a failed turn's):
+/// its `codexErrorInfo` (a string, or an object keyed by the variant), else
+/// its words.
+fn trouble_of(error: &Value) -> (Trouble, String) {
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no error message");
+    let detail = match error.get("additionalDetails").and_then(Value::as_str) {
+        Some(more) if !more.is_empty() => format!("{message}: {more}"),
+        _ => message.to_string(),
+    };
+    let info = error.get("codexErrorInfo");
+    let variant = info
+        .and_then(Value::as_str)
+        .or_else(|| info?.as_object()?.keys().next().map(String::as_str))
+        .unwrap_or("");
+    let trouble = match variant {
+        "unauthorized" => Trouble::NotLoggedIn,
+        "usageLimitExceeded" => Trouble::RateLimited,
+        "httpConnectionFailed"
+        | "responseStreamConnectionFailed"
+        | "responseStreamDisconnected"
+        | "responseTooManyFailedAttempts" => Trouble::Network,
+        "badRequest" | "cyberPolicy" | "contextWindowExceeded" => Trouble::Refused,
+        "serverOverloaded" | "internalServerError" => Trouble::Service,
+        _ => classify_text(&detail),
+    };
+    (trouble, detail)
 }
 
 impl AppServer {
-    pub fn new(prompt: String, cwd: String, resume: Option<String>) -> Self {
+    pub fn new(
+        prompt: String,
+        cwd: String,
+        resume: Option<String>,
+        settings: &AgentSettings,
+    ) -> Self {
         Self {
             prompt,
             cwd,
             resume,
             thread_id: None,
             finished: false,
+            worker: settings.worker.clone(),
+            stall: Stall::new(settings.stall_after),
         }
     }
 
@@ -102,7 +149,31 @@ impl AppServer {
         }
     }
 
-    fn on_notification(&mut self, method: &str, params: &Value) -> Vec<Action> {
+    fn on_notification(&mut self, method: &str, params: &Value, now: Instant) -> Vec<Action> {
+        if method == "error" {
+            let (trouble, detail) = trouble_of(params.get("error").unwrap_or(&Value::Null));
+            let explained = explain(CODEX, trouble, &self.worker, &detail);
+            if params.get("willRetry").and_then(Value::as_bool) == Some(true) {
+                self.stall.trouble(now, explained.clone());
+            }
+            // A final error is followed by `turn/completed` (failed), which
+            // ends the run; until then it is the status either way.
+            return vec![Action::Status(Some(explained))];
+        }
+        if method.starts_with("item/") {
+            // The user's own message comes back as an item before any
+            // answer: not the agent's progress.
+            if params.pointer("/item/type").and_then(Value::as_str) == Some("userMessage") {
+                return Vec::new();
+            }
+            let was_stalling = self.stall.deadline().is_some();
+            self.stall.progress();
+            return if was_stalling {
+                vec![Action::Status(None)]
+            } else {
+                Vec::new()
+            };
+        }
         if method != "turn/completed" {
             return Vec::new();
         }
@@ -112,12 +183,15 @@ impl AppServer {
             "completed" => Verdict::success(),
             "interrupted" => Verdict::failure("codex turn was interrupted"),
             other => {
-                let message = turn
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no error message");
-                let status = if other.is_empty() { "unknown" } else { other };
-                Verdict::failure(format!("codex turn {status}: {message}"))
+                let error = turn.get("error").unwrap_or(&Value::Null);
+                let (trouble, detail) = trouble_of(error);
+                match trouble {
+                    Trouble::Other => {
+                        let status = if other.is_empty() { "unknown" } else { other };
+                        Verdict::failure(format!("codex turn {status}: {detail}"))
+                    }
+                    trouble => Verdict::failure(explain(CODEX, trouble, &self.worker, &detail)),
+                }
             }
         };
         self.finish(verdict)
@@ -167,7 +241,7 @@ impl AgentProtocol for AppServer {
         ))]
     }
 
-    fn on_line(&mut self, raw: &[u8]) -> Vec<Action> {
+    fn on_line(&mut self, raw: &[u8], now: Instant) -> Vec<Action> {
         if self.finished {
             return Vec::new();
         }
@@ -182,9 +256,26 @@ impl AgentProtocol for AppServer {
                 None => Vec::new(),
             },
             (None, Some(method)) => {
-                self.on_notification(method, value.get("params").unwrap_or(&Value::Null))
+                self.on_notification(method, value.get("params").unwrap_or(&Value::Null), now)
             }
             (None, None) => Vec::new(),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        self.stall.deadline()
+    }
+
+    fn on_deadline(&mut self, now: Instant) -> Vec<Action> {
+        match self.stall.expired(now) {
+            Some(error) if !self.finished => {
+                self.finished = true;
+                vec![Action::Abort(Verdict::failure(error))]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -201,6 +292,24 @@ impl AgentProtocol for AppServer {
 mod tests {
     use super::*;
 
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            worker: "w1".into(),
+            stall_after: std::time::Duration::from_secs(30),
+        }
+    }
+
+    /// `on_line` at one instant: these tests are about the order of lines.
+    trait Feed {
+        fn line(&mut self, raw: &[u8]) -> Vec<Action>;
+    }
+
+    impl Feed for AppServer {
+        fn line(&mut self, raw: &[u8]) -> Vec<Action> {
+            self.on_line(raw, Instant::now())
+        }
+    }
+
     fn sent(actions: &[Action]) -> Vec<Value> {
         actions
             .iter()
@@ -213,58 +322,58 @@ mod tests {
 
     #[test]
     fn new_thread() {
-        let mut p = AppServer::new("hello".into(), "/work".into(), None);
+        let mut p = AppServer::new("hello".into(), "/work".into(), None, &settings());
         let init = sent(&p.start(Instant::now()));
         assert_eq!(init[0]["method"], "initialize");
         assert_eq!(init[0]["id"], 1);
         assert!(init[0].get("jsonrpc").is_none());
-        let next = sent(&p.on_line(br#"{"id":1,"result":{"userAgent":"codex/1"}}"#));
+        let next = sent(&p.line(br#"{"id":1,"result":{"userAgent":"codex/1"}}"#));
         assert_eq!(next[0]["method"], "initialized");
         assert_eq!(next[1]["method"], "thread/start");
         assert_eq!(next[1]["params"]["cwd"], "/work");
-        let actions = p.on_line(br#"{"id":2,"result":{"thread":{"id":"thr_9"}}}"#);
+        let actions = p.line(br#"{"id":2,"result":{"thread":{"id":"thr_9"}}}"#);
         assert_eq!(actions[0], Action::Session("thr_9".into()));
         let turn = sent(&actions);
         assert_eq!(turn[0]["method"], "turn/start");
         assert_eq!(turn[0]["params"]["threadId"], "thr_9");
         assert_eq!(turn[0]["params"]["input"][0]["text"], "hello");
         assert!(
-            p.on_line(br#"{"method":"item/agentMessage/delta","params":{"delta":"hi"}}"#)
+            p.line(br#"{"method":"item/agentMessage/delta","params":{"delta":"hi"}}"#)
                 .is_empty()
         );
-        let approval = sent(&p.on_line(
-            br#"{"id":"s1","method":"item/commandExecution/requestApproval","params":{}}"#,
-        ));
+        let approval = sent(
+            &p.line(br#"{"id":"s1","method":"item/commandExecution/requestApproval","params":{}}"#),
+        );
         assert_eq!(approval[0]["id"], "s1");
         assert_eq!(approval[0]["result"]["decision"], "decline");
         assert_eq!(
-            p.on_line(br#"{"method":"turn/completed","params":{"threadId":"thr_9","turn":{"id":"t","status":"completed"}}}"#),
+            p.line(br#"{"method":"turn/completed","params":{"threadId":"thr_9","turn":{"id":"t","status":"completed"}}}"#),
             vec![Action::Finish(Verdict::success())]
         );
     }
 
     #[test]
     fn resume_and_failures() {
-        let mut p = AppServer::new("more".into(), "/".into(), Some("thr_1".into()));
+        let mut p = AppServer::new("more".into(), "/".into(), Some("thr_1".into()), &settings());
         p.start(Instant::now());
-        let next = sent(&p.on_line(br#"{"id":1,"result":{}}"#));
+        let next = sent(&p.line(br#"{"id":1,"result":{}}"#));
         assert_eq!(next[1]["method"], "thread/resume");
         assert_eq!(next[1]["params"]["threadId"], "thr_1");
-        p.on_line(br#"{"id":2,"result":{"thread":{"id":"thr_1"}}}"#);
+        p.line(br#"{"id":2,"result":{"thread":{"id":"thr_1"}}}"#);
         assert_eq!(
-            p.on_line(br#"{"method":"turn/completed","params":{"turn":{"status":"failed","error":{"message":"usage limit"}}}}"#),
-            vec![Action::Finish(Verdict::failure("codex turn failed: usage limit"))]
+            p.line(br#"{"method":"turn/completed","params":{"turn":{"status":"failed","error":{"message":"usage limit"}}}}"#),
+            vec![Action::Finish(Verdict::failure("Codex is rate-limited on worker w1: its account's limit was reached, try again later (usage limit)"))]
         );
 
-        let mut p = AppServer::new("x".into(), "/".into(), None);
+        let mut p = AppServer::new("x".into(), "/".into(), None, &settings());
         p.start(Instant::now());
         assert_eq!(
-            p.on_line(br#"{"id":1,"error":{"code":-1,"message":"not logged in"}}"#),
+            p.line(br#"{"id":1,"error":{"code":-1,"message":"not logged in"}}"#),
             vec![Action::Finish(Verdict::failure(
                 "codex initialize failed: not logged in"
             ))]
         );
-        let mut p = AppServer::new("x".into(), "/".into(), None);
+        let mut p = AppServer::new("x".into(), "/".into(), None, &settings());
         assert_eq!(
             p.on_exit(Exit {
                 code: Some(1),
@@ -273,6 +382,63 @@ mod tests {
             .error
             .as_deref(),
             Some("codex app-server exited with status 1 before a thread was started")
+        );
+    }
+
+    /// What Codex 0.169.0 sent with no network (trimmed): retries, then
+    /// waiting for the network for ever; the stall rule ends it.
+    #[test]
+    fn offline_retries_stall() {
+        let t0 = Instant::now();
+        let mut p = AppServer::new("hi".into(), "/".into(), None, &settings());
+        p.start(t0);
+        p.on_line(br#"{"id":1,"result":{}}"#, t0);
+        p.on_line(br#"{"id":2,"result":{"thread":{"id":"thr_1"}}}"#, t0);
+        let user =
+            br#"{"method":"item/started","params":{"item":{"type":"userMessage","id":"u"}}}"#;
+        assert!(p.on_line(user, t0).is_empty());
+        assert_eq!(p.deadline(), None);
+        let retry = br#"{"method":"error","params":{"error":{"message":"Reconnecting... 2/5","codexErrorInfo":{"responseStreamDisconnected":{"httpStatusCode":null}},"additionalDetails":"stream disconnected before completion: failed to lookup address information: Name does not resolve"},"willRetry":true,"threadId":"thr_1"}}"#;
+        let actions = p.on_line(retry, t0);
+        let expected = "Codex cannot reach its service from worker w1: check that machine's \
+                        network or proxy (Reconnecting... 2/5: stream disconnected before \
+                        completion: failed to lookup address information: Name does not resolve)";
+        assert_eq!(actions, vec![Action::Status(Some(expected.into()))]);
+        let later = t0 + std::time::Duration::from_secs(20);
+        let waiting = br#"{"method":"error","params":{"error":{"message":"Reconnecting... waiting for network","codexErrorInfo":{"responseStreamDisconnected":{"httpStatusCode":null}},"additionalDetails":"Connection failed: error sending request"},"willRetry":true}}"#;
+        p.on_line(waiting, later);
+        // The clock runs from the first retry.
+        let due = t0 + std::time::Duration::from_secs(30);
+        assert_eq!(p.deadline(), Some(due));
+        let actions = p.on_deadline(due);
+        let [Action::Abort(verdict)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(
+            verdict.error.as_deref(),
+            Some(
+                "Codex cannot reach its service from worker w1: check that machine's network or \
+                 proxy (Reconnecting... waiting for network: Connection failed: error sending \
+                 request); no progress for 30s while it retried, so the run was stopped"
+            )
+        );
+        assert_eq!(p.deadline(), None);
+
+        // The agent's own items are progress: the clock stops.
+        let mut p = AppServer::new("hi".into(), "/".into(), None, &settings());
+        p.on_line(retry, t0);
+        assert!(p.deadline().is_some());
+        let delta = br#"{"method":"item/agentMessage/delta","params":{"delta":"hi"}}"#;
+        assert_eq!(p.on_line(delta, t0), vec![Action::Status(None)]);
+        assert_eq!(p.deadline(), None);
+        // A turn that fails for want of a login says so.
+        let failed = br#"{"method":"turn/completed","params":{"turn":{"status":"failed","error":{"message":"401 Unauthorized","codexErrorInfo":"unauthorized"}}}}"#;
+        assert_eq!(
+            p.on_line(failed, t0),
+            vec![Action::Finish(Verdict::failure(
+                "Codex is not logged in on worker w1: run `codex` there once and log in \
+                 (401 Unauthorized)"
+            ))]
         );
     }
 }

@@ -11,12 +11,16 @@
 //! - [`codex`]: Codex `app-server`, JSON-RPC over stdin/stdout;
 //! - [`gemini`]: an interactive CLI in a terminal (Gemini), driven with
 //!   tmux keys and read from the pane.
+//!
+//! [`trouble`] puts what goes wrong in a person's words, and holds the
+//! stall rule every protocol applies to a CLI that only retries.
 
 pub(crate) mod claude;
 pub(crate) mod codex;
 pub(crate) mod discovery;
 pub(crate) mod gemini;
 pub(crate) mod supervise;
+pub(crate) mod trouble;
 
 use tokio::time::Instant;
 
@@ -33,6 +37,15 @@ pub(crate) enum Action {
     Session(String),
     /// The turn is over (or cannot go on): end the agent with this verdict.
     Finish(Verdict),
+    /// The agent is stuck (retrying with no end): end it now with this
+    /// verdict, without the grace a finished turn gets to exit by itself.
+    Abort(Verdict),
+    /// What the agent is going through now, for the run's live status (a
+    /// retry notice); `None`: that has passed.
+    Status(Option<String>),
+    /// Read the terminal as it is drawn now and hand it to
+    /// [`AgentProtocol::on_screen`] (terminal mode).
+    ReadScreen,
 }
 
 /// How a turn ended, in the protocol's own terms.
@@ -83,11 +96,17 @@ pub(crate) trait AgentProtocol: Send + Sync {
     /// What to do once the agent is started.
     fn start(&mut self, now: Instant) -> Vec<Action>;
     /// A complete line of the agent's output, without its newline (pipe mode).
-    fn on_line(&mut self, _line: &[u8]) -> Vec<Action> {
+    fn on_line(&mut self, _line: &[u8], _now: Instant) -> Vec<Action> {
         Vec::new()
     }
     /// The agent wrote something (terminal mode).
     fn on_output(&mut self, _now: Instant) {}
+    /// The terminal's text as drawn, after [`Action::ReadScreen`] (its
+    /// scrollback first, one line per row, no escape sequences); `Err`:
+    /// it could not be read.
+    fn on_screen(&mut self, _screen: Result<&str, &str>, _now: Instant) -> Vec<Action> {
+        Vec::new()
+    }
     /// When [`on_deadline`](Self::on_deadline) wants to be called.
     fn deadline(&self) -> Option<Instant> {
         None

@@ -189,6 +189,10 @@ impl Prepared {
             // A terminal program needs to know its terminal.
             env.entry("TERM".into())
                 .or_insert_with(|| "xterm-256color".into());
+            // tmux draws 24-bit colour; without this Gemini CLI warns on
+            // screen that true colour was not detected.
+            env.entry("COLORTERM".into())
+                .or_insert_with(|| "truecolor".into());
         }
         // 0700, removed when dropped.
         let dir = tempfile::Builder::new()
@@ -394,7 +398,8 @@ impl Supervised for Pane {
                     Ok(0) | Err(_) => {
                         if self.mode == StdioMode::Pipes {
                             let (protocol, pending) = (&mut self.protocol, &mut self.pending);
-                            self.lines.finish(|line| pending.extend(protocol.on_line(line)));
+                            let now = Instant::now();
+                            self.lines.finish(|line| pending.extend(protocol.on_line(line, now)));
                         }
                         return Seen::OutputEnd;
                     }
@@ -417,8 +422,9 @@ impl Supervised for Pane {
         match self.mode {
             StdioMode::Pipes => {
                 let (protocol, pending) = (&mut self.protocol, &mut self.pending);
+                let now = Instant::now();
                 self.lines
-                    .push(data, |line| pending.extend(protocol.on_line(line)));
+                    .push(data, |line| pending.extend(protocol.on_line(line, now)));
             }
             StdioMode::Terminal => self.protocol.on_output(Instant::now()),
         }
@@ -434,26 +440,9 @@ impl Supervised for Pane {
     }
 
     async fn act(&mut self, life: &mut Lifecycle<'_>) -> Result<(), WorkerGone> {
-        for action in std::mem::take(&mut self.pending) {
-            match action {
-                Action::Write(bytes) => {
-                    if let Some(stdin) = &self.stdin {
-                        let _ = stdin.send(Some(bytes));
-                    }
-                }
-                Action::TypeLine(text) => {
-                    if let Err(e) = self.tmux.send_line(&self.name, &text).await {
-                        self.finish(life, Verdict::failure(format!("typing the prompt: {e}")));
-                    }
-                }
-                Action::Session(id) => {
-                    if !self.session_reported {
-                        self.session_reported = true;
-                        life.report(RunEventKind::Session(id)).await?;
-                    }
-                }
-                Action::Finish(verdict) => self.finish(life, verdict),
-            }
+        // Reading the screen gives the protocol more to do: until it is done.
+        while !self.pending.is_empty() {
+            self.act_once(life).await?;
         }
         Ok(())
     }
@@ -509,6 +498,47 @@ impl Supervised for Pane {
 }
 
 impl Pane {
+    /// Carries out the protocol's actions pending now (which may add more).
+    async fn act_once(&mut self, life: &mut Lifecycle<'_>) -> Result<(), WorkerGone> {
+        for action in std::mem::take(&mut self.pending) {
+            match action {
+                Action::Write(bytes) => {
+                    if let Some(stdin) = &self.stdin {
+                        let _ = stdin.send(Some(bytes));
+                    }
+                }
+                Action::TypeLine(text) => {
+                    if let Err(e) = self.tmux.send_line(&self.name, &text).await {
+                        self.finish(life, Verdict::failure(format!("typing the prompt: {e}")));
+                    }
+                }
+                Action::Session(id) => {
+                    if !self.session_reported {
+                        self.session_reported = true;
+                        life.report(RunEventKind::Session(id)).await?;
+                    }
+                }
+                Action::Finish(verdict) => self.finish(life, verdict),
+                Action::Abort(verdict) => {
+                    if life.settle() {
+                        info!(execution_id = %life.key().execution_id, error = ?verdict.error,
+                              "the agent is stuck: ending it");
+                        self.verdict = Some(verdict);
+                        life.terminate();
+                    }
+                }
+                Action::Status(status) => life.report(RunEventKind::Status(status)).await?,
+                Action::ReadScreen => {
+                    let screen = self.tmux.capture(&self.name).await;
+                    let screen = screen.as_deref().map_err(String::as_str);
+                    let more = self.protocol.on_screen(screen, Instant::now());
+                    self.pending.extend(more);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The protocol ended the turn: no stop or timeout applies any more,
     /// and the agent is asked to end.
     fn finish(&mut self, life: &mut Lifecycle<'_>, verdict: Verdict) {

@@ -96,7 +96,7 @@ class SetWorkerConfigResponse(_message.Message):
     def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "discover_progress", "discover_result")
+    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     SLOT_GRANT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class ConnectRequest(_message.Message):
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     SESSION_DETECTED_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    RUN_STATUS_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_RESULT_FIELD_NUMBER: _ClassVar[int]
     register: Register
@@ -115,9 +116,10 @@ class ConnectRequest(_message.Message):
     finished: RunFinished
     session_detected: SessionDetected
     drain: Drain
+    run_status: RunStatus
     discover_progress: DiscoverProgress
     discover_result: DiscoverResult
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ...) -> None: ...
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
     __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover")
@@ -332,6 +334,16 @@ class SessionDetected(_message.Message):
     attempt_token: str
     session_ref: str
     def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., session_ref: _Optional[str] = ...) -> None: ...
+
+class RunStatus(_message.Message):
+    __slots__ = ("execution_id", "attempt_token", "status")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt_token: str
+    status: str
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("execution_id", "attempt_token", "reason", "forget")
