@@ -15,7 +15,13 @@ use amon_proto::v1::{
     DiscoveryMethod, DiscoveryReport, DiscoverySource, ExecutionStatus, GetCapabilityRequest,
     ListAgentsRequest, ProbeProblem, UpdateCapabilityRequest, discover_agents_response,
 };
-use amon_tests::{api::Api, both_backends, db::TestDb, server::TestServer, worker::TestWorker};
+use amon_tests::{
+    api::Api,
+    both_backends,
+    db::{Backend, TestDb},
+    server::TestServer,
+    worker::TestWorker,
+};
 use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use tonic::Code;
@@ -621,3 +627,29 @@ both_backends!(
     a_whole_path_is_scanned,
     mistakes_are_named
 );
+
+/// Several servers over one PostgreSQL: a scan is relayed by the server the
+/// worker is connected to; another says so instead of "not found".
+async fn a_worker_on_another_server_is_named(db: TestDb) -> Result<()> {
+    let machine = Machine::new();
+    let a = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+    let b = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+    let mut on_a = Api::new(a.channel().await);
+    let mut on_b = Api::new(b.channel().await);
+    let _worker = start_worker(&a, &machine, "on-a", false);
+    connected(&mut on_a, "on-a").await;
+    let refused = discover(&mut on_b, request("on-a", &["widget"], false))
+        .await
+        .expect_err("B has no stream to the worker")
+        .downcast::<tonic::Status>()?;
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("another server"), "{refused:?}");
+    let (report, _) = discover(&mut on_a, request("on-a", &["widget"], false)).await?;
+    assert_eq!(report.proposals.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_on_another_server_is_named_postgres() {
+    amon_tests::db::run(Backend::Postgres, a_worker_on_another_server_is_named).await;
+}

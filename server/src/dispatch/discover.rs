@@ -119,14 +119,31 @@ impl Drop for PendingScan {
 
 impl Engine {
     /// Asks the connected worker `worker_id` to scan its machine. NOT_FOUND
-    /// for a worker never seen, FAILED_PRECONDITION for one not connected to
-    /// this server (or whose stream is full).
+    /// for a worker never seen, FAILED_PRECONDITION for one connected to
+    /// another server over the database (saying so), gone, or whose stream
+    /// is full.
     pub async fn discover(
         &self,
         worker_id: &str,
         request: DiscoverRequest,
     ) -> StoreResult<PendingScan> {
         if !self.workers.is_connected(worker_id) {
+            let alive_within = super::alive_within(self.settings().heartbeat_interval);
+            if let Some(elsewhere) = self
+                .store
+                .workers()
+                .connected_elsewhere(alive_within)
+                .await?
+                .into_iter()
+                .find(|w| w.registered.worker_id == worker_id)
+            {
+                return Err(StoreError::FailedPrecondition(format!(
+                    "worker {} (host {}) is connected to another server over this database: \
+                     a scan is relayed by the server a worker is connected to; ask that one",
+                    quoted(worker_id),
+                    quoted(&elsewhere.registered.hostname)
+                )));
+            }
             let seen = self
                 .store
                 .workers()
