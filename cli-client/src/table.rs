@@ -136,7 +136,7 @@ fn args_text(s: Option<&prost_types::Struct>) -> String {
 /// On a terminal, the `flexible` columns (long free text: titles, labels,
 /// commands) are cut with `…` to fit its width; the others keep their
 /// content's width. Piped output is never cut.
-fn list(headers: &[&str], flexible: &[&str], rows: Vec<Vec<String>>) -> String {
+pub fn list(headers: &[&str], flexible: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();
     table.load_style(presets::NOTHING);
     table.set_header(headers.iter().map(|h| Cell::new(h.to_uppercase())));

@@ -40,6 +40,7 @@ struct Seen {
     executions: Vec<CreateExecutionRequest>,
     update_masks: Vec<Vec<String>>,
     presets: Vec<CreatePresetAgentRequest>,
+    discoveries: Vec<DiscoverAgentsRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -261,6 +262,85 @@ impl TaskService for Fake {
 
 #[tonic::async_trait]
 impl AgentService for Fake {
+    type DiscoverAgentsStream = Stream_<DiscoverAgentsResponse>;
+
+    async fn discover_agents(
+        &self,
+        request: Request<DiscoverAgentsRequest>,
+    ) -> Result<Response<Self::DiscoverAgentsStream>, Status> {
+        let request = request.into_inner();
+        self.seen.lock().unwrap().discoveries.push(request.clone());
+        if request.worker_id == "gone" {
+            return Err(Status::not_found("worker \"gone\" (worker_id) not found"));
+        }
+        let progress = DiscoverAgentsResponse {
+            message: Some(discover_agents_response::Message::Progress(
+                DiscoveryProgress {
+                    done: 1,
+                    total: 2,
+                    binary: "git".into(),
+                },
+            )),
+        };
+        let report = DiscoverAgentsResponse {
+            message: Some(discover_agents_response::Message::Report(DiscoveryReport {
+                proposals: vec![AgentProposal {
+                    slug: "git".into(),
+                    name: "git".into(),
+                    binary_path: "/usr/bin/git".into(),
+                    discovery_method: DiscoveryMethod::PathScan as i32,
+                    version: Some("git version 2.47.3".into()),
+                    package_name: Some("git".into()),
+                    package_section: Some("vcs".into()),
+                    tool_type: "cli-tool".into(),
+                    capabilities: vec![CapabilityProposal {
+                        key: "push".into(),
+                        label: "git push".into(),
+                        source: CapabilitySource::ScanHelp as i32,
+                        interaction_mode: InteractionMode::Template as i32,
+                        command_tokens: vec!["push".into()],
+                        danger_level: 1,
+                        danger_reason: "the subcommand \"push\" changes state".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                problems: vec![DiscoveryProblem {
+                    binary: "hangs".into(),
+                    probe: "--version".into(),
+                    problem: ProbeProblem::TimedOut as i32,
+                    detail: "did not finish in time; killed".into(),
+                }],
+                binaries_scanned: 2,
+                elapsed: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 500_000_000,
+                }),
+                applied: request.apply,
+                applied_agents: if request.apply {
+                    vec![AppliedAgent {
+                        agent_id: AGENT_GIT.into(),
+                        slug: "git".into(),
+                        action: ApplyAction::Created as i32,
+                        capabilities: vec![AppliedCapability {
+                            capability_id: CAP_LOG.into(),
+                            key: "push".into(),
+                            action: ApplyAction::Created as i32,
+                            reason: String::new(),
+                        }],
+                        reason: String::new(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+            })),
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter([
+            Ok(progress),
+            Ok(report),
+        ]))))
+    }
+
     async fn list_agent_presets(
         &self,
         _: Request<ListAgentPresetsRequest>,
@@ -722,6 +802,78 @@ async fn agents_preset_sends_the_choices() {
     let run = amon(addr, &["agents", "preset", "cursor"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(fake.seen.lock().unwrap().presets.len(), 2);
+}
+
+#[tokio::test]
+async fn agents_discover_sends_the_choices_and_shows_the_report() {
+    let (addr, fake) = start().await;
+    let run = amon(
+        addr,
+        &[
+            "agents",
+            "discover",
+            "--worker",
+            "w1",
+            "git",
+            "hangs",
+            "--sources",
+            "help,man",
+            "--timeout",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = run.stdout();
+    assert!(
+        text.starts_with(
+            "2 binaries examined in 1.5 s: 1 agents, 1 capabilities proposed, 1 problems"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("git version 2.47.3"), "{text}");
+    assert!(text.contains("git (vcs)"), "{text}");
+    assert!(text.contains("git/push"), "{text}");
+    assert!(text.contains("hangs (--version): timed out"), "{text}");
+    assert!(text.contains("dry run"), "{text}");
+    {
+        let seen = fake.seen.lock().unwrap();
+        let request = &seen.discoveries[0];
+        assert_eq!(request.worker_id, "w1");
+        assert_eq!(request.binaries, vec!["git", "hangs"]);
+        assert_eq!(
+            request.sources,
+            vec![DiscoverySource::Help as i32, DiscoverySource::Man as i32]
+        );
+        assert!(!request.apply);
+        assert_eq!(request.timeout.map(|t| t.seconds), Some(30));
+    }
+    let run = amon(
+        addr,
+        &["--json", "agents", "discover", "--worker", "w1", "--apply"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["applied"], true);
+    assert_eq!(json["applied_agents"][0]["action"], "created");
+    assert_eq!(
+        json["proposals"][0]["capabilities"][0]["source"],
+        "scan_help"
+    );
+    assert_eq!(json["problems"][0]["problem"], "PROBE_PROBLEM_TIMED_OUT");
+    // A source the client does not know never reaches the server; a
+    // server refusal is reported with its code.
+    let run = amon(
+        addr,
+        &["agents", "discover", "--worker", "w1", "--sources", "magic"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = amon(addr, &["agents", "discover", "--worker", "gone"]).await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("gone"), "{}", run.stderr);
+    assert_eq!(fake.seen.lock().unwrap().discoveries.len(), 3);
 }
 
 #[tokio::test]

@@ -61,6 +61,9 @@ pub struct WorkerOptions {
     /// Reach a server in this same process through memory instead of
     /// `server`'s address (the server's local worker).
     pub in_process: Option<InProcess>,
+    /// Directory of Fig completion specs (`<name>.json`) that discovery
+    /// reads (`AgentService.DiscoverAgents`).
+    pub fig_specs: Option<std::path::PathBuf>,
     /// An AI agent that reports only retryable errors (no network, a rate
     /// limit) and no progress for this long fails with the last error
     /// instead of running to its timeout; zero turns the rule off.
@@ -88,6 +91,7 @@ impl WorkerOptions {
             data_dir: None,
             tls: ClientTls::default(),
             in_process: None,
+            fig_specs: None,
             agent_stall_after: crate::run::agent::trouble::DEFAULT_STALL_AFTER,
         }
     }
@@ -187,6 +191,10 @@ pub struct Cli {
     /// `$XDG_STATE_HOME/amon-worker/<worker id>`.
     #[arg(long, env = "AMON_WORKER_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Directory of Fig completion specs (`@withfig/autocomplete`, as
+    /// `<name>.json`) that discovery reads for subcommands and options.
+    #[arg(long, env = "AMON_WORKER_FIG_SPECS")]
+    pub fig_specs: Option<std::path::PathBuf>,
     /// An AI agent that reports only retryable errors (no network, a rate
     /// limit) and no progress for this long fails with the last of them
     /// instead of running to its timeout; `0` turns the rule off.
@@ -236,6 +244,7 @@ impl Cli {
             .collect();
         options.drain_timeout = self.drain_timeout;
         options.data_dir = self.data_dir;
+        options.fig_specs = self.fig_specs;
         options.agent_stall_after = self.agent_stall_timeout;
         Ok(options)
     }

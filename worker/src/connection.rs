@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::config::{RuntimeConfig, WorkerOptions};
+use crate::discover::{self, DiscoverOptions};
 use crate::ledger::{Ledger, NewRun};
 use crate::link::{Link, LinkEvent};
 use crate::run::RunEvent;
@@ -72,6 +73,8 @@ pub(crate) async fn run_worker(
         events_tx,
         last_heard: Instant::now(),
         fenced: false,
+        outbound: None,
+        fig_specs: options.fig_specs.clone(),
     };
     info!(worker_id = %options.worker_id, server = %options.server,
           slots = options.slots, "amon-worker starting");
@@ -90,6 +93,11 @@ struct Worker {
     last_heard: Instant,
     /// The runs were stopped for this silence already.
     fenced: bool,
+    /// The registered stream, for answers that are not the ledger's
+    /// (discovery scans).
+    outbound: Option<crate::transport::Outbound>,
+    /// Where discovery reads Fig specs.
+    fig_specs: Option<std::path::PathBuf>,
 }
 
 impl Worker {
@@ -175,11 +183,15 @@ impl Worker {
                 if let Some(config) = &registered.config {
                     self.apply_config(config);
                 }
+                self.outbound = Some(outbound.clone());
                 self.ledger.on_registered(&registered, outbound);
             }
             LinkEvent::Message(message) => self.on_message(message),
             LinkEvent::Heartbeat => self.ledger.send_heartbeat(),
-            LinkEvent::Down => self.ledger.link_down(),
+            LinkEvent::Down => {
+                self.outbound = None;
+                self.ledger.link_down();
+            }
         }
     }
 
@@ -205,6 +217,18 @@ impl Worker {
             M::Drain(drain) => {
                 info!(reason = %drain.reason, "the server asked us to drain: taking no new work");
                 self.ledger.on_server_drain();
+            }
+            M::Discover(request) => {
+                // Scanned beside the runs, answered on the stream it came on.
+                if let Some(outbound) = &self.outbound {
+                    info!(request_id = %request.request_id, binaries = request.binaries.len(),
+                          "discovery scan asked");
+                    discover::spawn(
+                        request,
+                        DiscoverOptions::from_env(self.fig_specs.clone()),
+                        outbound.clone(),
+                    );
+                }
             }
         }
     }

@@ -24,10 +24,13 @@
 //! it whatever its kind, `process` spawns a plain child, `agent` runs an AI
 //! agent in tmux, `output` keeps its log until it is stored, `adapter` turns
 //! an assignment into what to run), `env` (the child's environment and
-//! binary resolution), `timer` (an optional deadline in a `select!`).
+//! binary resolution), `timer` (an optional deadline in a `select!`),
+//! [`discover`] (what tools this machine has: discovery scans the server
+//! asks for, one module per source).
 
 pub mod config;
 mod connection;
+pub mod discover;
 mod env;
 mod ledger;
 mod link;

@@ -47,6 +47,10 @@ pub enum AgentsCmd {
         /// Agent id, id prefix or slug.
         agent: String,
     },
+    /// Find the CLI tools and AI coding agents on a worker's machine and
+    /// propose agents and capabilities for them (`--apply` writes them):
+    /// `amon agents discover --worker builder-1 git rg --apply`.
+    Discover(super::discover::DiscoverArgs),
 }
 
 /// `amon agents create`.
@@ -194,6 +198,7 @@ pub struct UpdateArgs {
 /// Runs `amon agents …`.
 pub async fn run(ctx: &Ctx, cmd: AgentsCmd) -> anyhow::Result<()> {
     match cmd {
+        AgentsCmd::Discover(args) => super::discover::run(ctx, args).await,
         AgentsCmd::Create(args) => {
             let response = ctx
                 .agents()

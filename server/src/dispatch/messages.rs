@@ -14,7 +14,11 @@ use crate::{
         agents,
         enums::{ExecutionStatus, InteractionMode},
     },
-    store::{StoreError, worker_config::WorkerSettings},
+    store::{
+        StoreError,
+        discovery::{DiscoverySource, Found},
+        worker_config::WorkerSettings,
+    },
 };
 
 /// A worker's introduction, first on every stream.
@@ -120,6 +124,43 @@ pub enum FromWorker {
         /// Why.
         reason: String,
     },
+    /// How far a discovery scan is.
+    DiscoverProgress {
+        /// The request it answers.
+        request_id: Uuid,
+        /// The scan's progress.
+        progress: DiscoverProgress,
+    },
+    /// The outcome of a discovery scan: what it found, or why it could not
+    /// scan at all.
+    DiscoverResult {
+        /// The request it answers.
+        request_id: Uuid,
+        /// What it found.
+        result: Result<Found, String>,
+    },
+}
+
+/// How far a worker's discovery scan is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoverProgress {
+    /// Binaries looked at so far.
+    pub done: i32,
+    /// Binaries to look at in all.
+    pub total: i32,
+    /// The binary looked at last.
+    pub binary: String,
+}
+
+/// A discovery scan asked of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverRequest {
+    /// Binaries to look at; empty: all of PATH.
+    pub binaries: Vec<String>,
+    /// Sources to use (never empty).
+    pub sources: Vec<DiscoverySource>,
+    /// Longest the scan may take.
+    pub timeout: Duration,
 }
 
 /// A run kept after a reconnect.
@@ -261,6 +302,13 @@ pub enum ToWorker {
     },
     /// New tuning values.
     Config(WorkerSettings),
+    /// Scan the machine for tools.
+    Discover {
+        /// Quoted by the worker's answers.
+        request_id: Uuid,
+        /// What to scan.
+        request: DiscoverRequest,
+    },
 }
 
 /// What goes down a worker's stream: messages, or the error that ends it.

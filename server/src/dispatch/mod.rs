@@ -9,6 +9,7 @@
 //! idle server does no work and makes no query.
 
 mod assign;
+pub mod discover;
 pub mod follow;
 pub mod hub;
 pub mod messages;
@@ -76,6 +77,8 @@ pub struct Engine {
     /// When this server started: the reaper gives every worker one full
     /// stale window from here.
     started_at: chrono::DateTime<chrono::Utc>,
+    /// Discovery scans waiting for their workers' answers.
+    pub discoveries: discover::Discoveries,
 }
 
 impl Engine {
@@ -89,6 +92,7 @@ impl Engine {
             mcp_server_url: None,
             followers: follow::FollowersBudget::default(),
             started_at: chrono::Utc::now(),
+            discoveries: discover::Discoveries::default(),
         }
     }
 

@@ -246,6 +246,8 @@ impl Session {
             engine, worker_id, ..
         } = &self.replies;
         engine.workers.disconnect(worker_id, self.session);
+        // Scans asked on this stream cannot be answered any more.
+        engine.discoveries.worker_gone(worker_id);
         if let Some(connection) = self.connection {
             let (store, worker_id) = (engine.store.clone(), worker_id.clone());
             tokio::spawn(async move {
@@ -443,6 +445,25 @@ impl Session {
                         tracing::warn!(?worker_id, error = %err, "recording a drain failed");
                     }
                 }
+                Ok(())
+            }
+            FromWorker::DiscoverProgress {
+                request_id,
+                progress,
+            } => {
+                self.replies.engine.discoveries.answer(
+                    &worker_id,
+                    request_id,
+                    super::discover::DiscoveryEvent::Progress(progress),
+                );
+                Ok(())
+            }
+            FromWorker::DiscoverResult { request_id, result } => {
+                self.replies.engine.discoveries.answer(
+                    &worker_id,
+                    request_id,
+                    super::discover::DiscoveryEvent::Done(result),
+                );
                 Ok(())
             }
         }

@@ -5,32 +5,122 @@
 use amon_proto::v1::{
     CreateAgentRequest, CreateAgentResponse, CreateCapabilityRequest, CreateCapabilityResponse,
     CreatePresetAgentRequest, CreatePresetAgentResponse, DeleteAgentRequest, DeleteAgentResponse,
-    DeleteCapabilityRequest, DeleteCapabilityResponse, GetAgentRequest, GetAgentResponse,
-    GetCapabilityRequest, GetCapabilityResponse, ListAgentPresetsRequest, ListAgentPresetsResponse,
-    ListAgentsRequest, ListAgentsResponse, ListCapabilitiesRequest, ListCapabilitiesResponse,
-    UpdateAgentRequest, UpdateAgentResponse, UpdateCapabilityRequest, UpdateCapabilityResponse,
-    agent_service_server::AgentService,
+    DeleteCapabilityRequest, DeleteCapabilityResponse, DiscoverAgentsRequest,
+    DiscoverAgentsResponse, GetAgentRequest, GetAgentResponse, GetCapabilityRequest,
+    GetCapabilityResponse, ListAgentPresetsRequest, ListAgentPresetsResponse, ListAgentsRequest,
+    ListAgentsResponse, ListCapabilitiesRequest, ListCapabilitiesResponse, UpdateAgentRequest,
+    UpdateAgentResponse, UpdateCapabilityRequest, UpdateCapabilityResponse,
+    agent_service_server::AgentService, discover_agents_response,
 };
 use tonic::{Request, Response, Status};
 
-use super::convert::{agent as convert, page_reply, parse_id};
-use crate::store::Store;
+use super::{
+    ResponseStream,
+    convert::{agent as convert, discovery, page_reply, parse_id},
+};
+use crate::{
+    dispatch::{Engine, discover::DiscoveryEvent},
+    store::Store,
+};
+
+/// Time past the scan's own timeout the server waits for the worker's
+/// result (the worker stops scanning at the timeout and sends what it has).
+const RESULT_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Handlers of `AgentService`.
 #[derive(Clone)]
 pub struct AgentApi {
     store: Store,
+    engine: Engine,
 }
 
 impl AgentApi {
-    /// Handlers over the store.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Handlers over the engine (discovery asks its workers) and its store.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            engine,
+        }
     }
 }
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    type DiscoverAgentsStream = ResponseStream<DiscoverAgentsResponse>;
+
+    async fn discover_agents(
+        &self,
+        request: Request<DiscoverAgentsRequest>,
+    ) -> Result<Response<Self::DiscoverAgentsStream>, Status> {
+        let (worker_id, scan, apply) = discovery::discover_request(request.into_inner())?;
+        let deadline = tokio::time::Instant::now() + scan.timeout + RESULT_GRACE;
+        let timeout = scan.timeout;
+        let mut pending = self.engine.discover(&worker_id, scan).await?;
+        let store = self.store.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let outcome = loop {
+                let event = tokio::select! {
+                    event = pending.next() => event,
+                    () = tokio::time::sleep_until(deadline) => {
+                        break Err(Status::deadline_exceeded(format!(
+                            "worker {worker_id:?} sent no discovery result within the scan's \
+                             timeout ({} s) and {} s more",
+                            timeout.as_secs(),
+                            RESULT_GRACE.as_secs()
+                        )));
+                    }
+                    () = tx.closed() => return,
+                };
+                match event {
+                    Some(DiscoveryEvent::Progress(progress)) => {
+                        let message = discover_agents_response::Message::Progress(
+                            discovery::progress_to_proto(progress),
+                        );
+                        if tx
+                            .send(Ok(DiscoverAgentsResponse {
+                                message: Some(message),
+                            }))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(DiscoveryEvent::Done(Ok(mut found))) => {
+                        crate::store::discovery::with_preset_capabilities(&mut found);
+                        let applied = if apply {
+                            match store.discovery().apply(&found.proposals).await {
+                                Ok(applied) => Some(applied),
+                                Err(err) => break Err(Status::from(err)),
+                            }
+                        } else {
+                            None
+                        };
+                        break Ok(discovery::report_to_proto(&found, applied));
+                    }
+                    Some(DiscoveryEvent::Done(Err(error))) => {
+                        break Err(Status::failed_precondition(format!(
+                            "worker {worker_id:?} could not scan: {error}"
+                        )));
+                    }
+                    None => {
+                        break Err(Status::failed_precondition(format!(
+                            "worker {worker_id:?} disconnected during the scan"
+                        )));
+                    }
+                }
+            };
+            let last = outcome.map(|report| DiscoverAgentsResponse {
+                message: Some(discover_agents_response::Message::Report(report)),
+            });
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn list_agent_presets(
         &self,
         _request: Request<ListAgentPresetsRequest>,

@@ -92,7 +92,7 @@ pub struct AgentSpec {
 
 impl AgentSpec {
     /// A stored agent as a spec, to apply a patch to.
-    fn from_model(model: &agents::Model) -> Self {
+    pub(super) fn from_model(model: &agents::Model) -> Self {
         Self {
             name: model.name.clone(),
             slug: model.slug.clone(),
@@ -324,6 +324,41 @@ pub(super) async fn insert_agent<C: ConnectionTrait>(
     Ok(model)
 }
 
+/// Writes a validated agent over the stored row `current` in `conn`'s
+/// transaction (the caller checked that a new slug is free).
+pub(super) async fn update_agent_row<C: ConnectionTrait>(
+    conn: &C,
+    current: agents::Model,
+    agent: ValidAgent,
+) -> StoreResult<agents::Model> {
+    let slug = agent.slug.clone();
+    let mut model: agents::ActiveModel = current.into();
+    model.name = Set(agent.name);
+    model.slug = Set(agent.slug);
+    model.kind = Set(agent.kind);
+    model.binary_path = Set(agent.binary_path);
+    model.base_args = Set(agent.base_args);
+    model.working_dir = Set(agent.working_dir);
+    model.env_allowlist = Set(agent.env_allowlist);
+    model.is_active = Set(agent.is_active);
+    model.max_concurrent = Set(agent.max_concurrent);
+    model.discovery_method = Set(agent.discovery_method);
+    model.version = Set(agent.version);
+    model.package_name = Set(agent.package_name);
+    model.package_section = Set(agent.package_section);
+    model.tool_type = Set(agent.tool_type);
+    model.mcp_enabled = Set(agent.mcp_enabled);
+    model.session_config = Set(agent.session_config);
+    model.last_scanned_at = Set(agent.last_scanned_at);
+    model.metadata = Set(agent.metadata);
+    model.updated_at = Set(Utc::now().into());
+    let model = model
+        .update(conn)
+        .await
+        .map_err(|err| conflict(err, || slug_taken(&slug, "agent.slug")))?;
+    Ok(model)
+}
+
 /// Applies every agent rule to `spec`; `field` prefixes error paths (`agent`).
 pub(super) fn validate_agent(field: &str, spec: AgentSpec) -> StoreResult<ValidAgent> {
     let sub = |name: &str| format!("{field}.{name}");
@@ -519,31 +554,7 @@ impl Agents<'_> {
                 "agent.slug",
             )));
         }
-        let slug = agent.slug.clone();
-        let mut model: agents::ActiveModel = current.into();
-        model.name = Set(agent.name);
-        model.slug = Set(agent.slug);
-        model.kind = Set(agent.kind);
-        model.binary_path = Set(agent.binary_path);
-        model.base_args = Set(agent.base_args);
-        model.working_dir = Set(agent.working_dir);
-        model.env_allowlist = Set(agent.env_allowlist);
-        model.is_active = Set(agent.is_active);
-        model.max_concurrent = Set(agent.max_concurrent);
-        model.discovery_method = Set(agent.discovery_method);
-        model.version = Set(agent.version);
-        model.package_name = Set(agent.package_name);
-        model.package_section = Set(agent.package_section);
-        model.tool_type = Set(agent.tool_type);
-        model.mcp_enabled = Set(agent.mcp_enabled);
-        model.session_config = Set(agent.session_config);
-        model.last_scanned_at = Set(agent.last_scanned_at);
-        model.metadata = Set(agent.metadata);
-        model.updated_at = Set(Utc::now().into());
-        let model = model
-            .update(&*txn)
-            .await
-            .map_err(|err| conflict(err, || slug_taken(&slug, "agent.slug")))?;
+        let model = update_agent_row(&*txn, current, agent).await?;
         txn.commit().await?;
         Ok(model)
     }

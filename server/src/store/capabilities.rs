@@ -22,6 +22,9 @@
 //!   `max_output_bytes` > 0 (absent: 10 MiB); `source` absent: manual;
 //!   `is_enabled` absent: true.
 //!
+//! An update that changes anything without naming `source` marks the
+//! capability `manual` (a person's edit), which discovery never overwrites.
+//!
 //! A capability with executions cannot be deleted (they keep their history);
 //! disabling it (`is_enabled = false`) retires it.
 
@@ -87,7 +90,8 @@ pub struct CapabilitySpec {
 }
 
 impl CapabilitySpec {
-    fn from_model(model: &agent_capabilities::Model) -> Self {
+    /// A stored capability as a spec, to apply a patch to.
+    pub(super) fn from_model(model: &agent_capabilities::Model) -> Self {
         Self {
             agent_id: model.agent_id,
             key: model.key.clone(),
@@ -215,6 +219,35 @@ pub(super) async fn insert_capability<C: ConnectionTrait>(
     .insert(conn)
     .await
     .map_err(|err| conflict(err, || key_taken(&key)))?;
+    Ok(model)
+}
+
+/// Writes a validated capability over the stored row `current` in `conn`'s
+/// transaction (the caller checked that a new key is free).
+pub(super) async fn update_capability_row<C: ConnectionTrait>(
+    conn: &C,
+    current: agent_capabilities::Model,
+    capability: ValidCapability,
+) -> StoreResult<agent_capabilities::Model> {
+    let key = capability.key.clone();
+    let mut model: agent_capabilities::ActiveModel = current.into();
+    model.key = Set(capability.key);
+    model.label = Set(capability.label);
+    model.description = Set(capability.description);
+    model.source = Set(capability.source);
+    model.interaction_mode = Set(capability.interaction_mode);
+    model.command_tokens = Set(capability.command_tokens);
+    model.prompt_template = Set(capability.prompt_template);
+    model.args_schema = Set(capability.args_schema);
+    model.requires_approval = Set(capability.requires_approval);
+    model.is_enabled = Set(capability.is_enabled);
+    model.danger_level = Set(capability.danger_level);
+    model.timeout_sec = Set(capability.timeout_sec);
+    model.max_output_bytes = Set(capability.max_output_bytes);
+    let model = model
+        .update(conn)
+        .await
+        .map_err(|err| conflict(err, || key_taken(&key)))?;
     Ok(model)
 }
 
@@ -431,33 +464,24 @@ impl Capabilities<'_> {
         let current = find_capability(&*txn, id)
             .await?
             .ok_or_else(|| StoreError::not_found("capability", id))?;
-        let mut spec = CapabilitySpec::from_model(&current);
+        let stored = CapabilitySpec::from_model(&current);
+        let names_source = patch.source.is_some();
+        let mut spec = stored.clone();
         patch.apply(&mut spec);
+        // A person's change to a capability a scan (or a preset) wrote makes
+        // it theirs: discovery never overwrites a `manual` capability, so
+        // the edit survives the next rescan. Naming `source` in the mask
+        // says otherwise explicitly.
+        if !names_source && spec != stored {
+            spec.source = Some(CapabilitySource::Manual);
+        }
         let capability = validate_capability("capability", spec)?;
         if capability.key != current.key
             && key_exists(&*txn, current.agent_id, &capability.key).await?
         {
             return Err(StoreError::AlreadyExists(key_taken(&capability.key)));
         }
-        let key = capability.key.clone();
-        let mut model: agent_capabilities::ActiveModel = current.into();
-        model.key = Set(capability.key);
-        model.label = Set(capability.label);
-        model.description = Set(capability.description);
-        model.source = Set(capability.source);
-        model.interaction_mode = Set(capability.interaction_mode);
-        model.command_tokens = Set(capability.command_tokens);
-        model.prompt_template = Set(capability.prompt_template);
-        model.args_schema = Set(capability.args_schema);
-        model.requires_approval = Set(capability.requires_approval);
-        model.is_enabled = Set(capability.is_enabled);
-        model.danger_level = Set(capability.danger_level);
-        model.timeout_sec = Set(capability.timeout_sec);
-        model.max_output_bytes = Set(capability.max_output_bytes);
-        let model = model
-            .update(&*txn)
-            .await
-            .map_err(|err| conflict(err, || key_taken(&key)))?;
+        let model = update_capability_row(&*txn, current, capability).await?;
         txn.commit().await?;
         Ok(model)
     }

@@ -12,7 +12,8 @@
 //! workspace by [`scope`].
 //!
 //! Modules by concern:
-//! - records: [`agents`], [`capabilities`], [`presets`], [`tasks`] (with
+//! - records: [`agents`], [`capabilities`], [`presets`], [`discovery`]
+//!   (applying a worker's scan), [`tasks`] (with
 //!   [`board`]: the order of cards in a column, and [`sort_order`]: its
 //!   arithmetic), [`dependencies`], [`events`] (the audit trail and its hub),
 //!   [`executions`] (runs as callers see them), [`runs`] (runs as workers
@@ -33,6 +34,7 @@ pub mod capabilities;
 pub mod cluster;
 pub mod columns;
 pub mod dependencies;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod execution_hub;
@@ -106,4 +108,5 @@ handles! {
     worker_config => WorkerConfig: "Runtime tuning shared by all workers.";
     workers => Workers: "Workers as last seen through their heartbeats.";
     log_chunks => LogChunks: "Execution logs stored in PostgreSQL (several servers over one database).";
+    discovery => Discovery: "Applying what a worker's discovery scan proposes.";
 }

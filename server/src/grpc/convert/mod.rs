@@ -4,6 +4,7 @@
 //! field, so every RPC reports a bad value the same way.
 
 pub mod agent;
+pub mod discovery;
 pub mod enums;
 pub mod execution;
 pub mod task;

@@ -296,6 +296,17 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             session_ref,
         },
         In::Drain(pb::Drain { reason }) => FromWorker::Drain { reason },
+        In::DiscoverProgress(progress) => {
+            let (request_id, progress) = super::discovery::progress_from_worker(progress)?;
+            FromWorker::DiscoverProgress {
+                request_id,
+                progress,
+            }
+        }
+        In::DiscoverResult(result) => {
+            let (request_id, result) = super::discovery::result_from_worker(result)?;
+            FromWorker::DiscoverResult { request_id, result }
+        }
         In::RunStatus(pb::RunStatus {
             execution_id,
             attempt_token,
@@ -366,6 +377,10 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
             forget,
         }),
         ToWorker::Config(settings) => Out::Config(config_to_proto(&settings)),
+        ToWorker::Discover {
+            request_id,
+            request,
+        } => Out::Discover(super::discovery::discover_to_proto(request_id, request)),
     };
     pb::ConnectResponse {
         message: Some(message),

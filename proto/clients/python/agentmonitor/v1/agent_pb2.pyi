@@ -28,6 +28,34 @@ class BidirectionalProtocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BIDIRECTIONAL_PROTOCOL_STREAM_JSON: _ClassVar[BidirectionalProtocol]
     BIDIRECTIONAL_PROTOCOL_APP_SERVER: _ClassVar[BidirectionalProtocol]
     BIDIRECTIONAL_PROTOCOL_TMUX: _ClassVar[BidirectionalProtocol]
+
+class DiscoverySource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISCOVERY_SOURCE_UNSPECIFIED: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_PATH_SCAN: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_PRESET: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_HELP: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_COMPLETION: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_MAN: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_FIG: _ClassVar[DiscoverySource]
+    DISCOVERY_SOURCE_MCP: _ClassVar[DiscoverySource]
+
+class ProbeProblem(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROBE_PROBLEM_UNSPECIFIED: _ClassVar[ProbeProblem]
+    PROBE_PROBLEM_TIMED_OUT: _ClassVar[ProbeProblem]
+    PROBE_PROBLEM_FLOODED: _ClassVar[ProbeProblem]
+    PROBE_PROBLEM_CRASHED: _ClassVar[ProbeProblem]
+    PROBE_PROBLEM_UNREADABLE: _ClassVar[ProbeProblem]
+
+class ApplyAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPLY_ACTION_UNSPECIFIED: _ClassVar[ApplyAction]
+    APPLY_ACTION_CREATED: _ClassVar[ApplyAction]
+    APPLY_ACTION_UPDATED: _ClassVar[ApplyAction]
+    APPLY_ACTION_UNCHANGED: _ClassVar[ApplyAction]
+    APPLY_ACTION_KEPT_MANUAL: _ClassVar[ApplyAction]
+    APPLY_ACTION_SKIPPED: _ClassVar[ApplyAction]
 SESSION_ID_SOURCE_UNSPECIFIED: SessionIdSource
 SESSION_ID_SOURCE_JSON_FIELD: SessionIdSource
 SESSION_ID_SOURCE_FILESYSTEM: SessionIdSource
@@ -37,6 +65,25 @@ BIDIRECTIONAL_PROTOCOL_UNSPECIFIED: BidirectionalProtocol
 BIDIRECTIONAL_PROTOCOL_STREAM_JSON: BidirectionalProtocol
 BIDIRECTIONAL_PROTOCOL_APP_SERVER: BidirectionalProtocol
 BIDIRECTIONAL_PROTOCOL_TMUX: BidirectionalProtocol
+DISCOVERY_SOURCE_UNSPECIFIED: DiscoverySource
+DISCOVERY_SOURCE_PATH_SCAN: DiscoverySource
+DISCOVERY_SOURCE_PRESET: DiscoverySource
+DISCOVERY_SOURCE_HELP: DiscoverySource
+DISCOVERY_SOURCE_COMPLETION: DiscoverySource
+DISCOVERY_SOURCE_MAN: DiscoverySource
+DISCOVERY_SOURCE_FIG: DiscoverySource
+DISCOVERY_SOURCE_MCP: DiscoverySource
+PROBE_PROBLEM_UNSPECIFIED: ProbeProblem
+PROBE_PROBLEM_TIMED_OUT: ProbeProblem
+PROBE_PROBLEM_FLOODED: ProbeProblem
+PROBE_PROBLEM_CRASHED: ProbeProblem
+PROBE_PROBLEM_UNREADABLE: ProbeProblem
+APPLY_ACTION_UNSPECIFIED: ApplyAction
+APPLY_ACTION_CREATED: ApplyAction
+APPLY_ACTION_UPDATED: ApplyAction
+APPLY_ACTION_UNCHANGED: ApplyAction
+APPLY_ACTION_KEPT_MANUAL: ApplyAction
+APPLY_ACTION_SKIPPED: ApplyAction
 
 class Agent(_message.Message):
     __slots__ = ("id", "owner_id", "workspace_id", "name", "slug", "kind", "binary_path", "base_args", "working_dir", "env_allowlist", "is_active", "max_concurrent", "discovery_method", "version", "package_name", "package_section", "tool_type", "mcp_enabled", "session_config", "last_scanned_at", "metadata", "created_at", "updated_at")
@@ -351,3 +398,141 @@ class CreatePresetAgentResponse(_message.Message):
     agent: Agent
     capability: Capability
     def __init__(self, agent: _Optional[_Union[Agent, _Mapping]] = ..., capability: _Optional[_Union[Capability, _Mapping]] = ...) -> None: ...
+
+class DiscoverAgentsRequest(_message.Message):
+    __slots__ = ("worker_id", "binaries", "sources", "apply", "timeout")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    BINARIES_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    binaries: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[DiscoverySource]
+    apply: bool
+    timeout: _duration_pb2.Duration
+    def __init__(self, worker_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[DiscoverySource, str]]] = ..., apply: _Optional[bool] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class DiscoverAgentsResponse(_message.Message):
+    __slots__ = ("progress", "report")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    progress: DiscoveryProgress
+    report: DiscoveryReport
+    def __init__(self, progress: _Optional[_Union[DiscoveryProgress, _Mapping]] = ..., report: _Optional[_Union[DiscoveryReport, _Mapping]] = ...) -> None: ...
+
+class DiscoveryProgress(_message.Message):
+    __slots__ = ("done", "total", "binary")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    binary: str
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., binary: _Optional[str] = ...) -> None: ...
+
+class DiscoveryReport(_message.Message):
+    __slots__ = ("proposals", "problems", "binaries_scanned", "elapsed", "applied", "applied_agents")
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    BINARIES_SCANNED_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AGENTS_FIELD_NUMBER: _ClassVar[int]
+    proposals: _containers.RepeatedCompositeFieldContainer[AgentProposal]
+    problems: _containers.RepeatedCompositeFieldContainer[DiscoveryProblem]
+    binaries_scanned: int
+    elapsed: _duration_pb2.Duration
+    applied: bool
+    applied_agents: _containers.RepeatedCompositeFieldContainer[AppliedAgent]
+    def __init__(self, proposals: _Optional[_Iterable[_Union[AgentProposal, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[DiscoveryProblem, _Mapping]]] = ..., binaries_scanned: _Optional[int] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., applied: _Optional[bool] = ..., applied_agents: _Optional[_Iterable[_Union[AppliedAgent, _Mapping]]] = ...) -> None: ...
+
+class AgentProposal(_message.Message):
+    __slots__ = ("slug", "name", "binary_path", "discovery_method", "version", "package_name", "package_section", "tool_type", "preset", "capabilities", "description")
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BINARY_PATH_FIELD_NUMBER: _ClassVar[int]
+    DISCOVERY_METHOD_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_SECTION_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    slug: str
+    name: str
+    binary_path: str
+    discovery_method: _common_pb2.DiscoveryMethod
+    version: str
+    package_name: str
+    package_section: str
+    tool_type: str
+    preset: str
+    capabilities: _containers.RepeatedCompositeFieldContainer[CapabilityProposal]
+    description: str
+    def __init__(self, slug: _Optional[str] = ..., name: _Optional[str] = ..., binary_path: _Optional[str] = ..., discovery_method: _Optional[_Union[_common_pb2.DiscoveryMethod, str]] = ..., version: _Optional[str] = ..., package_name: _Optional[str] = ..., package_section: _Optional[str] = ..., tool_type: _Optional[str] = ..., preset: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[CapabilityProposal, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CapabilityProposal(_message.Message):
+    __slots__ = ("key", "label", "description", "source", "interaction_mode", "command_tokens", "prompt_template", "args_schema", "danger_level", "requires_approval", "danger_reason")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INTERACTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ARGS_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    DANGER_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    DANGER_REASON_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    label: str
+    description: str
+    source: _common_pb2.CapabilitySource
+    interaction_mode: _common_pb2.InteractionMode
+    command_tokens: _containers.RepeatedScalarFieldContainer[str]
+    prompt_template: str
+    args_schema: _struct_pb2.Struct
+    danger_level: int
+    requires_approval: bool
+    danger_reason: str
+    def __init__(self, key: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.CapabilitySource, str]] = ..., interaction_mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., command_tokens: _Optional[_Iterable[str]] = ..., prompt_template: _Optional[str] = ..., args_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., danger_level: _Optional[int] = ..., requires_approval: _Optional[bool] = ..., danger_reason: _Optional[str] = ...) -> None: ...
+
+class DiscoveryProblem(_message.Message):
+    __slots__ = ("binary", "probe", "problem", "detail")
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    binary: str
+    probe: str
+    problem: ProbeProblem
+    detail: str
+    def __init__(self, binary: _Optional[str] = ..., probe: _Optional[str] = ..., problem: _Optional[_Union[ProbeProblem, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class AppliedAgent(_message.Message):
+    __slots__ = ("agent_id", "slug", "action", "reason", "capabilities")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    slug: str
+    action: ApplyAction
+    reason: str
+    capabilities: _containers.RepeatedCompositeFieldContainer[AppliedCapability]
+    def __init__(self, agent_id: _Optional[str] = ..., slug: _Optional[str] = ..., action: _Optional[_Union[ApplyAction, str]] = ..., reason: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[AppliedCapability, _Mapping]]] = ...) -> None: ...
+
+class AppliedCapability(_message.Message):
+    __slots__ = ("capability_id", "key", "action", "reason")
+    CAPABILITY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    capability_id: str
+    key: str
+    action: ApplyAction
+    reason: str
+    def __init__(self, capability_id: _Optional[str] = ..., key: _Optional[str] = ..., action: _Optional[_Union[ApplyAction, str]] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -96,6 +96,11 @@ class AgentServiceStub:
                 request_serializer=agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentRequest.SerializeToString,
                 response_deserializer=agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentResponse.FromString,
                 _registered_method=True)
+        self.DiscoverAgents = channel.unary_stream(
+                '/agentmonitor.v1.AgentService/DiscoverAgents',
+                request_serializer=agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -191,6 +196,22 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DiscoverAgents(self, request, context):
+        """Asks a connected worker to look for the CLI tools and AI coding agents on
+        its machine and propose agents and capabilities for them. The worker
+        scans (its binaries live there); the server relays the request over the
+        worker's Connect stream. The response stream carries `progress` messages
+        while the worker scans, then exactly one `report` and ends. With `apply`,
+        the proposals are written (one transaction) before the report, which
+        says what was created, updated or kept. NOT_FOUND for a worker never
+        seen, FAILED_PRECONDITION for one not connected to this server or that
+        disconnected during the scan, DEADLINE_EXCEEDED when the scan outlasts
+        `timeout`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +274,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.CreatePresetAgent,
                     request_deserializer=agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentRequest.FromString,
                     response_serializer=agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentResponse.SerializeToString,
+            ),
+            'DiscoverAgents': grpc.unary_stream_rpc_method_handler(
+                    servicer.DiscoverAgents,
+                    request_deserializer=agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -581,6 +607,33 @@ class AgentService:
             '/agentmonitor.v1.AgentService/CreatePresetAgent',
             agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentRequest.SerializeToString,
             agentmonitor_dot_v1_dot_agent__pb2.CreatePresetAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscoverAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agentmonitor.v1.AgentService/DiscoverAgents',
+            agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_agent__pb2.DiscoverAgentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,7 +96,7 @@ class SetWorkerConfigResponse(_message.Message):
     def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status")
+    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     SLOT_GRANT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,8 @@ class ConnectRequest(_message.Message):
     SESSION_DETECTED_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     RUN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DISCOVER_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    DISCOVER_RESULT_FIELD_NUMBER: _ClassVar[int]
     register: Register
     slot_grant: SlotGrant
     started: RunStarted
@@ -115,10 +117,12 @@ class ConnectRequest(_message.Message):
     session_detected: SessionDetected
     drain: Drain
     run_status: RunStatus
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ...) -> None: ...
+    discover_progress: DiscoverProgress
+    discover_result: DiscoverResult
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack")
+    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     LOG_ACK_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +131,7 @@ class ConnectResponse(_message.Message):
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     FINISHED_ACK_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
+    DISCOVER_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assign: Assign
     log_ack: LogAck
@@ -135,7 +140,8 @@ class ConnectResponse(_message.Message):
     drain: Drain
     finished_ack: RunFinishedAck
     heartbeat_ack: HeartbeatAck
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ...) -> None: ...
+    discover: Discover
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., discover: _Optional[_Union[Discover, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("worker_id", "hostname", "version", "slots", "agent_slugs", "labels", "running", "instance_id")
@@ -356,3 +362,43 @@ class Drain(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class Discover(_message.Message):
+    __slots__ = ("request_id", "binaries", "sources", "timeout")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BINARIES_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    binaries: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[_agent_pb2.DiscoverySource]
+    timeout: _duration_pb2.Duration
+    def __init__(self, request_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[_agent_pb2.DiscoverySource, str]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class DiscoverProgress(_message.Message):
+    __slots__ = ("request_id", "done", "total", "binary")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    done: int
+    total: int
+    binary: str
+    def __init__(self, request_id: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., binary: _Optional[str] = ...) -> None: ...
+
+class DiscoverResult(_message.Message):
+    __slots__ = ("request_id", "proposals", "problems", "binaries_scanned", "elapsed", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    BINARIES_SCANNED_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    proposals: _containers.RepeatedCompositeFieldContainer[_agent_pb2.AgentProposal]
+    problems: _containers.RepeatedCompositeFieldContainer[_agent_pb2.DiscoveryProblem]
+    binaries_scanned: int
+    elapsed: _duration_pb2.Duration
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[_agent_pb2.AgentProposal, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[_agent_pb2.DiscoveryProblem, _Mapping]]] = ..., binaries_scanned: _Optional[int] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
