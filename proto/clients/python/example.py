@@ -109,9 +109,15 @@ class EventWatcher:
 
     def wait_for(self, event_types, timeout):
         """Waits until every one of `event_types` has been seen; False on timeout."""
+        return self.wait_until(
+            lambda events: set(event_types) <= {e.event_type for e in events}, timeout
+        )
+
+    def wait_until(self, seen, timeout):
+        """Waits until `seen(events)` holds; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._seen:
-            while not set(event_types) <= {e.event_type for e in self.events}:
+            while not seen(self.events):
                 left = deadline - time.monotonic()
                 if left <= 0 or self.error or not self._thread.is_alive():
                     return False
@@ -121,6 +127,14 @@ class EventWatcher:
     def stop(self):
         self._call.cancel()
         self._thread.join(timeout=5)
+
+
+def moved_to(event, status):
+    """Whether `event` moved the task to the column `status`."""
+    return (
+        event.event_type == "status_changed"
+        and json_format.MessageToDict(event.payload).get("to") == status
+    )
 
 
 def describe(event):
@@ -263,8 +277,12 @@ def run_and_check(args, executions, watcher, task, capability, metadata):
     # stream a moment to deliver them.
     all_seen = watcher.wait_for(EXPECTED_EVENTS, timeout=10)
     if all_seen:
-        # The task follows its run to the done column in the same write.
-        all_seen = watcher.wait_for(["status_changed"], timeout=5)
+        # The task follows its run to the done column in the same write;
+        # its events arrive one by one, so wait for that one itself (any
+        # status_changed would do as soon as the task went in progress).
+        all_seen = watcher.wait_until(
+            lambda events: any(moved_to(e, "done") for e in events), timeout=5
+        )
     for event in list(watcher.events):
         print(f"   {describe(event)}")
 
@@ -281,11 +299,7 @@ def run_and_check(args, executions, watcher, task, capability, metadata):
     missing = [t for t in EXPECTED_EVENTS if t not in watcher.types()]
     if missing:
         problems.append(f"events never seen: {', '.join(missing)}")
-    done = [
-        e
-        for e in watcher.events
-        if e.event_type == "status_changed" and json_format.MessageToDict(e.payload).get("to") == "done"
-    ]
+    done = [e for e in watcher.events if moved_to(e, "done")]
     if not all_seen or not done:
         problems.append("the task was never seen moving to done")
     if problems:
