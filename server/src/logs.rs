@@ -115,6 +115,16 @@ impl LogStore {
         }
     }
 
+    /// An attempt of a run starts on this server with its log at `size`
+    /// (what was stored before, with the attempt's header): its first chunk
+    /// and its finish need not ask the database where the log ends (two
+    /// reads per run: PostgreSQL's run throughput fell from 417 to 288/s).
+    pub async fn attempt_starts(&self, execution_id: Uuid, size: LogSize) {
+        if let Backend::Database(db) = &self.0 {
+            db.attempt_starts(execution_id, size).await;
+        }
+    }
+
     /// The stored size, once what was appended before is stored.
     pub async fn size(&self, execution_id: Uuid) -> std::io::Result<LogSize> {
         match &self.0 {
@@ -348,6 +358,19 @@ impl Database {
             size,
             queued: Some(queued),
         })
+    }
+
+    async fn attempt_starts(&self, execution_id: Uuid, size: LogSize) {
+        let log = self
+            .appending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(execution_id)
+            .or_default()
+            .clone();
+        let mut known = log.known.lock().await;
+        log.settled().await;
+        *known = Some((size, log.epoch.load(Ordering::Acquire)));
     }
 
     /// The stored size once the chunks queued for the log are stored.

@@ -39,29 +39,35 @@ pub async fn assignment(
     let mcp_token = mcp_server_url
         .as_ref()
         .and_then(|_| engine.store.executions().run_token(execution));
-    let mut log_offset = engine
-        .logs
-        .size(execution.id)
-        .await
-        .map_err(|e| format!("opening the log: {e}"))?
-        .bytes;
-    if execution.retry_count > 0 || log_offset > 0 {
+    // A first attempt has no log yet (every requeue counts an attempt, and
+    // a retry asked by a person is a new execution): nothing to read.
+    let mut log = if execution.retry_count == 0 {
+        crate::logs::LogSize::default()
+    } else {
+        engine
+            .logs
+            .size(execution.id)
+            .await
+            .map_err(|e| format!("opening the log: {e}"))?
+    };
+    if log.bytes > 0 || execution.retry_count > 0 {
         let header = format!(
             "{}=== amon: attempt {} on worker {worker_id} at {} ===\n",
-            if log_offset > 0 { "\n" } else { "" },
+            if log.bytes > 0 { "\n" } else { "" },
             execution.retry_count + 1,
             Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         );
-        log_offset = engine
+        log = engine
             .logs
-            .append(execution.id, log_offset, header.as_bytes())
+            .append(execution.id, log.bytes, header.as_bytes())
             .await
             .map_err(|e| format!("writing the log: {e}"))?
             .stored()
             .await
-            .map_err(|e| format!("writing the log: {e}"))?
-            .bytes;
+            .map_err(|e| format!("writing the log: {e}"))?;
     }
+    engine.logs.attempt_starts(execution.id, log).await;
+    let log_offset = log.bytes;
     let context = InputContext::from_json(&run.task.input_context);
     let working_dir = context
         .working_dir

@@ -237,6 +237,7 @@ impl Engine {
                         // The worker vanished between claim and send.
                         // A registration that came meanwhile may have
                         // requeued it already: nothing left to release.
+                        self.logs.close(execution_id);
                         if let Err(err @ crate::store::StoreError::Database(_)) = runs
                             .release_claim(&worker.worker_id, execution_id, &token)
                             .await
