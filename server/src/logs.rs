@@ -294,13 +294,7 @@ impl Database {
         offset: u64,
         data: &[u8],
     ) -> Result<Appended, AppendError> {
-        let log = self
-            .appending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(execution_id)
-            .or_default()
-            .clone();
+        let log = self.appending(execution_id);
         let mut known = log.known.lock().await;
         let stored = match *known {
             Some((size, epoch)) if epoch == log.epoch.load(Ordering::Acquire) => size,
@@ -360,14 +354,18 @@ impl Database {
         })
     }
 
-    async fn attempt_starts(&self, execution_id: Uuid, size: LogSize) {
-        let log = self
-            .appending
+    /// The log being appended to here, made on first use.
+    fn appending(&self, execution_id: Uuid) -> Arc<Appending> {
+        self.appending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(execution_id)
             .or_default()
-            .clone();
+            .clone()
+    }
+
+    async fn attempt_starts(&self, execution_id: Uuid, size: LogSize) {
+        let log = self.appending(execution_id);
         let mut known = log.known.lock().await;
         log.settled().await;
         *known = Some((size, log.epoch.load(Ordering::Acquire)));
