@@ -6,7 +6,8 @@ use amon_proto::v1::{GetExecutionDiffRequest, WorktreeSummary};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::{client::Ctx, output, resolve};
+
+use crate::{client::Ctx, json, output, resolve};
 
 /// `amon diff`.
 #[derive(Debug, Args)]
@@ -64,7 +65,7 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<()> {
         .await?
         .into_inner();
     if ctx.json {
-        let summary = reply.worktree.as_ref().map(summary_json);
+        let summary = reply.worktree.as_ref().map(json::worktree_summary);
         return Ok(output::json(&json!({
             "execution_id": execution_id,
             "worktree": summary,
@@ -85,23 +86,6 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<()> {
         output::note("(diff cut: it is longer than --max-bytes, or than the server's 4,000,000)");
     }
     Ok(())
-}
-
-fn summary_json(summary: &WorktreeSummary) -> serde_json::Value {
-    json!({
-        "repository": summary.repository,
-        "path": summary.path,
-        "branch": summary.branch,
-        "base_ref": summary.base_ref,
-        "base_commit": summary.base_commit,
-        "head_commit": summary.head_commit,
-        "commits": summary.commits,
-        "dirty": summary.dirty,
-        "files": summary.files.iter().map(|f| json!({
-            "path": f.path, "added": f.added, "removed": f.removed, "binary": f.binary,
-        })).collect::<Vec<_>>(),
-        "files_truncated": summary.files_truncated,
-    })
 }
 
 /// The lines above the diff: where, how many commits, which files.
