@@ -161,6 +161,7 @@ async fn reports_only_from_the_owning_stream(db: TestDb) -> Result<()> {
             exit_code: Some(0),
             error: None,
             log_byte_size: 12,
+            worktree: None,
         }))
         .await;
     }
@@ -186,6 +187,7 @@ async fn reports_only_from_the_owning_stream(db: TestDb) -> Result<()> {
             exit_code: Some(0),
             error: None,
             log_byte_size: 0,
+            worktree: None,
         }))
         .await;
     intruder.heartbeat(Vec::new()).await; // a round trip after the finish

@@ -63,9 +63,11 @@ pub(crate) struct TaskWorktree {
     pub base_ref: String,
 }
 
-/// Where the worktrees of this worker live.
+/// Where the worktrees of this worker live: absolute, since git resolves
+/// a relative path from the repository's directory, not the worker's.
 pub(crate) fn root(data_dir: &Path) -> PathBuf {
-    data_dir.join(WORKTREES_DIR)
+    let root = data_dir.join(WORKTREES_DIR);
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// The worktree folder of `task_id`, or an error for an id that is not a

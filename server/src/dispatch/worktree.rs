@@ -87,7 +87,15 @@ impl Engine {
             WorktreeAction::Diff { .. } => "a diff of the worktree",
             WorktreeAction::Finish { .. } => "finishing the worktree",
         };
-        self.reachable(worker_id, what).await?;
+        // The worker is on record (it ran the task): never seen by its
+        // heartbeats only means it left before its first one.
+        self.reachable(worker_id, what).await.map_err(|err| match err {
+            StoreError::NotFound { kind: "worker", .. } => StoreError::FailedPrecondition(format!(
+                "worker {} is not connected to this server: {what} needs it connected",
+                quoted(worker_id)
+            )),
+            err => err,
+        })?;
         let request_id = Uuid::new_v4();
         let (tx, rx) = oneshot::channel();
         self.worktree_calls.pending().insert(

@@ -216,6 +216,7 @@ impl Conn {
             worker_id: register.worker_id.clone(),
             config: Some(config),
             resumed,
+            gone_worktree_task_ids: Vec::new(),
         }));
         register
     }
