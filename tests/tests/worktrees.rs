@@ -13,8 +13,8 @@ use std::time::Duration;
 use amon_proto::v1::{
     Agent, AgentMetadata, Capability, ContinueExecutionRequest, CreatePresetAgentRequest,
     DeleteTaskRequest, Execution, ExecutionStatus, FinishTaskWorktreeRequest,
-    GetExecutionDiffRequest, Task, TaskInputContext, UpdateAgentRequest, WorktreeDisposal,
-    WorktreeIsolation,
+    GetExecutionDiffRequest, MoveTaskRequest, Task, TaskInputContext, TaskStatus,
+    UpdateAgentRequest, WorktreeDisposal, WorktreeIsolation,
 };
 use amon_tests::{
     api::{Api, strings},
@@ -578,6 +578,29 @@ async fn deleted_tasks_lose_their_worktrees(db: TestDb) -> Result<()> {
         .await?;
     assert!(!s.worktree_of(&removed).exists());
     assert!(!has_branch(&repo, &branch));
+
+    // Cancelling a task can finish its worktree too.
+    let cancelled = s
+        .task("Cancel me", &repo, WorktreeIsolation::Worktree, "d.txt", true, None)
+        .await;
+    let run = s.run_to_end(&cancelled).await;
+    let branch = run.worktree.unwrap().branch;
+    let moved = s
+        .api
+        .tasks
+        .move_task(MoveTaskRequest {
+            id: cancelled.id.clone(),
+            status: TaskStatus::Cancelled as i32,
+            worktree: WorktreeDisposal::KeepBranch as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(moved.status(), TaskStatus::Cancelled);
+    assert!(!s.worktree_of(&cancelled).exists());
+    assert!(has_branch(&repo, &branch));
 
     let left = s
         .task("Delete later", &repo, WorktreeIsolation::Worktree, "b.txt", true, None)

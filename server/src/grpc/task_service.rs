@@ -197,6 +197,19 @@ impl TaskService for TaskApi {
                 Position::Before(parse_id("before_task_id", before)?)
             }
         };
+        if let Some(remove_branch) = remove_branch("worktree", request.worktree)? {
+            if status != Some(TaskStatus::Cancelled) {
+                return Err(StoreError::invalid(
+                    "worktree",
+                    "is only for a move to TASK_STATUS_CANCELLED",
+                )
+                .into());
+            }
+            // First, so a worktree that cannot go keeps its task where it is.
+            self.engine
+                .finish_task_worktree(id, remove_branch, request.force_worktree)
+                .await?;
+        }
         let moved = self
             .store
             .tasks()

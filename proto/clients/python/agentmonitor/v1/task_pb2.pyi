@@ -190,16 +190,20 @@ class DeleteTaskResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class MoveTaskRequest(_message.Message):
-    __slots__ = ("id", "status", "after_task_id", "before_task_id")
+    __slots__ = ("id", "status", "after_task_id", "before_task_id", "worktree", "force_worktree")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AFTER_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     BEFORE_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_WORKTREE_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: _common_pb2.TaskStatus
     after_task_id: str
     before_task_id: str
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., after_task_id: _Optional[str] = ..., before_task_id: _Optional[str] = ...) -> None: ...
+    worktree: WorktreeDisposal
+    force_worktree: bool
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., after_task_id: _Optional[str] = ..., before_task_id: _Optional[str] = ..., worktree: _Optional[_Union[WorktreeDisposal, str]] = ..., force_worktree: _Optional[bool] = ...) -> None: ...
 
 class MoveTaskResponse(_message.Message):
     __slots__ = ("task",)
