@@ -1097,8 +1097,16 @@ async fn diff_is_coloured_on_request_with_its_summary_on_stderr() {
     let run = amon(addr, &["diff", &id, "--color", "never"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, FAKE_DIFF);
-    assert!(run.stderr.contains("branch amon/dddddddd-fake"), "{}", run.stderr);
-    assert!(run.stderr.contains("+1     -1  notes.txt"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("branch amon/dddddddd-fake"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("+1     -1  notes.txt"),
+        "{}",
+        run.stderr
+    );
     let run = amon(addr, &["diff", &id, "--color", "always"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = run.stdout();

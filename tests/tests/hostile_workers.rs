@@ -267,6 +267,7 @@ async fn worker_text_is_stored_safely(db: TestDb) -> Result<()> {
             exit_code: Some(1),
             error: Some("bad\u{0}thing".into()),
             log_byte_size: 0,
+            worktree: None,
         }))
         .await;
     let done = api.wait_for(&run.id, ExecutionStatus::Failed, WAIT).await;

@@ -52,7 +52,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid"])
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
         .args(args)
         .output()
         .expect("running git");
@@ -62,7 +67,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).trim_end().to_owned()
+    String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned()
 }
 
 /// Whether `refs/heads/<branch>` exists in `repo`.
@@ -70,7 +77,12 @@ fn has_branch(repo: &Path, branch: &str) -> bool {
     Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")])
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ])
         .output()
         .expect("running git")
         .status
@@ -310,7 +322,14 @@ async fn two_runs_on_one_repository_never_collide(db: TestDb) -> Result<()> {
     let mut s = Setup::new(&db).await;
     let repo = repository(s.scratch.path(), "repo");
     let first = s
-        .task("Alpha task", &repo, WorktreeIsolation::Worktree, "alpha.txt", false, None)
+        .task(
+            "Alpha task",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "alpha.txt",
+            false,
+            None,
+        )
         .await;
     // The second takes isolation from its agent's default.
     s.api
@@ -330,7 +349,14 @@ async fn two_runs_on_one_repository_never_collide(db: TestDb) -> Result<()> {
         })
         .await?;
     let second = s
-        .task("Beta task", &repo, WorktreeIsolation::Unspecified, "beta.txt", false, None)
+        .task(
+            "Beta task",
+            &repo,
+            WorktreeIsolation::Unspecified,
+            "beta.txt",
+            false,
+            None,
+        )
         .await;
 
     let (a, b) = (s.start(&first).await, s.start(&second).await);
@@ -351,7 +377,10 @@ async fn two_runs_on_one_repository_never_collide(db: TestDb) -> Result<()> {
     assert!(!repo.join("alpha.txt").exists() && !repo.join("beta.txt").exists());
 
     // The change each made, recorded on its execution.
-    let summary = a.worktree.clone().expect("a worktree summary on the execution");
+    let summary = a
+        .worktree
+        .clone()
+        .expect("a worktree summary on the execution");
     let short = &first.id[..8];
     assert_eq!(summary.branch, format!("amon/{short}-alpha-task"));
     assert!(has_branch(&repo, &summary.branch));
@@ -415,7 +444,14 @@ async fn cleanup_keeps_the_branch_and_spares_a_dirty_worktree(db: TestDb) -> Res
     let mut s = Setup::new(&db).await;
     let repo = repository(s.scratch.path(), "repo");
     let dirty = s
-        .task("Dirty work", &repo, WorktreeIsolation::Worktree, "notes.txt", false, None)
+        .task(
+            "Dirty work",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "notes.txt",
+            false,
+            None,
+        )
         .await;
     let run = s.run_to_end(&dirty).await;
     assert_eq!(run.status(), ExecutionStatus::Succeeded, "{run:?}");
@@ -428,7 +464,10 @@ async fn cleanup_keeps_the_branch_and_spares_a_dirty_worktree(db: TestDb) -> Res
         .expect_err("uncommitted changes");
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains("uncommitted"), "{refused:?}");
-    assert!(path.join("notes.txt").exists(), "the dirty worktree survives");
+    assert!(
+        path.join("notes.txt").exists(),
+        "the dirty worktree survives"
+    );
 
     let done = s.finish(&dirty, WorktreeDisposal::KeepBranch, true).await?;
     assert!(done.worktree_removed && !done.branch_removed, "{done:?}");
@@ -444,14 +483,23 @@ async fn cleanup_keeps_the_branch_and_spares_a_dirty_worktree(db: TestDb) -> Res
     // A run that committed its work leaves a clean worktree: it goes, and
     // with REMOVE_BRANCH its branch too.
     let clean = s
-        .task("Clean work", &repo, WorktreeIsolation::Worktree, "done.txt", true, None)
+        .task(
+            "Clean work",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "done.txt",
+            true,
+            None,
+        )
         .await;
     let run = s.run_to_end(&clean).await;
     assert_eq!(run.status(), ExecutionStatus::Succeeded, "{run:?}");
     let summary = run.worktree.unwrap();
     assert_eq!((summary.commits, summary.dirty), (1, false), "{summary:?}");
     assert_eq!(summary.files[0].path, "done.txt");
-    let done = s.finish(&clean, WorktreeDisposal::RemoveBranch, false).await?;
+    let done = s
+        .finish(&clean, WorktreeDisposal::RemoveBranch, false)
+        .await?;
     assert!(done.worktree_removed && done.branch_removed, "{done:?}");
     assert!(!s.worktree_of(&clean).exists());
     assert!(!has_branch(&repo, &summary.branch));
@@ -487,24 +535,51 @@ async fn errors_are_failed_preconditions(db: TestDb) -> Result<()> {
     let plain = s.scratch.path().join("plain");
     std::fs::create_dir_all(&plain)?;
     let task = s
-        .task("Not a repo", &plain, WorktreeIsolation::Worktree, "x.txt", false, None)
+        .task(
+            "Not a repo",
+            &plain,
+            WorktreeIsolation::Worktree,
+            "x.txt",
+            false,
+            None,
+        )
         .await;
     let error = failed(&s.run_to_end(&task).await);
     assert!(error.starts_with("FAILED_PRECONDITION"), "{error}");
     assert!(error.contains("not in a git repository"), "{error}");
     assert!(!s.worktree_of(&task).exists());
-    assert!(s.recorded("Not a repo").is_empty(), "the agent never started");
+    assert!(
+        s.recorded("Not a repo").is_empty(),
+        "the agent never started"
+    );
 
     let task = s
-        .task("Bad base", &repo, WorktreeIsolation::Worktree, "x.txt", false, Some("no-such-ref"))
+        .task(
+            "Bad base",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "x.txt",
+            false,
+            Some("no-such-ref"),
+        )
         .await;
     let error = failed(&s.run_to_end(&task).await);
     assert!(error.starts_with("FAILED_PRECONDITION"), "{error}");
-    assert!(error.contains("base ref \"no-such-ref\" does not exist"), "{error}");
+    assert!(
+        error.contains("base ref \"no-such-ref\" does not exist"),
+        "{error}"
+    );
     assert!(!s.worktree_of(&task).exists());
 
     let task = s
-        .task("Taken branch", &repo, WorktreeIsolation::Worktree, "x.txt", false, None)
+        .task(
+            "Taken branch",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "x.txt",
+            false,
+            None,
+        )
         .await;
     let taken = format!("amon/{}-taken-branch", &task.id[..8]);
     git(&repo, &["branch", &taken]);
@@ -516,13 +591,23 @@ async fn errors_are_failed_preconditions(db: TestDb) -> Result<()> {
     git(&repo, &["branch", "-D", &taken]);
 
     let task = s
-        .task("Locked repo", &repo, WorktreeIsolation::Worktree, "x.txt", false, None)
+        .task(
+            "Locked repo",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "x.txt",
+            false,
+            None,
+        )
         .await;
     std::fs::write(repo.join(".git/index.lock"), "")?;
     let error = failed(&s.run_to_end(&task).await);
     std::fs::remove_file(repo.join(".git/index.lock"))?;
     assert!(error.starts_with("FAILED_PRECONDITION"), "{error}");
-    assert!(error.contains("locked by a concurrent git command"), "{error}");
+    assert!(
+        error.contains("locked by a concurrent git command"),
+        "{error}"
+    );
     assert!(!s.worktree_of(&task).exists());
 
     // Nothing was left behind: no branch, no worktree, a clean base.
@@ -564,7 +649,14 @@ async fn deleted_tasks_lose_their_worktrees(db: TestDb) -> Result<()> {
     let repo = repository(s.scratch.path(), "repo");
 
     let removed = s
-        .task("Delete with branch", &repo, WorktreeIsolation::Worktree, "a.txt", true, None)
+        .task(
+            "Delete with branch",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "a.txt",
+            true,
+            None,
+        )
         .await;
     let run = s.run_to_end(&removed).await;
     let branch = run.worktree.unwrap().branch;
@@ -581,7 +673,14 @@ async fn deleted_tasks_lose_their_worktrees(db: TestDb) -> Result<()> {
 
     // Cancelling a task can finish its worktree too.
     let cancelled = s
-        .task("Cancel me", &repo, WorktreeIsolation::Worktree, "d.txt", true, None)
+        .task(
+            "Cancel me",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "d.txt",
+            true,
+            None,
+        )
         .await;
     let run = s.run_to_end(&cancelled).await;
     let branch = run.worktree.unwrap().branch;
@@ -603,14 +702,32 @@ async fn deleted_tasks_lose_their_worktrees(db: TestDb) -> Result<()> {
     assert!(has_branch(&repo, &branch));
 
     let left = s
-        .task("Delete later", &repo, WorktreeIsolation::Worktree, "b.txt", true, None)
+        .task(
+            "Delete later",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "b.txt",
+            true,
+            None,
+        )
         .await;
     let kept = s
-        .task("Keep me", &repo, WorktreeIsolation::Worktree, "c.txt", true, None)
+        .task(
+            "Keep me",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "c.txt",
+            true,
+            None,
+        )
         .await;
     let left_run = s.run_to_end(&left).await;
     let kept_run = s.run_to_end(&kept).await;
-    assert_eq!(kept_run.status(), ExecutionStatus::Succeeded, "{kept_run:?}");
+    assert_eq!(
+        kept_run.status(),
+        ExecutionStatus::Succeeded,
+        "{kept_run:?}"
+    );
     let left_branch = left_run.worktree.unwrap().branch;
 
     // Away: the recorded change is readable, the diff is not.

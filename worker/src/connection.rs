@@ -29,12 +29,12 @@ use crate::ledger::{Ledger, NewRun};
 use crate::link::{Link, LinkEvent};
 use crate::run::adapter::prepare;
 use crate::run::agent::supervise::AgentHost;
-use crate::run::{Outcome, RunEvent, RunEventKind};
 use crate::run::agent::trouble::AgentSettings;
 use crate::run::keeper;
 use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
 use crate::run::tmux::Tmux;
+use crate::run::{Outcome, RunEvent, RunEventKind};
 use crate::timer::sleep_opt;
 use crate::transport::request;
 use crate::worktree::{self, TaskWorktree};
@@ -194,10 +194,9 @@ impl Worker {
             self.fenced = false;
         }
         match event {
-            LinkEvent::ConnectDue => self.link.connect(
-                self.ledger.running(),
-                worktree::task_ids(&self.data_dir),
-            ),
+            LinkEvent::ConnectDue => self
+                .link
+                .connect(self.ledger.running(), worktree::task_ids(&self.data_dir)),
             LinkEvent::Registered(registered, outbound) => {
                 if let Some(config) = &registered.config {
                     self.apply_config(config);
@@ -267,15 +266,14 @@ impl Worker {
             }
             return;
         };
-        let worktree = worktree::task_path(&self.data_dir, &assign.task_id).map(|path| {
-            TaskWorktree {
+        let worktree =
+            worktree::task_path(&self.data_dir, &assign.task_id).map(|path| TaskWorktree {
                 task_id: assign.task_id.clone(),
                 repository: PathBuf::from(&assign.working_dir),
                 path,
                 branch: spec.branch.clone(),
                 base_ref: spec.base_ref.clone(),
-            }
-        });
+            });
         let original = assign.clone();
         let Some(run) = self.ledger.on_assign(assign) else {
             return;
@@ -334,7 +332,13 @@ impl Worker {
             // The run's events pass through here: its summary goes just
             // before its end.
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            launcher.launch(prepared, RunChannels { events: tx, ..channels });
+            launcher.launch(
+                prepared,
+                RunChannels {
+                    events: tx,
+                    ..channels
+                },
+            );
             while let Some(event) = rx.recv().await {
                 if matches!(event.kind, RunEventKind::Ended(_)) {
                     match worktree::summarize(&cwd, &scratch).await {
@@ -416,11 +420,11 @@ impl Worker {
 /// Does what the server asks of a worktree and answers on the stream it
 /// came on.
 async fn answer_worktree_request(
-    request: WorktreeRequest,
+    asked: WorktreeRequest,
     data_dir: PathBuf,
     outbound: crate::transport::Outbound,
 ) {
-    let WorktreeRequest { request_id, action } = request;
+    let WorktreeRequest { request_id, action } = asked;
     let mut result = WorktreeResult {
         request_id,
         ..Default::default()

@@ -73,8 +73,8 @@ pub(crate) fn root(data_dir: &Path) -> PathBuf {
 /// The worktree folder of `task_id`, or an error for an id that is not a
 /// UUID (it becomes a path: nothing else may reach the file system).
 pub(crate) fn task_path(data_dir: &Path, task_id: &str) -> Result<PathBuf, String> {
-    let id = uuid::Uuid::parse_str(task_id)
-        .map_err(|_| format!("task id {task_id:?} is not a UUID"))?;
+    let id =
+        uuid::Uuid::parse_str(task_id).map_err(|_| format!("task id {task_id:?} is not a UUID"))?;
     Ok(root(data_dir).join(id.to_string()))
 }
 
@@ -273,12 +273,9 @@ impl TaskWorktree {
             .await
             .map_err(|e| format!("branch name {:?} is not valid: {e}", self.branch))?;
         let branch_ref = format!("refs/heads/{}", self.branch);
-        let existing = git(
-            &repo.top,
-            ["rev-parse", "--verify", "--quiet", &branch_ref],
-        )
-        .await
-        .is_ok();
+        let existing = git(&repo.top, ["rev-parse", "--verify", "--quiet", &branch_ref])
+            .await
+            .is_ok();
         let owner = config_get(&repo.top, &config_key(&self.branch, "amonTask")).await;
         if existing && owner.as_deref() != Some(self.task_id.as_str()) {
             return Err(match owner {
@@ -419,10 +416,13 @@ pub(crate) async fn summarize(path: &Path, scratch: &Path) -> Result<WorktreeSum
     .text()
     .parse()
     .unwrap_or(0);
-    let dirty = !git(top, ["status", "--porcelain=v2", "-z", "--untracked-files=all"])
-        .await?
-        .stdout
-        .is_empty();
+    let dirty = !git(
+        top,
+        ["status", "--porcelain=v2", "-z", "--untracked-files=all"],
+    )
+    .await?
+    .stdout
+    .is_empty();
     let snapshot_tree = snapshot(top, scratch).await?;
     let numstat = git(
         top,
@@ -440,12 +440,15 @@ pub(crate) async fn summarize(path: &Path, scratch: &Path) -> Result<WorktreeSum
     let mut files = parse_numstat(&numstat.stdout);
     let files_truncated = files.len() > MAX_SUMMARY_FILES;
     files.truncate(MAX_SUMMARY_FILES);
-    let repository = git(top, ["rev-parse", "--path-format=absolute", "--git-common-dir"])
-        .await
-        .ok()
-        .map(|o| PathBuf::from(o.text()))
-        .and_then(|common| main_worktree(&common))
-        .unwrap_or_else(|| top.clone());
+    let repository = git(
+        top,
+        ["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await
+    .ok()
+    .map(|o| PathBuf::from(o.text()))
+    .and_then(|common| main_worktree(&common))
+    .unwrap_or_else(|| top.clone());
     Ok(WorktreeSummary {
         repository: repository.to_string_lossy().into_owned(),
         path: top.to_string_lossy().into_owned(),
@@ -472,9 +475,12 @@ fn main_worktree(common: &Path) -> Option<PathBuf> {
 /// A tree object with the worktree's whole content (untracked files too),
 /// written through a copy of its index: its own index is left as it was.
 async fn snapshot(top: &Path, scratch: &Path) -> Result<String, String> {
-    let index = git(top, ["rev-parse", "--path-format=absolute", "--git-path", "index"])
-        .await?
-        .text();
+    let index = git(
+        top,
+        ["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    )
+    .await?
+    .text();
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let copy = scratch.join(format!("index-{}", uuid::Uuid::new_v4()));
     let result = async {
@@ -592,9 +598,12 @@ pub(crate) async fn finish(
         let repo = repository_of_worktree(path).await?;
         check_unlocked(&repo.common_dir, &repo.top)?;
         if !force {
-            let status = git(path, ["status", "--porcelain=v2", "-z", "--untracked-files=all"])
-                .await
-                .map_err(|e| format!("reading the worktree {}: {e}", path.display()))?;
+            let status = git(
+                path,
+                ["status", "--porcelain=v2", "-z", "--untracked-files=all"],
+            )
+            .await
+            .map_err(|e| format!("reading the worktree {}: {e}", path.display()))?;
             if !status.stdout.is_empty() {
                 return Err(format!(
                     "worktree {} has uncommitted changes: commit them, or finish it with force \

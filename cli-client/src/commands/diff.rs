@@ -6,7 +6,6 @@ use amon_proto::v1::{GetExecutionDiffRequest, WorktreeSummary};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-
 use crate::{client::Ctx, json, output, resolve};
 
 /// `amon diff`.

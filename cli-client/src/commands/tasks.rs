@@ -3,8 +3,7 @@
 use amon_proto::v1::{
     CreateTaskRequest, DeleteTaskRequest, FinishTaskWorktreeRequest, GetBoardRequest,
     GetTaskRequest, ListTasksRequest, MoveTaskRequest, Task, TaskInputContext, TaskStatus,
-    UpdateTaskRequest, WorktreeDisposal, WorktreeIsolation,
-    move_task_request::Position,
+    UpdateTaskRequest, WorktreeDisposal, WorktreeIsolation, move_task_request::Position,
 };
 use clap::{ArgGroup, Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
@@ -327,7 +326,9 @@ pub async fn run(ctx: &Ctx, cmd: TasksCmd) -> anyhow::Result<()> {
             let message = match (finished.worktree_removed, finished.branch_removed) {
                 (true, true) => format!("removed the worktree and branch {}", finished.branch),
                 (true, false) => format!("removed the worktree; kept branch {}", finished.branch),
-                (false, true) => format!("the worktree was gone; removed branch {}", finished.branch),
+                (false, true) => {
+                    format!("the worktree was gone; removed branch {}", finished.branch)
+                }
                 (false, false) => format!("the worktree was gone; kept branch {}", finished.branch),
             };
             if ctx.json {
@@ -364,6 +365,7 @@ pub async fn run(ctx: &Ctx, cmd: TasksCmd) -> anyhow::Result<()> {
                     id,
                     status,
                     position,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -89,13 +89,17 @@ impl Engine {
         };
         // The worker is on record (it ran the task): never seen by its
         // heartbeats only means it left before its first one.
-        self.reachable(worker_id, what).await.map_err(|err| match err {
-            StoreError::NotFound { kind: "worker", .. } => StoreError::FailedPrecondition(format!(
-                "worker {} is not connected to this server: {what} needs it connected",
-                quoted(worker_id)
-            )),
-            err => err,
-        })?;
+        self.reachable(worker_id, what)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound { kind: "worker", .. } => {
+                    StoreError::FailedPrecondition(format!(
+                        "worker {} is not connected to this server: {what} needs it connected",
+                        quoted(worker_id)
+                    ))
+                }
+                err => err,
+            })?;
         let request_id = Uuid::new_v4();
         let (tx, rx) = oneshot::channel();
         self.worktree_calls.pending().insert(
@@ -161,12 +165,17 @@ impl Engine {
         max_bytes: u64,
     ) -> StoreResult<(WorktreeDone, WorktreeRecord)> {
         self.store.executions().get(id).await?;
-        let record = self.store.worktrees().of_execution(id).await?.ok_or_else(|| {
-            StoreError::FailedPrecondition(format!(
-                "execution {id} recorded no worktree: its task runs without worktree \
+        let record = self
+            .store
+            .worktrees()
+            .of_execution(id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::FailedPrecondition(format!(
+                    "execution {id} recorded no worktree: its task runs without worktree \
                  isolation, or the run has not ended"
-            ))
-        })?;
+                ))
+            })?;
         let summary = &record.summary;
         let done = self
             .ask_worktree(

@@ -5,9 +5,9 @@ use amon_proto::v1::{
     ApproveExecutionRequest, ApproveExecutionResponse, CancelExecutionRequest,
     CancelExecutionResponse, ContinueExecutionRequest, ContinueExecutionResponse,
     CreateExecutionRequest, CreateExecutionResponse, GetExecutionDiffRequest,
-    GetExecutionDiffResponse, GetExecutionRequest, GetExecutionResponse,
-    ListExecutionsRequest, ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse,
-    StreamLogsRequest, StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
+    GetExecutionDiffResponse, GetExecutionRequest, GetExecutionResponse, ListExecutionsRequest,
+    ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse, StreamLogsRequest,
+    StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
     execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};

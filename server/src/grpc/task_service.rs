@@ -3,12 +3,12 @@
 use amon_proto::v1::{
     AddDependencyRequest, AddDependencyResponse, BoardColumn, CreateTaskRequest,
     CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, FinishTaskWorktreeRequest,
-    FinishTaskWorktreeResponse, GetBoardRequest, GetBoardResponse,
-    GetTaskRequest, GetTaskResponse, ListDependenciesRequest, ListDependenciesResponse,
-    ListTaskEventsRequest, ListTaskEventsResponse, ListTasksRequest, ListTasksResponse,
-    MoveTaskRequest, MoveTaskResponse, RemoveDependencyRequest, RemoveDependencyResponse,
-    UpdateTaskRequest, UpdateTaskResponse, WatchTaskEventsRequest, WatchTaskEventsResponse,
-    WorktreeDisposal, move_task_request, task_service_server::TaskService,
+    FinishTaskWorktreeResponse, GetBoardRequest, GetBoardResponse, GetTaskRequest, GetTaskResponse,
+    ListDependenciesRequest, ListDependenciesResponse, ListTaskEventsRequest,
+    ListTaskEventsResponse, ListTasksRequest, ListTasksResponse, MoveTaskRequest, MoveTaskResponse,
+    RemoveDependencyRequest, RemoveDependencyResponse, UpdateTaskRequest, UpdateTaskResponse,
+    WatchTaskEventsRequest, WatchTaskEventsResponse, WorktreeDisposal, move_task_request,
+    task_service_server::TaskService,
 };
 use prost::Message;
 use tokio::sync::mpsc;

@@ -341,6 +341,7 @@ pub fn assign(execution_id: &str, argv: &[&str]) -> Assign {
         log_offset: 0,
         mcp_server_url: None,
         mcp_token: None,
+        worktree: None,
     }
 }
 

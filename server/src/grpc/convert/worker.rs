@@ -16,7 +16,10 @@ use super::{
 use crate::{
     dispatch::{
         KnownWorker, WorkerInfo,
-        messages::{Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker},
+        messages::{
+            Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker,
+            WorktreeAction, WorktreeAssignment, WorktreeDone,
+        },
     },
     entity::enums::ExecutionStatus,
     store::{
@@ -451,9 +454,9 @@ fn assign_to_proto(assignment: Assignment) -> pb::Assign {
         log_offset: log_offset as i64,
         mcp_server_url,
         mcp_token,
-        worktree: worktree.map(|WorktreeAssignment { branch, base_ref }| {
-            pb::WorktreeAssignment { branch, base_ref }
-        }),
+        worktree: worktree.map(
+            |WorktreeAssignment { branch, base_ref }| pb::WorktreeAssignment { branch, base_ref },
+        ),
     }
 }
 
