@@ -308,7 +308,12 @@ async fn agent_lifecycle(db: TestDb) -> anyhow::Result<()> {
     );
     assert_eq!(
         row.metadata,
-        json!({"icon": "claude.svg", "color": "#d97757", "homepage": "https://example.invalid/claude"})
+        json!({
+            "icon": "claude.svg",
+            "color": "#d97757",
+            "homepage": "https://example.invalid/claude",
+            "defaultIsolation": "worktree"
+        })
     );
     assert_eq!(
         row.base_args,
