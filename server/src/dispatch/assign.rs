@@ -136,6 +136,15 @@ pub fn task_branch(task_id: uuid::Uuid, title: &str) -> String {
     }
 }
 
+/// The tmux session of an AI agent run: the execution id, and the attempt
+/// after the first (a retry may land on the worker that ran the first).
+pub fn tmux_session_name(execution_id: uuid::Uuid, retry_count: i32) -> String {
+    match retry_count {
+        0 => format!("amon-{execution_id}"),
+        n => format!("amon-{execution_id}-{}", n + 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::task_branch;
@@ -152,14 +161,5 @@ mod tests {
             task_branch(id, &"x".repeat(100)),
             format!("amon/0123abcd-{}", "x".repeat(40))
         );
-    }
-}
-
-/// The tmux session of an AI agent run: the execution id, and the attempt
-/// after the first (a retry may land on the worker that ran the first).
-pub fn tmux_session_name(execution_id: uuid::Uuid, retry_count: i32) -> String {
-    match retry_count {
-        0 => format!("amon-{execution_id}"),
-        n => format!("amon-{execution_id}-{}", n + 1),
     }
 }
