@@ -20,7 +20,7 @@ use amon_proto::v1::{
     ActorType, Agent, AgentKind, AgentMetadata, AgentSessionConfig, BidirectionalProtocol,
     BoardColumn, Capability, CapabilitySource, DiscoveryMethod, Execution, ExecutionStatus,
     InteractionMode, SessionIdSource, Task, TaskDependency, TaskEvent, TaskInputContext,
-    TaskStatus, Worker, WorkerConfig,
+    TaskStatus, Worker, WorkerConfig, WorktreeIsolation, WorktreeSummary,
 };
 use prost_types::{ListValue, Struct, value::Kind};
 use serde_json::{Map, Number, Value, json};
@@ -272,6 +272,12 @@ pub fn input_context(c: &TaskInputContext) -> Value {
         "env_overrides": string_map(&c.env_overrides),
         "args": opt_struct_to_json(c.args.as_ref()),
         "prompt_additions": c.prompt_additions,
+        "isolation": match WorktreeIsolation::try_from(c.isolation) {
+            Ok(WorktreeIsolation::Worktree) => Some("worktree"),
+            Ok(WorktreeIsolation::None) => Some("none"),
+            _ => None,
+        },
+        "base_ref": c.base_ref,
     })
 }
 
@@ -335,6 +341,26 @@ pub fn execution(e: &Execution) -> Value {
         "retry_count": e.retry_count,
         "max_retries": e.max_retries,
         "created_at": timestamp(e.created_at.as_ref()),
+        "worktree": e.worktree.as_ref().map(worktree_summary),
+    })
+}
+
+/// A `WorktreeSummary`: what a run changed in its task's git worktree.
+pub fn worktree_summary(w: &WorktreeSummary) -> Value {
+    json!({
+        "repository": w.repository,
+        "path": w.path,
+        "branch": w.branch,
+        "base_ref": w.base_ref,
+        "base_commit": w.base_commit,
+        "head_commit": w.head_commit,
+        "commits": w.commits,
+        "files": w.files.iter().map(|f| json!({
+            "path": f.path, "added": f.added, "removed": f.removed, "binary": f.binary,
+        })).collect::<Vec<_>>(),
+        "files_truncated": w.files_truncated,
+        "dirty": w.dirty,
+        "snapshot_tree": w.snapshot_tree,
     })
 }
 

@@ -170,6 +170,8 @@ enum Command {
     Exec(ExecCmd),
     /// Print an execution's output (raw bytes); -f follows it live.
     Logs(LogsArgs),
+    /// Show what a run changed in its task's git worktree (a coloured diff).
+    Diff(commands::diff::DiffArgs),
     /// List workers.
     Workers(WorkersArgs),
     /// Show or change the tuning shared by all workers.
@@ -217,6 +219,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Continue(args) => commands::run::continue_(&ctx, args).await,
         Command::Exec(cmd) => commands::exec::run(&ctx, cmd).await,
         Command::Logs(args) => commands::logs::run(&ctx, args).await,
+        Command::Diff(args) => commands::diff::run(&ctx, args).await,
         Command::Workers(args) => commands::workers::list(&ctx, args).await,
         Command::WorkerConfig(cmd) => commands::workers::config(&ctx, cmd).await,
         Command::McpConfig(args) => {

@@ -157,6 +157,13 @@ impl TaskService for Fake {
         unimplemented("MoveTask")
     }
 
+    async fn finish_task_worktree(
+        &self,
+        _: Request<FinishTaskWorktreeRequest>,
+    ) -> Result<Response<FinishTaskWorktreeResponse>, Status> {
+        unimplemented("FinishTaskWorktree")
+    }
+
     async fn get_board(
         &self,
         _: Request<GetBoardRequest>,
@@ -509,6 +516,9 @@ fn execution_id(task_id: &str) -> String {
     format!("eeeeeeee{}", &task_id[8..])
 }
 
+/// The diff of every run.
+const FAKE_DIFF: &[u8] = b"diff --git a/notes.txt b/notes.txt\n--- a/notes.txt\n+++ b/notes.txt\n@@ -1 +1 @@\n-old\n+new\n";
+
 /// The output of every run.
 const LOG: &[u8] = b"hello \xff world\n";
 
@@ -528,6 +538,31 @@ impl ExecutionService for Fake {
         self.seen.lock().unwrap().executions.push(request);
         Ok(Response::new(CreateExecutionResponse {
             execution: Some(execution),
+        }))
+    }
+
+    async fn get_execution_diff(
+        &self,
+        request: Request<GetExecutionDiffRequest>,
+    ) -> Result<Response<GetExecutionDiffResponse>, Status> {
+        finished_execution(&request.into_inner().execution_id)?;
+        Ok(Response::new(GetExecutionDiffResponse {
+            diff: FAKE_DIFF.to_vec(),
+            truncated: false,
+            worktree: Some(WorktreeSummary {
+                branch: "amon/dddddddd-fake".into(),
+                base_ref: "HEAD".into(),
+                base_commit: "0123456789abcdef".into(),
+                commits: 1,
+                path: "/data/worktrees/x".into(),
+                files: vec![WorktreeFileChange {
+                    path: "notes.txt".into(),
+                    added: 1,
+                    removed: 1,
+                    binary: false,
+                }],
+                ..Default::default()
+            }),
         }))
     }
 
@@ -1053,6 +1088,35 @@ async fn logs_resume_from_an_offset() {
     let run = amon(addr, &["logs", "eeee"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("ambiguous"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn diff_is_coloured_on_request_with_its_summary_on_stderr() {
+    let (addr, _) = start().await;
+    let id = format!("eeeeeeee{}", &TASK_FAILS[8..]);
+    let run = amon(addr, &["diff", &id, "--color", "never"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, FAKE_DIFF);
+    assert!(
+        run.stderr.contains("branch amon/dddddddd-fake"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("+1     -1  notes.txt"),
+        "{}",
+        run.stderr
+    );
+    let run = amon(addr, &["diff", &id, "--color", "always"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = run.stdout();
+    assert!(text.contains("\x1b[32m+new\x1b[0m"), "{text:?}");
+    assert!(text.contains("\x1b[31m-old\x1b[0m"), "{text:?}");
+    let run = amon(addr, &["diff", &id, "--json"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reply = run.json();
+    assert_eq!(reply["worktree"]["files"][0]["added"], 1);
+    assert_eq!(reply["truncated"], false);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20260217_000001_schema_v3;
 mod m20261204_000001_log_chunks;
 mod m20261204_000002_worker_connections;
+mod m20261205_000001_execution_worktrees;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260217_000001_schema_v3::Migration),
             Box::new(m20261204_000001_log_chunks::Migration),
             Box::new(m20261204_000002_worker_connections::Migration),
+            Box::new(m20261205_000001_execution_worktrees::Migration),
         ]
     }
 }

@@ -163,6 +163,7 @@ impl FakeWorker {
             exit_code,
             error: None,
             log_byte_size,
+            worktree: None,
         }))
         .await;
     }

@@ -270,6 +270,7 @@ async fn agent_lifecycle(db: TestDb) -> anyhow::Result<()> {
             color: Some("#d97757".into()),
             description: None,
             homepage: Some("https://example.invalid/claude".into()),
+            default_isolation: amon_proto::v1::WorktreeIsolation::Worktree as i32,
         }),
         // Output-only fields are ignored on create.
         id: Uuid::new_v4().to_string(),
@@ -307,7 +308,12 @@ async fn agent_lifecycle(db: TestDb) -> anyhow::Result<()> {
     );
     assert_eq!(
         row.metadata,
-        json!({"icon": "claude.svg", "color": "#d97757", "homepage": "https://example.invalid/claude"})
+        json!({
+            "icon": "claude.svg",
+            "color": "#d97757",
+            "homepage": "https://example.invalid/claude",
+            "defaultIsolation": "worktree"
+        })
     );
     assert_eq!(
         row.base_args,

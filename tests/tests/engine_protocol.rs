@@ -363,6 +363,7 @@ async fn only_runnable_work_is_claimed_in_priority_order(db: TestDb) -> Result<(
             id: before.id.clone(),
             status: TaskStatus::Done as i32,
             position: None,
+            ..Default::default()
         })
         .await?;
     let assign = worker.next_assign().await;
@@ -703,6 +704,7 @@ async fn a_batch_with_a_stale_report_commits_the_others(db: TestDb) -> Result<()
                 status: amon_server::entity::enums::ExecutionStatus::Succeeded,
                 exit_code: Some(0),
                 error: None,
+                worktree: None,
             };
             store
                 .runs()

@@ -255,6 +255,7 @@ async fn concurrent_moves(db: TestDb) -> Result<()> {
                     id,
                     status: TaskStatus::Blocked as i32,
                     position: None,
+                    ..Default::default()
                 })
                 .await
         }
@@ -287,6 +288,7 @@ async fn deleting_a_running_task(db: TestDb) -> Result<()> {
         .tasks
         .delete_task(DeleteTaskRequest {
             id: task.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -298,6 +300,7 @@ async fn deleting_a_running_task(db: TestDb) -> Result<()> {
     api.tasks
         .delete_task(DeleteTaskRequest {
             id: task.id.clone(),
+            ..Default::default()
         })
         .await?;
     Ok(())

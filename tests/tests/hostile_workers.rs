@@ -161,6 +161,7 @@ async fn reports_only_from_the_owning_stream(db: TestDb) -> Result<()> {
             exit_code: Some(0),
             error: None,
             log_byte_size: 12,
+            worktree: None,
         }))
         .await;
     }
@@ -186,6 +187,7 @@ async fn reports_only_from_the_owning_stream(db: TestDb) -> Result<()> {
             exit_code: Some(0),
             error: None,
             log_byte_size: 0,
+            worktree: None,
         }))
         .await;
     intruder.heartbeat(Vec::new()).await; // a round trip after the finish
@@ -265,6 +267,7 @@ async fn worker_text_is_stored_safely(db: TestDb) -> Result<()> {
             exit_code: Some(1),
             error: Some("bad\u{0}thing".into()),
             log_byte_size: 0,
+            worktree: None,
         }))
         .await;
     let done = api.wait_for(&run.id, ExecutionStatus::Failed, WAIT).await;

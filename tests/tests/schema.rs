@@ -708,11 +708,16 @@ async fn schema_objects(db: &TestDb) -> Result<BTreeSet<String>> {
 /// The objects schema v3.0 consists of on `backend`, as [`schema_objects`] lists them, and
 /// what was added beyond the data model, on PostgreSQL, for several servers over it: the
 /// table of execution logs (`execution_log_chunks`, so every server reads every log) and
-/// that of worker connections (`worker_connections`, so every server lists every worker).
+/// that of worker connections (`worker_connections`, so every server lists every worker);
+/// and on both, what runs changed in their tasks' git worktrees (`execution_worktrees`).
 fn expected_objects(backend: Backend) -> BTreeSet<String> {
     let beyond_the_data_model = ["table execution_log_chunks", "table worker_connections"]
         .into_iter()
         .filter(|_| backend == Backend::Postgres)
+        .chain([
+            "table execution_worktrees",
+            "index idx_execution_worktrees_task",
+        ])
         .map(str::to_owned);
     let tables = SCHEMA.iter().map(|t| format!("table {}", t.name));
     let indexes = SCHEMA

@@ -85,6 +85,7 @@ async fn move_to(
             id: task.id.clone(),
             status: status as i32,
             position,
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -133,6 +134,8 @@ async fn task_crud_and_validation(db: TestDb) -> Result<()> {
                 env_overrides: [("RUST_LOG".to_string(), "debug".to_string())].into(),
                 args: Some(Struct::default()),
                 prompt_additions: Some("be brief".into()),
+                isolation: amon_proto::v1::WorktreeIsolation::Worktree as i32,
+                base_ref: Some("main".into()),
             }),
             ..Default::default()
         },
@@ -349,6 +352,7 @@ async fn task_crud_and_validation(db: TestDb) -> Result<()> {
     client
         .delete_task(DeleteTaskRequest {
             id: parent.id.clone(),
+            ..Default::default()
         })
         .await?;
     let orphan = client
@@ -361,7 +365,10 @@ async fn task_crud_and_validation(db: TestDb) -> Result<()> {
         .context("child")?;
     assert_eq!(orphan.parent_task_id, None);
     let err = client
-        .delete_task(DeleteTaskRequest { id: parent.id })
+        .delete_task(DeleteTaskRequest {
+            id: parent.id,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -446,6 +453,7 @@ async fn board_and_moves(db: TestDb) -> Result<()> {
             id: b.id.clone(),
             status: TaskStatus::Todo as i32,
             position: Some(Position::AfterTaskId(a.id.clone())),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -455,6 +463,7 @@ async fn board_and_moves(db: TestDb) -> Result<()> {
             id: b.id.clone(),
             status: TaskStatus::Todo as i32,
             position: Some(Position::BeforeTaskId(b.id.clone())),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -699,6 +708,7 @@ async fn watch_has_no_gap_and_no_duplicate(db: TestDb) -> Result<()> {
     client
         .delete_task(DeleteTaskRequest {
             id: first.id.clone(),
+            ..Default::default()
         })
         .await?;
 

@@ -12,8 +12,13 @@
 //! with what the ledger still holds.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use amon_proto::v1::{WorkerConfig, connect_response};
+use amon_proto::v1::{
+    Assign, Registered, WorkerConfig, WorktreeRequest, WorktreeResult, connect_request,
+    connect_response, worktree_request,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -22,14 +27,17 @@ use crate::config::{RuntimeConfig, WorkerOptions};
 use crate::discover::{self, DiscoverOptions};
 use crate::ledger::{Ledger, NewRun};
 use crate::link::{Link, LinkEvent};
-use crate::run::RunEvent;
+use crate::run::adapter::prepare;
 use crate::run::agent::supervise::AgentHost;
 use crate::run::agent::trouble::AgentSettings;
 use crate::run::keeper;
 use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
 use crate::run::tmux::Tmux;
+use crate::run::{Outcome, RunEvent, RunEventKind};
 use crate::timer::sleep_opt;
+use crate::transport::request;
+use crate::worktree::{self, TaskWorktree};
 
 /// Runs the worker until `shutdown` completes and the drain is over.
 pub(crate) async fn run_worker(
@@ -56,19 +64,22 @@ pub(crate) async fn run_worker(
     keeper::start(&exe, &state_file)
         .map_err(|e| anyhow::anyhow!("starting the keeper ({}): {e}", state_file.display()))?;
     keeper::set_grace(config.cancel_grace);
+    let agents = AgentSettings {
+        worker: options.worker_id.clone(),
+        stall_after: options.agent_stall_after,
+    };
     let mut worker = Worker {
-        launcher: launcher(AgentHost { tmux, exe }),
+        launcher: Arc::from(launcher(AgentHost { tmux, exe })),
         link: Link::new(&options, config.heartbeat_interval)?,
         ledger: Ledger::new(
             options.slots,
             options.version.clone(),
             options.drain_timeout,
             config,
-            AgentSettings {
-                worker: options.worker_id.clone(),
-                stall_after: options.agent_stall_after,
-            },
+            agents.clone(),
         ),
+        agents,
+        data_dir: options.data_dir(),
         config_tx,
         events_tx,
         last_heard: Instant::now(),
@@ -84,7 +95,12 @@ pub(crate) async fn run_worker(
 struct Worker {
     link: Link,
     ledger: Ledger,
-    launcher: Box<dyn Launcher>,
+    /// Shared with the tasks that start runs in worktrees once those exist.
+    launcher: Arc<dyn Launcher + Sync>,
+    /// What AI agent runs share (runs in worktrees are prepared again there).
+    agents: AgentSettings,
+    /// Where the worker keeps its state, and the worktrees of tasks.
+    data_dir: PathBuf,
     /// Runs read the live tuning (the cancel grace) from here.
     config_tx: watch::Sender<RuntimeConfig>,
     /// Every run reports here.
@@ -178,11 +194,14 @@ impl Worker {
             self.fenced = false;
         }
         match event {
-            LinkEvent::ConnectDue => self.link.connect(self.ledger.running()),
+            LinkEvent::ConnectDue => self
+                .link
+                .connect(self.ledger.running(), worktree::task_ids(&self.data_dir)),
             LinkEvent::Registered(registered, outbound) => {
                 if let Some(config) = &registered.config {
                     self.apply_config(config);
                 }
+                self.clean_gone_worktrees(&registered);
                 self.outbound = Some(outbound.clone());
                 self.ledger.on_registered(&registered, outbound);
             }
@@ -204,11 +223,7 @@ impl Worker {
                     self.apply_config(config);
                 }
             }
-            M::Assign(assign) => {
-                if let Some(run) = self.ledger.on_assign(assign) {
-                    self.launch(run);
-                }
-            }
+            M::Assign(assign) => self.on_assign(assign),
             M::LogAck(ack) => self.ledger.on_log_ack(ack),
             M::FinishedAck(ack) => self.ledger.on_finished_ack(ack),
             M::HeartbeatAck(_) => {}
@@ -230,6 +245,140 @@ impl Worker {
                     );
                 }
             }
+            M::WorktreeRequest(request) => {
+                if let Some(outbound) = &self.outbound {
+                    tokio::spawn(answer_worktree_request(
+                        request,
+                        self.data_dir.clone(),
+                        outbound.clone(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Takes on an assignment; one with a worktree is started in it, once
+    /// it exists (the ledger holds the run meanwhile: a cancel reaches it).
+    fn on_assign(&mut self, assign: Assign) {
+        let Some(spec) = assign.worktree.clone() else {
+            if let Some(run) = self.ledger.on_assign(assign) {
+                self.launch(run);
+            }
+            return;
+        };
+        let worktree =
+            worktree::task_path(&self.data_dir, &assign.task_id).map(|path| TaskWorktree {
+                task_id: assign.task_id.clone(),
+                repository: PathBuf::from(&assign.working_dir),
+                path,
+                branch: spec.branch.clone(),
+                base_ref: spec.base_ref.clone(),
+            });
+        let original = assign.clone();
+        let Some(run) = self.ledger.on_assign(assign) else {
+            return;
+        };
+        let launcher = self.launcher.clone();
+        let agents = self.agents.clone();
+        let scratch = self.data_dir.join(worktree::WORKTREES_DIR);
+        let events = self.events_tx.clone();
+        let channels = RunChannels {
+            key: run.key,
+            events: events.clone(),
+            control: run.control,
+            config: self.config_tx.subscribe(),
+        };
+        tokio::spawn(async move {
+            let key = channels.key.clone();
+            let started = match worktree {
+                Err(e) => Err(e),
+                Ok(worktree) if original.working_dir.is_empty() => Err(format!(
+                    "worktree isolation needs a working directory in a git repository \
+                     (the task's or its agent's); task {} has none",
+                    worktree.task_id
+                )),
+                Ok(worktree) => worktree.prepare().await,
+            };
+            let cwd = match started {
+                Ok(cwd) => cwd,
+                Err(error) => {
+                    warn!(execution_id = %key.execution_id, %error, "no worktree for the run");
+                    let outcome = Outcome::failed(format!("FAILED_PRECONDITION: {error}"));
+                    let _ = events
+                        .send(RunEvent {
+                            key,
+                            kind: RunEventKind::Ended(outcome),
+                        })
+                        .await;
+                    return;
+                }
+            };
+            // Prepared again for the worktree: an agent protocol may carry
+            // the directory (Codex's `cwd`), not only the process.
+            let mut assign = original;
+            assign.working_dir = cwd.to_string_lossy().into_owned();
+            let prepared = match prepare(&assign, &agents) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    let _ = events
+                        .send(RunEvent {
+                            key,
+                            kind: RunEventKind::Ended(Outcome::failed(error)),
+                        })
+                        .await;
+                    return;
+                }
+            };
+            // The run's events pass through here: its summary goes just
+            // before its end.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            launcher.launch(
+                prepared,
+                RunChannels {
+                    events: tx,
+                    ..channels
+                },
+            );
+            while let Some(event) = rx.recv().await {
+                if matches!(event.kind, RunEventKind::Ended(_)) {
+                    match worktree::summarize(&cwd, &scratch).await {
+                        Ok(summary) => {
+                            let _ = events
+                                .send(RunEvent {
+                                    key: event.key.clone(),
+                                    kind: RunEventKind::Worktree(Box::new(summary)),
+                                })
+                                .await;
+                        }
+                        Err(error) => {
+                            warn!(execution_id = %key.execution_id, %error,
+                                  "summarizing the run's worktree failed")
+                        }
+                    }
+                }
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Removes the worktrees of tasks the server says are gone: keeping
+    /// their branches, and any worktree with uncommitted changes.
+    fn clean_gone_worktrees(&self, registered: &Registered) {
+        for task_id in &registered.gone_worktree_task_ids {
+            let Ok(path) = worktree::task_path(&self.data_dir, task_id) else {
+                continue;
+            };
+            let task_id = task_id.clone();
+            tokio::spawn(async move {
+                match worktree::finish(&path, &path, "", false, false).await {
+                    Ok(_) => info!(%task_id, path = %path.display(),
+                                   "removed the worktree of a deleted task (its branch is kept)"),
+                    Err(error) => warn!(%task_id, %error,
+                                        "kept the worktree of a deleted task"),
+                }
+            });
         }
     }
 
@@ -266,4 +415,57 @@ impl Worker {
         self.ledger.link_down();
         self.link.close().await;
     }
+}
+
+/// Does what the server asks of a worktree and answers on the stream it
+/// came on.
+async fn answer_worktree_request(
+    asked: WorktreeRequest,
+    data_dir: PathBuf,
+    outbound: crate::transport::Outbound,
+) {
+    let WorktreeRequest { request_id, action } = asked;
+    let mut result = WorktreeResult {
+        request_id,
+        ..Default::default()
+    };
+    let outcome = match action {
+        Some(worktree_request::Action::Diff(diff)) => worktree::diff(
+            std::path::Path::new(&diff.repository),
+            &diff.base_commit,
+            &diff.snapshot_tree,
+            u64::try_from(diff.max_bytes).unwrap_or(0),
+        )
+        .await
+        .map(|(bytes, truncated)| {
+            result.diff = bytes;
+            result.truncated = truncated;
+        }),
+        Some(worktree_request::Action::Finish(finish)) => {
+            match worktree::task_path(&data_dir, &finish.task_id) {
+                Err(e) => Err(e),
+                Ok(path) => worktree::finish(
+                    &path,
+                    std::path::Path::new(&finish.repository),
+                    &finish.branch,
+                    finish.remove_branch,
+                    finish.force,
+                )
+                .await
+                .map(|done| {
+                    result.worktree_removed = done.worktree_removed;
+                    result.branch_removed = done.branch_removed;
+                }),
+            }
+        }
+        None => Err("the request says nothing to do".to_string()),
+    };
+    if let Err(error) = outcome {
+        result = WorktreeResult {
+            request_id: result.request_id,
+            error,
+            ..Default::default()
+        };
+    }
+    let _ = outbound.send(request(connect_request::Message::WorktreeResult(result)));
 }

@@ -95,6 +95,8 @@ struct Run {
     session_sent: bool,
     /// The agent's status last sent (`RunStatus`), so only changes go out.
     status: Option<String>,
+    /// What it changed in its task's worktree, reported with its result.
+    worktree: Option<amon_proto::v1::WorktreeSummary>,
 }
 
 impl Run {
@@ -122,6 +124,7 @@ impl Run {
             exit_code: outcome.exit_code,
             error: outcome.error.clone(),
             log_byte_size: i64::try_from(self.log.end()).unwrap_or(i64::MAX),
+            worktree: self.worktree.clone(),
         })
     }
 }
@@ -385,6 +388,7 @@ impl Ledger {
             session_ref: None,
             session_sent: false,
             status: None,
+            worktree: None,
         };
         if self.drain_timed_out {
             run.control(Control::Stop(StopReason::DrainTimeout));
@@ -520,6 +524,12 @@ impl Ledger {
             RunEventKind::Output(data) => {
                 run.log.push(&data);
                 self.flush(&key.execution_id);
+            }
+            RunEventKind::Worktree(summary) => {
+                info!(execution_id = %key.execution_id, branch = %summary.branch,
+                      commits = summary.commits, files = summary.files.len(),
+                      dirty = summary.dirty, "worktree summarized");
+                run.worktree = Some(*summary);
             }
             RunEventKind::Ended(outcome) => {
                 info!(execution_id = %key.execution_id, status = ?outcome.status,

@@ -37,6 +37,7 @@ mod link;
 mod run;
 mod timer;
 mod transport;
+mod worktree;
 
 use std::future::Future;
 

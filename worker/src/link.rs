@@ -115,6 +115,7 @@ impl Link {
                 // how the server tells a reconnect from a second worker
                 // that took the same id.
                 instance_id: uuid::Uuid::new_v4().to_string(),
+                worktree_task_ids: Vec::new(),
             },
             heartbeat_period,
             backoff: Backoff::default(),
@@ -135,10 +136,11 @@ impl Link {
     }
 
     /// Opens a stream, registering with the runs the worker holds.
-    pub fn connect(&mut self, running: Vec<RunningExecution>) {
+    pub fn connect(&mut self, running: Vec<RunningExecution>, worktree_task_ids: Vec<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let register = Register {
             running,
+            worktree_task_ids,
             ..self.register.clone()
         };
         debug!(running = register.running.len(), "connecting");

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod board;
 pub mod caps;
 pub mod deps;
+pub mod diff;
 pub mod discover;
 pub mod events;
 pub mod exec;

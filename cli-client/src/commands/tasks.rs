@@ -1,9 +1,9 @@
 //! `amon tasks`: the tasks of the board.
 
 use amon_proto::v1::{
-    CreateTaskRequest, DeleteTaskRequest, GetBoardRequest, GetTaskRequest, ListTasksRequest,
-    MoveTaskRequest, Task, TaskInputContext, TaskStatus, UpdateTaskRequest,
-    move_task_request::Position,
+    CreateTaskRequest, DeleteTaskRequest, FinishTaskWorktreeRequest, GetBoardRequest,
+    GetTaskRequest, ListTasksRequest, MoveTaskRequest, Task, TaskInputContext, TaskStatus,
+    UpdateTaskRequest, WorktreeDisposal, WorktreeIsolation, move_task_request::Position,
 };
 use clap::{ArgGroup, Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
@@ -47,6 +47,26 @@ pub enum TasksCmd {
     Delete {
         /// Task id or id prefix.
         task: String,
+        /// First finish the task's git worktree: keep-branch or remove-branch
+        /// (default: its worker removes it, keeping the branch, when it next starts).
+        #[arg(long, value_name = "DISPOSAL", value_parser = PossibleValuesParser::new(["keep-branch", "remove-branch"]))]
+        worktree: Option<String>,
+        /// With --worktree: remove it even with uncommitted changes (lost).
+        #[arg(long, requires = "worktree")]
+        force: bool,
+    },
+    /// Finish a task's git worktree: remove it and keep its branch, or
+    /// remove both (--remove-branch).
+    #[command(after_help = TASK_HELP)]
+    FinishWorktree {
+        /// Task id or id prefix.
+        task: String,
+        /// Delete the branch too.
+        #[arg(long)]
+        remove_branch: bool,
+        /// Remove it even with uncommitted changes (they are lost).
+        #[arg(long)]
+        force: bool,
     },
     /// Move a task to a column and/or a place in it (top by default).
     #[command(after_help = TASK_HELP)]
@@ -85,6 +105,15 @@ pub struct TaskFields {
     /// Text added to AI agents' prompts.
     #[arg(long, value_name = "TEXT")]
     pub prompt_additions: Option<String>,
+    /// Run in a git worktree of the working directory's repository, on a
+    /// branch of the task's own (worktree), or in the directory itself
+    /// (none); default: the agent's choice.
+    #[arg(long, value_name = "ISOLATION", value_parser = PossibleValuesParser::new(["worktree", "none"]))]
+    pub isolation: Option<String>,
+    /// With worktree isolation: the branch, tag or commit its worktree
+    /// starts from (default: the repository's HEAD).
+    #[arg(long, value_name = "REF")]
+    pub base_ref: Option<String>,
     /// Due date: RFC 3339 (2024-05-01T17:00:00Z) or a date (2024-05-01).
     #[arg(long, value_name = "TIME", value_parser = parse::timestamp)]
     pub due: Option<prost_types::Timestamp>,
@@ -254,12 +283,64 @@ pub async fn run(ctx: &Ctx, cmd: TasksCmd) -> anyhow::Result<()> {
             let task = response.task.ok_or_else(|| missing("task"))?;
             print_one(ctx, &task).await
         }
-        TasksCmd::Delete { task } => {
+        TasksCmd::Delete {
+            task,
+            worktree,
+            force,
+        } => {
             let id = resolve::task_id(ctx, &task).await?;
+            let worktree = match worktree.as_deref() {
+                Some("keep-branch") => WorktreeDisposal::KeepBranch,
+                Some("remove-branch") => WorktreeDisposal::RemoveBranch,
+                _ => WorktreeDisposal::Unspecified,
+            };
             ctx.tasks()
-                .delete_task(DeleteTaskRequest { id: id.clone() })
+                .delete_task(DeleteTaskRequest {
+                    id: id.clone(),
+                    worktree: worktree as i32,
+                    force_worktree: force,
+                })
                 .await?;
             done(ctx, &format!("deleted task {id}"))
+        }
+        TasksCmd::FinishWorktree {
+            task,
+            remove_branch,
+            force,
+        } => {
+            let id = resolve::task_id(ctx, &task).await?;
+            let disposal = if remove_branch {
+                WorktreeDisposal::RemoveBranch
+            } else {
+                WorktreeDisposal::KeepBranch
+            };
+            let finished = ctx
+                .tasks()
+                .finish_task_worktree(FinishTaskWorktreeRequest {
+                    task_id: id.clone(),
+                    disposal: disposal as i32,
+                    force,
+                })
+                .await?
+                .into_inner();
+            let message = match (finished.worktree_removed, finished.branch_removed) {
+                (true, true) => format!("removed the worktree and branch {}", finished.branch),
+                (true, false) => format!("removed the worktree; kept branch {}", finished.branch),
+                (false, true) => {
+                    format!("the worktree was gone; removed branch {}", finished.branch)
+                }
+                (false, false) => format!("the worktree was gone; kept branch {}", finished.branch),
+            };
+            if ctx.json {
+                crate::output::json(&serde_json::json!({
+                    "worktree_removed": finished.worktree_removed,
+                    "branch_removed": finished.branch_removed,
+                    "branch": finished.branch,
+                }))?;
+                Ok(())
+            } else {
+                done(ctx, &message)
+            }
         }
         TasksCmd::Move(args) => {
             let id = resolve::task_id(ctx, &args.task).await?;
@@ -284,6 +365,7 @@ pub async fn run(ctx: &Ctx, cmd: TasksCmd) -> anyhow::Result<()> {
                     id,
                     status,
                     position,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -335,8 +417,19 @@ fn input_context(fields: &TaskFields) -> Option<TaskInputContext> {
         env_overrides: fields.env.iter().cloned().collect(),
         args: (!fields.args.is_empty()).then(|| json::pairs_to_struct(&fields.args)),
         prompt_additions: fields.prompt_additions.clone(),
+        isolation: isolation(fields),
+        base_ref: fields.base_ref.clone(),
     };
     (context != TaskInputContext::default()).then_some(context)
+}
+
+/// The wire value of `--isolation` (0: not given).
+fn isolation(fields: &TaskFields) -> i32 {
+    match fields.isolation.as_deref() {
+        Some("worktree") => WorktreeIsolation::Worktree as i32,
+        Some("none") => WorktreeIsolation::None as i32,
+        _ => WorktreeIsolation::Unspecified as i32,
+    }
 }
 
 /// The task `create` sends.
@@ -366,6 +459,8 @@ fn touches_context(args: &UpdateArgs) -> bool {
         || !f.env.is_empty()
         || !f.args.is_empty()
         || f.prompt_additions.is_some()
+        || f.isolation.is_some()
+        || f.base_ref.is_some()
         || args
             .clear
             .iter()
@@ -439,6 +534,12 @@ fn update_request(
     }
     if let Some(text) = &fields.prompt_additions {
         context.prompt_additions = Some(text.clone());
+    }
+    if fields.isolation.is_some() {
+        context.isolation = isolation(fields);
+    }
+    if let Some(base) = &fields.base_ref {
+        context.base_ref = Some(base.clone());
     }
     if touches_context(args) {
         task.input_context = Some(context);
@@ -541,6 +642,7 @@ mod tests {
                 ("m".into(), json!(2)),
             ])),
             prompt_additions: Some("be brief".into()),
+            ..Default::default()
         }
     }
 

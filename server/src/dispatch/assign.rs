@@ -4,10 +4,16 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{Engine, messages::Assignment};
+use super::{
+    Engine,
+    messages::{Assignment, WorktreeAssignment},
+};
 use crate::{
     entity::enums::InteractionMode,
-    store::{columns::InputContext, columns::strings, executions::render_argv, runs::ClaimedRun},
+    store::{
+        columns::InputContext, columns::strings, executions::render_argv, runs::ClaimedRun,
+        worktrees::Isolation,
+    },
 };
 
 /// The assignment of `run`. Writes the attempt header into the log first when
@@ -74,6 +80,13 @@ pub async fn assignment(
         .clone()
         .or_else(|| run.agent.working_dir.clone())
         .unwrap_or_default();
+    let isolation = context.isolation.or_else(|| {
+        crate::store::columns::AgentMetadata::from_json(&run.agent.metadata).default_isolation
+    });
+    let worktree = (isolation == Some(Isolation::Worktree)).then(|| WorktreeAssignment {
+        branch: task_branch(run.task.id, &run.task.title),
+        base_ref: context.base_ref.clone().unwrap_or_default(),
+    });
     Ok(Assignment {
         execution_id: execution.id,
         attempt_token: run.attempt_token.clone(),
@@ -93,7 +106,34 @@ pub async fn assignment(
         log_offset,
         mcp_server_url,
         mcp_token,
+        worktree,
     })
+}
+
+/// Most characters of a task's title in its branch name.
+const BRANCH_SLUG_CHARS: usize = 40;
+
+/// The branch of a task's worktree: `amon/<first 8 hex of its id>-<slug of
+/// its title>`, the id part keeping two tasks of one title apart.
+pub fn task_branch(task_id: uuid::Uuid, title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+        if slug.len() >= BRANCH_SLUG_CHARS {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let short = &task_id.simple().to_string()[..8];
+    if slug.is_empty() {
+        format!("amon/{short}")
+    } else {
+        format!("amon/{short}-{slug}")
+    }
 }
 
 /// The tmux session of an AI agent run: the execution id, and the attempt
@@ -102,5 +142,24 @@ pub fn tmux_session_name(execution_id: uuid::Uuid, retry_count: i32) -> String {
     match retry_count {
         0 => format!("amon-{execution_id}"),
         n => format!("amon-{execution_id}-{}", n + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_branch;
+
+    #[test]
+    fn a_branch_is_named_after_the_task() {
+        let id = uuid::Uuid::parse_str("0123abcd-0000-4000-8000-000000000000").unwrap();
+        assert_eq!(
+            task_branch(id, "Fix the login: bug #12!"),
+            "amon/0123abcd-fix-the-login-bug-12"
+        );
+        assert_eq!(task_branch(id, "…"), "amon/0123abcd");
+        assert_eq!(
+            task_branch(id, &"x".repeat(100)),
+            format!("amon/0123abcd-{}", "x".repeat(40))
+        );
     }
 }

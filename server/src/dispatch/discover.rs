@@ -118,6 +118,52 @@ impl Drop for PendingScan {
 }
 
 impl Engine {
+    /// Whether `worker_id` is connected to this server, so a request can
+    /// be relayed to it over its stream (`what` names the request in the
+    /// errors): NOT_FOUND for a worker never seen, FAILED_PRECONDITION for
+    /// one connected to another server over the database (saying so) or
+    /// not connected at all.
+    pub(super) async fn reachable(&self, worker_id: &str, what: &str) -> StoreResult<()> {
+        if self.workers.is_connected(worker_id) {
+            return Ok(());
+        }
+        let alive_within = super::alive_within(self.settings().heartbeat_interval);
+        if let Some(elsewhere) = self
+            .store
+            .workers()
+            .connected_elsewhere(alive_within)
+            .await?
+            .into_iter()
+            .find(|w| w.registered.worker_id == worker_id)
+        {
+            return Err(StoreError::FailedPrecondition(format!(
+                "worker {} (host {}) is connected to another server over this database: \
+                 {what} is relayed by the server a worker is connected to; ask that one",
+                quoted(worker_id),
+                quoted(&elsewhere.registered.hostname)
+            )));
+        }
+        let seen = self
+            .store
+            .workers()
+            .seen()
+            .await?
+            .into_iter()
+            .find(|row| row.worker_id == worker_id);
+        Err(match seen {
+            Some(row) => StoreError::FailedPrecondition(format!(
+                "worker {} is not connected to this server (last seen {}): {what} needs \
+                 the worker connected; ask the server it is connected to, or start it",
+                quoted(worker_id),
+                row.last_seen_at.to_rfc3339()
+            )),
+            None => StoreError::NotFound {
+                kind: "worker",
+                id: format!("{} (worker_id)", quoted(worker_id)),
+            },
+        })
+    }
+
     /// Asks the connected worker `worker_id` to scan its machine. NOT_FOUND
     /// for a worker never seen, FAILED_PRECONDITION for one connected to
     /// another server over the database (saying so), gone, or whose stream
@@ -127,43 +173,7 @@ impl Engine {
         worker_id: &str,
         request: DiscoverRequest,
     ) -> StoreResult<PendingScan> {
-        if !self.workers.is_connected(worker_id) {
-            let alive_within = super::alive_within(self.settings().heartbeat_interval);
-            if let Some(elsewhere) = self
-                .store
-                .workers()
-                .connected_elsewhere(alive_within)
-                .await?
-                .into_iter()
-                .find(|w| w.registered.worker_id == worker_id)
-            {
-                return Err(StoreError::FailedPrecondition(format!(
-                    "worker {} (host {}) is connected to another server over this database: \
-                     a scan is relayed by the server a worker is connected to; ask that one",
-                    quoted(worker_id),
-                    quoted(&elsewhere.registered.hostname)
-                )));
-            }
-            let seen = self
-                .store
-                .workers()
-                .seen()
-                .await?
-                .into_iter()
-                .find(|row| row.worker_id == worker_id);
-            return Err(match seen {
-                Some(row) => StoreError::FailedPrecondition(format!(
-                    "worker {} is not connected to this server (last seen {}): discovery \
-                     runs on a connected worker; ask the server it is connected to",
-                    quoted(worker_id),
-                    row.last_seen_at.to_rfc3339()
-                )),
-                None => StoreError::NotFound {
-                    kind: "worker",
-                    id: format!("{} (worker_id)", quoted(worker_id)),
-                },
-            });
-        }
+        self.reachable(worker_id, "a scan").await?;
         let request_id = Uuid::new_v4();
         // One more than the progress buffer: the result always has a place.
         let (tx, rx) = mpsc::channel(PROGRESS_BUFFER + 1);

@@ -18,6 +18,7 @@ use crate::{
         StoreError,
         discovery::{DiscoverySource, Found},
         worker_config::WorkerSettings,
+        worktrees::WorktreeSummary,
     },
 };
 
@@ -40,6 +41,8 @@ pub struct Registration {
     pub running: Vec<(Uuid, String)>,
     /// Random id of the worker process (empty from older workers).
     pub instance_id: String,
+    /// Tasks whose git worktrees the worker holds.
+    pub worktree_task_ids: Vec<String>,
 }
 
 /// A report about one attempt of a run: which run, and the token it was
@@ -65,6 +68,8 @@ pub struct Finished {
     pub error: Option<String>,
     /// Bytes of output the run wrote in all (its log's expected size).
     pub log_byte_size: i64,
+    /// What the run changed in its task's git worktree.
+    pub worktree: Option<WorktreeSummary>,
 }
 
 /// A message from a worker after its registration.
@@ -139,6 +144,64 @@ pub enum FromWorker {
         /// What it found.
         result: Result<Found, String>,
     },
+    /// The answer to a worktree request: what was done, or why nothing was.
+    WorktreeResult {
+        /// The request it answers.
+        request_id: Uuid,
+        /// What the worker did.
+        result: Result<WorktreeDone, String>,
+    },
+}
+
+/// Something asked of a task's git worktree on the worker that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorktreeAction {
+    /// The unified diff of a recorded run.
+    Diff {
+        /// The base repository.
+        repository: String,
+        /// The run's base.
+        base_commit: String,
+        /// The run's snapshot tree.
+        snapshot_tree: String,
+        /// Most bytes to send back.
+        max_bytes: u64,
+    },
+    /// Remove a task's worktree.
+    Finish {
+        /// The task.
+        task_id: Uuid,
+        /// The base repository.
+        repository: String,
+        /// The task's branch.
+        branch: String,
+        /// Delete the branch too.
+        remove_branch: bool,
+        /// Even with uncommitted changes.
+        force: bool,
+    },
+}
+
+/// What a worker did for a worktree request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorktreeDone {
+    /// Diff: the bytes, cut at the request's `max_bytes`.
+    pub diff: Vec<u8>,
+    /// Diff: it was cut.
+    pub truncated: bool,
+    /// Finish: the worktree was removed.
+    pub worktree_removed: bool,
+    /// Finish: the branch was deleted.
+    pub branch_removed: bool,
+}
+
+/// The task's git worktree an assigned run works in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreeAssignment {
+    /// The task's branch (`amon/<short-id>-<slug>`).
+    pub branch: String,
+    /// What to base a new worktree on; empty: `HEAD`.
+    pub base_ref: String,
 }
 
 /// How far a worker's discovery scan is.
@@ -214,6 +277,8 @@ pub struct Assignment {
     pub mcp_server_url: Option<String>,
     /// The run's MCP bearer token (with `mcp_server_url`).
     pub mcp_token: Option<String>,
+    /// Run in the task's git worktree of `working_dir`.
+    pub worktree: Option<WorktreeAssignment>,
 }
 
 /// Room past a run's output cap for the worker's one-line truncation marker.
@@ -250,7 +315,11 @@ impl Assignment {
             + agent.binary_path.len()
             + agent.working_dir.as_ref().map_or(0, String::len)
             + self.mcp_server_url.as_ref().map_or(0, String::len)
-            + self.mcp_token.as_ref().map_or(0, String::len);
+            + self.mcp_token.as_ref().map_or(0, String::len)
+            + self
+                .worktree
+                .as_ref()
+                .map_or(0, |w| w.branch.len() + w.base_ref.len());
         text + 8 * (self.argv.len() + self.env.len() + self.env_allowlist.len()) + 1024
     }
 }
@@ -266,6 +335,8 @@ pub enum ToWorker {
         settings: WorkerSettings,
         /// Runs it keeps.
         resumed: Vec<Resumed>,
+        /// Of the tasks whose worktrees it holds, those that are gone.
+        gone_worktree_task_ids: Vec<String>,
     },
     /// A run to start.
     Assign(Box<Assignment>),
@@ -308,6 +379,13 @@ pub enum ToWorker {
         request_id: Uuid,
         /// What to scan.
         request: DiscoverRequest,
+    },
+    /// Show or finish a task's git worktree.
+    Worktree {
+        /// Quoted by the worker's answer.
+        request_id: Uuid,
+        /// What to do.
+        action: WorktreeAction,
     },
 }
 

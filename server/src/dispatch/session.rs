@@ -82,6 +82,7 @@ impl Engine {
             labels,
             running,
             instance_id,
+            worktree_task_ids,
         } = registration;
         // Before anything else: the runs of another live worker with this id
         // must not be reconciled against this stream's report.
@@ -132,10 +133,18 @@ impl Engine {
                 stored.bytes + cap + TRUNCATION_MARKER_ROOM,
             ));
         }
+        // Its worktrees of deleted tasks: it removes them (keeping
+        // branches and uncommitted work).
+        let gone_worktree_task_ids = self
+            .store
+            .worktrees()
+            .gone_tasks(&worktree_task_ids)
+            .await?;
         let registered = ToWorker::Registered {
             worker_id: worker_id.clone(),
             settings: self.settings(),
             resumed,
+            gone_worktree_task_ids,
         };
         tx.send(Ok(registered)).await.map_err(|_| {
             StoreError::FailedPrecondition("the worker left during registration".into())
@@ -248,6 +257,7 @@ impl Session {
         engine.workers.disconnect(worker_id, self.session);
         // Scans asked on this stream cannot be answered any more.
         engine.discoveries.worker_gone(worker_id);
+        engine.worktree_calls.worker_gone(worker_id);
         if let Some(connection) = self.connection {
             let (store, worker_id) = (engine.store.clone(), worker_id.clone());
             tokio::spawn(async move {
@@ -466,6 +476,13 @@ impl Session {
                 );
                 Ok(())
             }
+            FromWorker::WorktreeResult { request_id, result } => {
+                self.replies
+                    .engine
+                    .worktree_calls
+                    .answer(&worker_id, request_id, result);
+                Ok(())
+            }
         }
     }
 
@@ -502,6 +519,7 @@ impl Session {
             exit_code,
             error,
             log_byte_size,
+            worktree,
         } = finished;
         // Check before touching anything: a refused report changes nothing
         // (a foreign finish used to close, and so cut, another run's log).
@@ -535,6 +553,7 @@ impl Session {
             status,
             exit_code,
             error,
+            worktree,
         };
         let written = engine.store.runs().finish(
             &self.replies.worker_id,

@@ -27,6 +27,7 @@
 pub mod agent_capabilities;
 pub mod agents;
 pub mod enums;
+pub mod execution_worktrees;
 pub mod executions;
 pub mod prelude;
 pub mod task_dependencies;

@@ -3,6 +3,7 @@
 pub use super::agent_capabilities::Entity as AgentCapabilities;
 pub use super::agents::Entity as Agents;
 pub use super::enums::*;
+pub use super::execution_worktrees::Entity as ExecutionWorktrees;
 pub use super::executions::Entity as Executions;
 pub use super::task_dependencies::Entity as TaskDependencies;
 pub use super::task_events::Entity as TaskEvents;

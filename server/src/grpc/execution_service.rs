@@ -4,9 +4,10 @@
 use amon_proto::v1::{
     ApproveExecutionRequest, ApproveExecutionResponse, CancelExecutionRequest,
     CancelExecutionResponse, ContinueExecutionRequest, ContinueExecutionResponse,
-    CreateExecutionRequest, CreateExecutionResponse, GetExecutionRequest, GetExecutionResponse,
-    ListExecutionsRequest, ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse,
-    StreamLogsRequest, StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
+    CreateExecutionRequest, CreateExecutionResponse, GetExecutionDiffRequest,
+    GetExecutionDiffResponse, GetExecutionRequest, GetExecutionResponse, ListExecutionsRequest,
+    ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse, StreamLogsRequest,
+    StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
     execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -16,10 +17,10 @@ use tonic::{Request, Response, Status};
 use super::ResponseStream;
 use super::convert::{
     enums::WireEnum, execution::execution_to_proto, optional_struct_to_json, page_reply, parse_id,
-    parse_optional_id,
+    parse_optional_id, worker::worktree_summary_to_proto,
 };
 use crate::{
-    dispatch::{Engine, follow::LogPiece},
+    dispatch::{Engine, follow::LogPiece, worktree::MAX_DIFF_BYTES},
     entity::enums::ExecutionStatus,
     store::{
         Actor, StoreError,
@@ -84,8 +85,12 @@ impl ExecutionService for ExecutionApi {
     ) -> Result<Response<GetExecutionResponse>, Status> {
         let id = parse_id("id", &request.into_inner().id)?;
         let (execution, ancestors) = self.executions().get_with_ancestors(id).await?;
+        let mut execution = execution_to_proto(&execution);
+        if let Some(record) = self.engine.store.worktrees().of_execution(id).await? {
+            execution.worktree = Some(worktree_summary_to_proto(&record.summary));
+        }
         Ok(Response::new(GetExecutionResponse {
-            execution: Some(execution_to_proto(&execution)),
+            execution: Some(execution),
             ancestor_execution_ids: ancestors.iter().map(ToString::to_string).collect(),
         }))
     }
@@ -106,14 +111,48 @@ impl ExecutionService for ExecutionApi {
                 .transpose()?,
         };
         let (rows, next_page_token) = self.executions().list(filter, page).await?;
+        let mut worktrees = self
+            .engine
+            .store
+            .worktrees()
+            .of_executions(rows.iter().map(|e| e.id).collect())
+            .await?;
         let (executions, next_page_token) = page_reply(
-            rows.iter().map(execution_to_proto).collect(),
+            rows.iter()
+                .map(|row| {
+                    let mut execution = execution_to_proto(row);
+                    execution.worktree = worktrees
+                        .remove(&row.id)
+                        .map(|record| worktree_summary_to_proto(&record.summary));
+                    execution
+                })
+                .collect(),
             page,
             next_page_token,
         );
         Ok(Response::new(ListExecutionsResponse {
             executions,
             next_page_token,
+        }))
+    }
+
+    async fn get_execution_diff(
+        &self,
+        request: Request<GetExecutionDiffRequest>,
+    ) -> Result<Response<GetExecutionDiffResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("execution_id", &request.execution_id)?;
+        let max_bytes = match request.max_bytes {
+            0 => MAX_DIFF_BYTES,
+            n => u64::try_from(n).map_err(|_| {
+                StoreError::invalid("max_bytes", "must not be negative (0: the most)")
+            })?,
+        };
+        let (done, record) = self.engine.execution_diff(id, max_bytes).await?;
+        Ok(Response::new(GetExecutionDiffResponse {
+            diff: done.diff,
+            truncated: done.truncated,
+            worktree: Some(worktree_summary_to_proto(&record.summary)),
         }))
     }
 

@@ -40,7 +40,7 @@ pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Rout
     tokio::spawn(report_health(health_reporter, reachable));
 
     let agent = AgentServiceServer::new(AgentApi::new(engine.clone()));
-    let task = TaskServiceServer::new(TaskApi::new(engine.store.clone()));
+    let task = TaskServiceServer::new(TaskApi::new(engine.clone()));
     let execution = ExecutionServiceServer::new(ExecutionApi::new(engine.clone()));
     let worker = WorkerServiceServer::new(WorkerApi::new(engine));
 

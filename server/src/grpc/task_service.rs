@@ -2,12 +2,13 @@
 
 use amon_proto::v1::{
     AddDependencyRequest, AddDependencyResponse, BoardColumn, CreateTaskRequest,
-    CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, GetBoardRequest, GetBoardResponse,
-    GetTaskRequest, GetTaskResponse, ListDependenciesRequest, ListDependenciesResponse,
-    ListTaskEventsRequest, ListTaskEventsResponse, ListTasksRequest, ListTasksResponse,
-    MoveTaskRequest, MoveTaskResponse, RemoveDependencyRequest, RemoveDependencyResponse,
-    UpdateTaskRequest, UpdateTaskResponse, WatchTaskEventsRequest, WatchTaskEventsResponse,
-    move_task_request, task_service_server::TaskService,
+    CreateTaskResponse, DeleteTaskRequest, DeleteTaskResponse, FinishTaskWorktreeRequest,
+    FinishTaskWorktreeResponse, GetBoardRequest, GetBoardResponse, GetTaskRequest, GetTaskResponse,
+    ListDependenciesRequest, ListDependenciesResponse, ListTaskEventsRequest,
+    ListTaskEventsResponse, ListTasksRequest, ListTasksResponse, MoveTaskRequest, MoveTaskResponse,
+    RemoveDependencyRequest, RemoveDependencyResponse, UpdateTaskRequest, UpdateTaskResponse,
+    WatchTaskEventsRequest, WatchTaskEventsResponse, WorktreeDisposal, move_task_request,
+    task_service_server::TaskService,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -24,6 +25,7 @@ use super::convert::{
     },
 };
 use crate::{
+    dispatch::Engine,
     entity::enums::TaskStatus,
     store::{
         Actor, Store, StoreError,
@@ -42,12 +44,30 @@ const WATCH_BUFFER: usize = 256;
 #[derive(Clone)]
 pub struct TaskApi {
     store: Store,
+    /// For what only a task's worker can do (its git worktree).
+    engine: Engine,
 }
 
 impl TaskApi {
-    /// Handlers over the store.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Handlers over the engine's store.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            store: engine.store.clone(),
+            engine,
+        }
+    }
+}
+
+/// Whether a disposal removes the branch; `None` when not said.
+fn remove_branch(field: &str, disposal: i32) -> Result<Option<bool>, StoreError> {
+    match WorktreeDisposal::try_from(disposal) {
+        Ok(WorktreeDisposal::Unspecified) => Ok(None),
+        Ok(WorktreeDisposal::KeepBranch) => Ok(Some(false)),
+        Ok(WorktreeDisposal::RemoveBranch) => Ok(Some(true)),
+        Err(_) => Err(StoreError::invalid(
+            field,
+            format!("{disposal} is not a valid WorktreeDisposal"),
+        )),
     }
 }
 
@@ -124,9 +144,41 @@ impl TaskService for TaskApi {
         &self,
         request: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteTaskResponse>, Status> {
-        let id = parse_id("id", &request.into_inner().id)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        if let Some(remove_branch) = remove_branch("worktree", request.worktree)? {
+            // First, so a worktree that cannot go keeps its task.
+            self.engine
+                .finish_task_worktree(id, remove_branch, request.force_worktree)
+                .await?;
+        }
         self.store.tasks().delete(id, Actor::user()).await?;
         Ok(Response::new(DeleteTaskResponse {}))
+    }
+
+    async fn finish_task_worktree(
+        &self,
+        request: Request<FinishTaskWorktreeRequest>,
+    ) -> Result<Response<FinishTaskWorktreeResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("task_id", &request.task_id)?;
+        let remove_branch = remove_branch("disposal", request.disposal)?.ok_or_else(|| {
+            StoreError::invalid("disposal", "is required: KEEP_BRANCH or REMOVE_BRANCH")
+        })?;
+        let finished = self
+            .engine
+            .finish_task_worktree(id, remove_branch, request.force)
+            .await?
+            .ok_or_else(|| {
+                StoreError::FailedPrecondition(format!(
+                    "task {id} has no worktree: no run of it recorded one"
+                ))
+            })?;
+        Ok(Response::new(FinishTaskWorktreeResponse {
+            worktree_removed: finished.worktree_removed,
+            branch_removed: finished.branch_removed,
+            branch: finished.branch,
+        }))
     }
 
     async fn move_task(
@@ -145,6 +197,19 @@ impl TaskService for TaskApi {
                 Position::Before(parse_id("before_task_id", before)?)
             }
         };
+        if let Some(remove_branch) = remove_branch("worktree", request.worktree)? {
+            if status != Some(TaskStatus::Cancelled) {
+                return Err(StoreError::invalid(
+                    "worktree",
+                    "is only for a move to TASK_STATUS_CANCELLED",
+                )
+                .into());
+            }
+            // First, so a worktree that cannot go keeps its task where it is.
+            self.engine
+                .finish_task_worktree(id, remove_branch, request.force_worktree)
+                .await?;
+        }
         let moved = self
             .store
             .tasks()

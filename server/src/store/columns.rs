@@ -22,6 +22,10 @@ pub struct AgentMetadata {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub homepage: Option<String>,
+    /// Whether runs of tasks that do not say work in a git worktree of
+    /// their own (an extension of the data model's interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_isolation: Option<super::worktrees::Isolation>,
 }
 
 impl AgentMetadata {
@@ -128,6 +132,13 @@ pub struct InputContext {
     /// Text added to AI agents' prompts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_additions: Option<String>,
+    /// Whether the task's runs work in a git worktree of their own; `None`:
+    /// the agent's default (an extension of the data model's interface).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<super::worktrees::Isolation>,
+    /// What the task's worktree is based on; `None`: the repository's `HEAD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ref: Option<String>,
 }
 
 impl InputContext {
@@ -149,6 +160,17 @@ impl InputContext {
                 format!("{field}.working_dir"),
                 "must not be blank when set",
             ));
+        }
+        if let Some(base_ref) = &self.base_ref {
+            let field = format!("{field}.base_ref");
+            super::validate::check_printable(&field, base_ref, 256)?;
+            // A ref or a commit: never an option for git's command line.
+            if base_ref.trim().is_empty() || base_ref.starts_with('-') {
+                return Err(StoreError::invalid(
+                    field,
+                    "must be a branch, tag or commit (not blank, not starting with '-')",
+                ));
+            }
         }
         for name in self.env_overrides.keys() {
             if !is_env_var_name(name) {

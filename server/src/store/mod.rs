@@ -53,6 +53,7 @@ mod txn;
 pub mod validate;
 pub mod worker_config;
 pub mod workers;
+pub mod worktrees;
 
 use uuid::Uuid;
 
@@ -109,4 +110,5 @@ handles! {
     workers => Workers: "Workers as last seen through their heartbeats.";
     log_chunks => LogChunks: "Execution logs stored in PostgreSQL (several servers over one database).";
     discovery => Discovery: "Applying what a worker's discovery scan proposes.";
+    worktrees => Worktrees: "What runs changed in their tasks' git worktrees.";
 }

@@ -447,6 +447,8 @@ pub struct RunOutcome {
     pub exit_code: Option<i32>,
     /// One-line error.
     pub error: Option<String>,
+    /// What the run changed in its task's git worktree.
+    pub worktree: Option<super::worktrees::WorktreeSummary>,
 }
 
 /// Puts a running execution back in the queue for its next attempt.
@@ -684,6 +686,16 @@ impl Runs<'_> {
                 let execution =
                     current_attempt(&**txn, &key, &worker_id, execution_id, &token).await?;
                 stats::agent_label(&**txn, execution.agent_id).await; // for `counted`
+                if let Some(summary) = &outcome.worktree {
+                    super::worktrees::record(
+                        &**txn,
+                        execution_id,
+                        execution.task_id,
+                        &worker_id,
+                        summary,
+                    )
+                    .await?;
+                }
                 let details = json!({
                     "worker_id": worker_id,
                     "exit_code": outcome.exit_code,

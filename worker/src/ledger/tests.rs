@@ -54,6 +54,7 @@ fn register(ledger: &mut Ledger, resumed: &[(&str, i64)]) -> Sent {
                 acknowledged_offset: offset,
             })
             .collect(),
+        gone_worktree_task_ids: Vec::new(),
     };
     ledger.on_registered(&registered, tx);
     rx
@@ -126,6 +127,7 @@ fn finished(id: &str, status: ExecutionStatus, log_byte_size: i64) -> Up {
         exit_code: Some(if error.is_some() { 1 } else { 0 }),
         error,
         log_byte_size,
+        worktree: None,
     })
 }
 
@@ -497,6 +499,7 @@ fn a_refused_assignment_fails_at_once_and_frees_its_slot() {
         exit_code: None,
         error: Some("the assignment has an empty argv".into()),
         log_byte_size: 0,
+        worktree: None,
     });
     assert_eq!(sent(&mut rx), vec![expected, grant(1)]);
     assert_eq!(held(&ledger), ["a"], "until the server took the result");

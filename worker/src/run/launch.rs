@@ -47,7 +47,7 @@ pub(crate) const BENCH_NOOP_ENV: &str = "AMON_BENCH_NOOP_ARGV0";
 
 /// The worker's launcher: a [`Spawner`], behind a [`BenchNoop`] when
 /// [`BENCH_NOOP_ENV`] is set and not empty.
-pub(crate) fn launcher(agent_host: AgentHost) -> Box<dyn Launcher> {
+pub(crate) fn launcher(agent_host: AgentHost) -> Box<dyn Launcher + Sync> {
     let spawner = Spawner { agent_host };
     match std::env::var(BENCH_NOOP_ENV).ok().filter(|s| !s.is_empty()) {
         Some(argv0) => Box::new(BenchNoop {

@@ -63,6 +63,8 @@ pub(crate) enum RunEventKind {
     Status(Option<String>),
     /// Bytes the child wrote (stdout and stderr, in order).
     Output(Vec<u8>),
+    /// What the run changed in its task's git worktree, just before `Ended`.
+    Worktree(Box<amon_proto::v1::WorktreeSummary>),
     /// The child exited and its output is read (or the run never started).
     /// Always the last event of a run.
     Ended(Outcome),

@@ -216,6 +216,7 @@ impl Conn {
             worker_id: register.worker_id.clone(),
             config: Some(config),
             resumed,
+            gone_worktree_task_ids: Vec::new(),
         }));
         register
     }
@@ -340,6 +341,7 @@ pub fn assign(execution_id: &str, argv: &[&str]) -> Assign {
         log_offset: 0,
         mcp_server_url: None,
         mcp_token: None,
+        worktree: None,
     }
 }
 

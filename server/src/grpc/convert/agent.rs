@@ -133,31 +133,38 @@ fn metadata_to_proto(metadata: &AgentMetadata) -> pb::AgentMetadata {
         color,
         description,
         homepage,
+        default_isolation,
     } = metadata;
     pb::AgentMetadata {
         icon: icon.clone(),
         color: color.clone(),
         description: description.clone(),
         homepage: homepage.clone(),
+        default_isolation: default_isolation.map_or(0, WireEnum::to_proto),
     }
 }
 
-fn metadata_from_proto(metadata: Option<&pb::AgentMetadata>) -> AgentMetadata {
+fn metadata_from_proto(metadata: Option<&pb::AgentMetadata>) -> StoreResult<AgentMetadata> {
     let Some(pb::AgentMetadata {
         icon,
         color,
         description,
         homepage,
+        default_isolation,
     }) = metadata
     else {
-        return AgentMetadata::default();
+        return Ok(AgentMetadata::default());
     };
-    AgentMetadata {
+    Ok(AgentMetadata {
         icon: icon.clone(),
         color: color.clone(),
         description: description.clone(),
         homepage: homepage.clone(),
-    }
+        default_isolation: WireEnum::from_proto(
+            "agent.metadata.default_isolation",
+            *default_isolation,
+        )?,
+    })
 }
 
 /// The wire form of a preset.
@@ -360,7 +367,9 @@ fn agent_fields(agent: &pb::Agent, wanted: impl Fn(&str) -> bool) -> StoreResult
         last_scanned_at: field("last_scanned_at")
             .then(|| optional_time("agent.last_scanned_at", last_scanned_at))
             .transpose()?,
-        metadata: field("metadata").then(|| metadata_from_proto(metadata.as_ref())),
+        metadata: field("metadata")
+            .then(|| metadata_from_proto(metadata.as_ref()))
+            .transpose()?,
     })
 }
 

@@ -5,7 +5,7 @@ use amon_proto::v1 as pb;
 
 use crate::{
     entity::enums as db,
-    store::{StoreError, StoreResult, columns},
+    store::{StoreError, StoreResult, columns, worktrees},
 };
 
 /// A stored enum and its wire twin.
@@ -106,6 +106,11 @@ wire_enum!(columns::BidirectionalProtocol, pb::BidirectionalProtocol, pb::Bidire
     columns::BidirectionalProtocol::StreamJson => pb::BidirectionalProtocol::StreamJson,
     columns::BidirectionalProtocol::AppServer => pb::BidirectionalProtocol::AppServer,
     columns::BidirectionalProtocol::Tmux => pb::BidirectionalProtocol::Tmux,
+});
+
+wire_enum!(worktrees::Isolation, pb::WorktreeIsolation, pb::WorktreeIsolation::Unspecified, {
+    worktrees::Isolation::None => pb::WorktreeIsolation::None,
+    worktrees::Isolation::Worktree => pb::WorktreeIsolation::Worktree,
 });
 
 #[cfg(test)]

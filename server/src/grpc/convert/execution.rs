@@ -62,5 +62,8 @@ pub fn execution_to_proto(execution: &executions::Model) -> pb::Execution {
         retry_count: *retry_count,
         max_retries: *max_retries,
         created_at: Some(timestamp(created_at)),
+        // Not a column of the row: `execution_worktrees`, joined by the
+        // handlers that show it (GetExecution, ListExecutions).
+        worktree: None,
     }
 }

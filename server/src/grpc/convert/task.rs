@@ -87,35 +87,43 @@ fn input_context_to_proto(context: &InputContext) -> pb::TaskInputContext {
         env_overrides,
         args,
         prompt_additions,
+        isolation,
+        base_ref,
     } = context;
     pb::TaskInputContext {
         working_dir: working_dir.clone(),
         env_overrides: env_overrides.clone().into_iter().collect(),
         args: Some(json_to_struct(&serde_json::Value::Object(args.clone()))),
         prompt_additions: prompt_additions.clone(),
+        isolation: isolation.map_or(0, WireEnum::to_proto),
+        base_ref: base_ref.clone(),
     }
 }
 
-fn input_context_from_proto(context: Option<&pb::TaskInputContext>) -> InputContext {
+fn input_context_from_proto(context: Option<&pb::TaskInputContext>) -> StoreResult<InputContext> {
     let Some(pb::TaskInputContext {
         working_dir,
         env_overrides,
         args,
         prompt_additions,
+        isolation,
+        base_ref,
     }) = context
     else {
-        return InputContext::default();
+        return Ok(InputContext::default());
     };
     let args = match optional_struct_to_json(args) {
         serde_json::Value::Object(map) => map,
         _ => Default::default(),
     };
-    InputContext {
+    Ok(InputContext {
         working_dir: working_dir.clone(),
         env_overrides: env_overrides.clone().into_iter().collect(),
         args,
         prompt_additions: prompt_additions.clone(),
-    }
+        isolation: WireEnum::from_proto("task.input_context.isolation", *isolation)?,
+        base_ref: base_ref.clone(),
+    })
 }
 
 /// Every caller-settable field of a wire task, parsed when `wanted` names
@@ -168,7 +176,8 @@ fn task_fields(task: &pb::Task, wanted: impl Fn(&str) -> bool) -> StoreResult<Ta
             .then(|| optional_id("task.assignee_agent_id", assignee_agent_id))
             .transpose()?,
         input_context: field("input_context")
-            .then(|| input_context_from_proto(input_context.as_ref())),
+            .then(|| input_context_from_proto(input_context.as_ref()))
+            .transpose()?,
         due_at: field("due_at")
             .then(|| {
                 due_at

@@ -16,13 +16,17 @@ use super::{
 use crate::{
     dispatch::{
         KnownWorker, WorkerInfo,
-        messages::{Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker},
+        messages::{
+            Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker,
+            WorktreeAction, WorktreeAssignment, WorktreeDone,
+        },
     },
     entity::enums::ExecutionStatus,
     store::{
         StoreError, StoreResult,
         validate::check_printable,
         worker_config::{SettingsPatch, WorkerSettings},
+        worktrees::{FileChange, WorktreeSummary},
     },
 };
 
@@ -178,7 +182,17 @@ pub fn registration(first: Option<pb::ConnectRequest>) -> StoreResult<Registrati
         labels,
         running,
         instance_id,
+        worktree_task_ids,
     } = register;
+    if worktree_task_ids.len() > MAX_WORKTREE_TASK_IDS {
+        return Err(StoreError::invalid(
+            "register.worktree_task_ids",
+            format!("at most {MAX_WORKTREE_TASK_IDS} ids"),
+        ));
+    }
+    for id in &worktree_task_ids {
+        check_printable("register.worktree_task_ids", id, MAX_LABEL_CHARS)?;
+    }
     let worker_id = worker_id.trim().to_owned();
     if worker_id.is_empty() {
         return Err(StoreError::invalid("register.worker_id", "is required"));
@@ -223,6 +237,7 @@ pub fn registration(first: Option<pb::ConnectRequest>) -> StoreResult<Registrati
         labels: labels.into_iter().collect(),
         running,
         instance_id,
+        worktree_task_ids,
     })
 }
 
@@ -279,6 +294,7 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             exit_code,
             error,
             log_byte_size,
+            worktree,
         }) => FromWorker::Finished(Finished {
             attempt: attempt("finished", &execution_id, attempt_token)?,
             status: ExecutionStatus::from_proto("finished.status", status)?
@@ -286,6 +302,7 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             exit_code,
             error,
             log_byte_size,
+            worktree: worktree.map(worktree_summary_from_proto),
         }),
         In::SessionDetected(pb::SessionDetected {
             execution_id,
@@ -307,6 +324,10 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             let (request_id, result) = super::discovery::result_from_worker(result)?;
             FromWorker::DiscoverResult { request_id, result }
         }
+        In::WorktreeResult(result) => {
+            let (request_id, result) = worktree_result_from_worker(result)?;
+            FromWorker::WorktreeResult { request_id, result }
+        }
         In::RunStatus(pb::RunStatus {
             execution_id,
             attempt_token,
@@ -326,8 +347,10 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
             worker_id,
             settings,
             resumed,
+            gone_worktree_task_ids,
         } => Out::Registered(pb::Registered {
             worker_id,
+            gone_worktree_task_ids,
             config: Some(config_to_proto(&settings)),
             resumed: resumed
                 .into_iter()
@@ -381,6 +404,9 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
             request_id,
             request,
         } => Out::Discover(super::discovery::discover_to_proto(request_id, request)),
+        ToWorker::Worktree { request_id, action } => {
+            Out::WorktreeRequest(worktree_action_to_proto(request_id, action))
+        }
     };
     pb::ConnectResponse {
         message: Some(message),
@@ -407,6 +433,7 @@ fn assign_to_proto(assignment: Assignment) -> pb::Assign {
         log_offset,
         mcp_server_url,
         mcp_token,
+        worktree,
     } = assignment;
     pb::Assign {
         execution_id: execution_id.to_string(),
@@ -427,5 +454,163 @@ fn assign_to_proto(assignment: Assignment) -> pb::Assign {
         log_offset: log_offset as i64,
         mcp_server_url,
         mcp_token,
+        worktree: worktree.map(
+            |WorktreeAssignment { branch, base_ref }| pb::WorktreeAssignment { branch, base_ref },
+        ),
     }
+}
+
+/// Most worktrees a worker may list at registration: far more than a worker
+/// holds, and few enough for one query.
+const MAX_WORKTREE_TASK_IDS: usize = 10_000;
+
+/// A worktree summary as a worker reported it (lengths bounded by the
+/// stream's message limit; stored as reported).
+pub fn worktree_summary_from_proto(summary: pb::WorktreeSummary) -> WorktreeSummary {
+    let pb::WorktreeSummary {
+        repository,
+        path,
+        branch,
+        base_ref,
+        base_commit,
+        head_commit,
+        commits,
+        files,
+        files_truncated,
+        dirty,
+        snapshot_tree,
+    } = summary;
+    WorktreeSummary {
+        repository,
+        path,
+        branch,
+        base_ref,
+        base_commit,
+        head_commit,
+        commits,
+        files: files
+            .into_iter()
+            .map(
+                |pb::WorktreeFileChange {
+                     path,
+                     added,
+                     removed,
+                     binary,
+                 }| FileChange {
+                    path,
+                    added,
+                    removed,
+                    binary,
+                },
+            )
+            .collect(),
+        files_truncated,
+        dirty,
+        snapshot_tree,
+    }
+}
+
+/// The wire form of a recorded worktree summary.
+pub fn worktree_summary_to_proto(summary: &WorktreeSummary) -> pb::WorktreeSummary {
+    let WorktreeSummary {
+        repository,
+        path,
+        branch,
+        base_ref,
+        base_commit,
+        head_commit,
+        commits,
+        files,
+        files_truncated,
+        dirty,
+        snapshot_tree,
+    } = summary;
+    pb::WorktreeSummary {
+        repository: repository.clone(),
+        path: path.clone(),
+        branch: branch.clone(),
+        base_ref: base_ref.clone(),
+        base_commit: base_commit.clone(),
+        head_commit: head_commit.clone(),
+        commits: *commits,
+        files: files
+            .iter()
+            .map(
+                |FileChange {
+                     path,
+                     added,
+                     removed,
+                     binary,
+                 }| pb::WorktreeFileChange {
+                    path: path.clone(),
+                    added: *added,
+                    removed: *removed,
+                    binary: *binary,
+                },
+            )
+            .collect(),
+        files_truncated: *files_truncated,
+        dirty: *dirty,
+        snapshot_tree: snapshot_tree.clone(),
+    }
+}
+
+fn worktree_action_to_proto(request_id: uuid::Uuid, action: WorktreeAction) -> pb::WorktreeRequest {
+    use pb::worktree_request::Action;
+    let action = match action {
+        WorktreeAction::Diff {
+            repository,
+            base_commit,
+            snapshot_tree,
+            max_bytes,
+        } => Action::Diff(pb::WorktreeDiff {
+            repository,
+            base_commit,
+            snapshot_tree,
+            max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
+        }),
+        WorktreeAction::Finish {
+            task_id,
+            repository,
+            branch,
+            remove_branch,
+            force,
+        } => Action::Finish(pb::WorktreeFinish {
+            task_id: task_id.to_string(),
+            repository,
+            branch,
+            remove_branch,
+            force,
+        }),
+    };
+    pb::WorktreeRequest {
+        request_id: request_id.to_string(),
+        action: Some(action),
+    }
+}
+
+fn worktree_result_from_worker(
+    result: pb::WorktreeResult,
+) -> StoreResult<(uuid::Uuid, Result<WorktreeDone, String>)> {
+    let pb::WorktreeResult {
+        request_id,
+        error,
+        diff,
+        truncated,
+        worktree_removed,
+        branch_removed,
+    } = result;
+    let request_id = parse_id("worktree_result.request_id", &request_id)?;
+    if !error.is_empty() {
+        return Ok((request_id, Err(error)));
+    }
+    Ok((
+        request_id,
+        Ok(WorktreeDone {
+            diff,
+            truncated,
+            worktree_removed,
+            branch_removed,
+        }),
+    ))
 }

@@ -136,16 +136,18 @@ class Agent(_message.Message):
     def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., name: _Optional[str] = ..., slug: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AgentKind, str]] = ..., binary_path: _Optional[str] = ..., base_args: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., env_allowlist: _Optional[_Iterable[str]] = ..., is_active: _Optional[bool] = ..., max_concurrent: _Optional[int] = ..., discovery_method: _Optional[_Union[_common_pb2.DiscoveryMethod, str]] = ..., version: _Optional[str] = ..., package_name: _Optional[str] = ..., package_section: _Optional[str] = ..., tool_type: _Optional[str] = ..., mcp_enabled: _Optional[bool] = ..., session_config: _Optional[_Union[AgentSessionConfig, _Mapping]] = ..., last_scanned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Union[AgentMetadata, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AgentMetadata(_message.Message):
-    __slots__ = ("icon", "color", "description", "homepage")
+    __slots__ = ("icon", "color", "description", "homepage", "default_isolation")
     ICON_FIELD_NUMBER: _ClassVar[int]
     COLOR_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     HOMEPAGE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ISOLATION_FIELD_NUMBER: _ClassVar[int]
     icon: str
     color: str
     description: str
     homepage: str
-    def __init__(self, icon: _Optional[str] = ..., color: _Optional[str] = ..., description: _Optional[str] = ..., homepage: _Optional[str] = ...) -> None: ...
+    default_isolation: _common_pb2.WorktreeIsolation
+    def __init__(self, icon: _Optional[str] = ..., color: _Optional[str] = ..., description: _Optional[str] = ..., homepage: _Optional[str] = ..., default_isolation: _Optional[_Union[_common_pb2.WorktreeIsolation, str]] = ...) -> None: ...
 
 class AgentSessionConfig(_message.Message):
     __slots__ = ("session_id_source", "session_id_field", "session_file_glob", "list_sessions_command", "list_sessions_pattern", "resume_flags", "continue_flags", "bidirectional_protocol", "completion_idle")

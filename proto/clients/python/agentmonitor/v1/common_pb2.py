@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gentmonitor/v1/common.proto\x12\x0f\x61gentmonitor.v1*\xa6\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_STATUS_TODO\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x03\x12\x14\n\x10TASK_STATUS_DONE\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05*\x8c\x02\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1f\n\x1b\x45XECUTION_STATUS_CANCELLING\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_SUCCEEDED\x10\x04\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x05\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x06\x12\x1e\n\x1a\x45XECUTION_STATUS_TIMED_OUT\x10\x07*o\n\x0fInteractionMode\x12 \n\x1cINTERACTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19INTERACTION_MODE_TEMPLATE\x10\x01\x12\x1b\n\x17INTERACTION_MODE_PROMPT\x10\x02*V\n\tAgentKind\x12\x1a\n\x16\x41GENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_KIND_BUILTIN\x10\x01\x12\x15\n\x11\x41GENT_KIND_CUSTOM\x10\x02*\xdd\x02\n\x10\x43\x61pabilitySource\x12!\n\x1d\x43\x41PABILITY_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41PABILITY_SOURCE_MANUAL\x10\x01\x12\x1d\n\x19\x43\x41PABILITY_SOURCE_BUILTIN\x10\x02\x12\x1c\n\x18\x43\x41PABILITY_SOURCE_PRESET\x10\x03\x12\x1f\n\x1b\x43\x41PABILITY_SOURCE_SCAN_HELP\x10\x04\x12%\n!CAPABILITY_SOURCE_SCAN_COMPLETION\x10\x05\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_FIG\x10\x06\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_MCP\x10\x07\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_MAN\x10\x08\x12#\n\x1f\x43\x41PABILITY_SOURCE_LLM_GENERATED\x10\t*\x8d\x01\n\x0f\x44iscoveryMethod\x12 \n\x1c\x44ISCOVERY_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44ISCOVERY_METHOD_PRESET\x10\x01\x12\x1e\n\x1a\x44ISCOVERY_METHOD_PATH_SCAN\x10\x02\x12\x1b\n\x17\x44ISCOVERY_METHOD_MANUAL\x10\x03*i\n\tActorType\x12\x1a\n\x16\x41\x43TOR_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41\x43TOR_TYPE_USER\x10\x01\x12\x14\n\x10\x41\x43TOR_TYPE_AGENT\x10\x02\x12\x15\n\x11\x41\x43TOR_TYPE_SYSTEM\x10\x03\x42\\\n\x13\x64\x65v.agentmonitor.v1P\x01ZCgithub.com/agent-monitor/amon/gen/go/agentmonitor/v1;agentmonitorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61gentmonitor/v1/common.proto\x12\x0f\x61gentmonitor.v1\"\x83\x02\n\x0fWorktreeSummary\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_ref\x18\x04 \x01(\t\x12\x13\n\x0b\x62\x61se_commit\x18\x05 \x01(\t\x12\x13\n\x0bhead_commit\x18\x06 \x01(\t\x12\x0f\n\x07\x63ommits\x18\x07 \x01(\x05\x12\x32\n\x05\x66iles\x18\x08 \x03(\x0b\x32#.agentmonitor.v1.WorktreeFileChange\x12\x17\n\x0f\x66iles_truncated\x18\t \x01(\x08\x12\r\n\x05\x64irty\x18\n \x01(\x08\x12\x15\n\rsnapshot_tree\x18\x0b \x01(\t\"R\n\x12WorktreeFileChange\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x0f\n\x07removed\x18\x03 \x01(\x05\x12\x0e\n\x06\x62inary\x18\x04 \x01(\x08*\xa6\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_STATUS_TODO\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x03\x12\x14\n\x10TASK_STATUS_DONE\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05*\x8c\x02\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1f\n\x1b\x45XECUTION_STATUS_CANCELLING\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_SUCCEEDED\x10\x04\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x05\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x06\x12\x1e\n\x1a\x45XECUTION_STATUS_TIMED_OUT\x10\x07*o\n\x0fInteractionMode\x12 \n\x1cINTERACTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19INTERACTION_MODE_TEMPLATE\x10\x01\x12\x1b\n\x17INTERACTION_MODE_PROMPT\x10\x02*V\n\tAgentKind\x12\x1a\n\x16\x41GENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41GENT_KIND_BUILTIN\x10\x01\x12\x15\n\x11\x41GENT_KIND_CUSTOM\x10\x02*\xdd\x02\n\x10\x43\x61pabilitySource\x12!\n\x1d\x43\x41PABILITY_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43\x41PABILITY_SOURCE_MANUAL\x10\x01\x12\x1d\n\x19\x43\x41PABILITY_SOURCE_BUILTIN\x10\x02\x12\x1c\n\x18\x43\x41PABILITY_SOURCE_PRESET\x10\x03\x12\x1f\n\x1b\x43\x41PABILITY_SOURCE_SCAN_HELP\x10\x04\x12%\n!CAPABILITY_SOURCE_SCAN_COMPLETION\x10\x05\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_FIG\x10\x06\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_MCP\x10\x07\x12\x1e\n\x1a\x43\x41PABILITY_SOURCE_SCAN_MAN\x10\x08\x12#\n\x1f\x43\x41PABILITY_SOURCE_LLM_GENERATED\x10\t*\x8d\x01\n\x0f\x44iscoveryMethod\x12 \n\x1c\x44ISCOVERY_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44ISCOVERY_METHOD_PRESET\x10\x01\x12\x1e\n\x1a\x44ISCOVERY_METHOD_PATH_SCAN\x10\x02\x12\x1b\n\x17\x44ISCOVERY_METHOD_MANUAL\x10\x03*i\n\tActorType\x12\x1a\n\x16\x41\x43TOR_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41\x43TOR_TYPE_USER\x10\x01\x12\x14\n\x10\x41\x43TOR_TYPE_AGENT\x10\x02\x12\x15\n\x11\x41\x43TOR_TYPE_SYSTEM\x10\x03*u\n\x11WorktreeIsolation\x12\"\n\x1eWORKTREE_ISOLATION_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORKTREE_ISOLATION_NONE\x10\x01\x12\x1f\n\x1bWORKTREE_ISOLATION_WORKTREE\x10\x02\x42\\\n\x13\x64\x65v.agentmonitor.v1P\x01ZCgithub.com/agent-monitor/amon/gen/go/agentmonitor/v1;agentmonitorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,18 +32,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentmonitor.v1.common_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023dev.agentmonitor.v1P\001ZCgithub.com/agent-monitor/amon/gen/go/agentmonitor/v1;agentmonitorv1'
-  _globals['_TASKSTATUS']._serialized_start=50
-  _globals['_TASKSTATUS']._serialized_end=216
-  _globals['_EXECUTIONSTATUS']._serialized_start=219
-  _globals['_EXECUTIONSTATUS']._serialized_end=487
-  _globals['_INTERACTIONMODE']._serialized_start=489
-  _globals['_INTERACTIONMODE']._serialized_end=600
-  _globals['_AGENTKIND']._serialized_start=602
-  _globals['_AGENTKIND']._serialized_end=688
-  _globals['_CAPABILITYSOURCE']._serialized_start=691
-  _globals['_CAPABILITYSOURCE']._serialized_end=1040
-  _globals['_DISCOVERYMETHOD']._serialized_start=1043
-  _globals['_DISCOVERYMETHOD']._serialized_end=1184
-  _globals['_ACTORTYPE']._serialized_start=1186
-  _globals['_ACTORTYPE']._serialized_end=1291
+  _globals['_TASKSTATUS']._serialized_start=396
+  _globals['_TASKSTATUS']._serialized_end=562
+  _globals['_EXECUTIONSTATUS']._serialized_start=565
+  _globals['_EXECUTIONSTATUS']._serialized_end=833
+  _globals['_INTERACTIONMODE']._serialized_start=835
+  _globals['_INTERACTIONMODE']._serialized_end=946
+  _globals['_AGENTKIND']._serialized_start=948
+  _globals['_AGENTKIND']._serialized_end=1034
+  _globals['_CAPABILITYSOURCE']._serialized_start=1037
+  _globals['_CAPABILITYSOURCE']._serialized_end=1386
+  _globals['_DISCOVERYMETHOD']._serialized_start=1389
+  _globals['_DISCOVERYMETHOD']._serialized_end=1530
+  _globals['_ACTORTYPE']._serialized_start=1532
+  _globals['_ACTORTYPE']._serialized_end=1637
+  _globals['_WORKTREEISOLATION']._serialized_start=1639
+  _globals['_WORKTREEISOLATION']._serialized_end=1756
+  _globals['_WORKTREESUMMARY']._serialized_start=50
+  _globals['_WORKTREESUMMARY']._serialized_end=309
+  _globals['_WORKTREEFILECHANGE']._serialized_start=311
+  _globals['_WORKTREEFILECHANGE']._serialized_end=393
 # @@protoc_insertion_point(module_scope)

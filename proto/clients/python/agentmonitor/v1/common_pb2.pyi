@@ -1,6 +1,9 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
-from typing import ClassVar as _ClassVar
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -62,6 +65,12 @@ class ActorType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTOR_TYPE_USER: _ClassVar[ActorType]
     ACTOR_TYPE_AGENT: _ClassVar[ActorType]
     ACTOR_TYPE_SYSTEM: _ClassVar[ActorType]
+
+class WorktreeIsolation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORKTREE_ISOLATION_UNSPECIFIED: _ClassVar[WorktreeIsolation]
+    WORKTREE_ISOLATION_NONE: _ClassVar[WorktreeIsolation]
+    WORKTREE_ISOLATION_WORKTREE: _ClassVar[WorktreeIsolation]
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_TODO: TaskStatus
 TASK_STATUS_IN_PROGRESS: TaskStatus
@@ -100,3 +109,44 @@ ACTOR_TYPE_UNSPECIFIED: ActorType
 ACTOR_TYPE_USER: ActorType
 ACTOR_TYPE_AGENT: ActorType
 ACTOR_TYPE_SYSTEM: ActorType
+WORKTREE_ISOLATION_UNSPECIFIED: WorktreeIsolation
+WORKTREE_ISOLATION_NONE: WorktreeIsolation
+WORKTREE_ISOLATION_WORKTREE: WorktreeIsolation
+
+class WorktreeSummary(_message.Message):
+    __slots__ = ("repository", "path", "branch", "base_ref", "base_commit", "head_commit", "commits", "files", "files_truncated", "dirty", "snapshot_tree")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    HEAD_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    COMMITS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FILES_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_TREE_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    path: str
+    branch: str
+    base_ref: str
+    base_commit: str
+    head_commit: str
+    commits: int
+    files: _containers.RepeatedCompositeFieldContainer[WorktreeFileChange]
+    files_truncated: bool
+    dirty: bool
+    snapshot_tree: str
+    def __init__(self, repository: _Optional[str] = ..., path: _Optional[str] = ..., branch: _Optional[str] = ..., base_ref: _Optional[str] = ..., base_commit: _Optional[str] = ..., head_commit: _Optional[str] = ..., commits: _Optional[int] = ..., files: _Optional[_Iterable[_Union[WorktreeFileChange, _Mapping]]] = ..., files_truncated: _Optional[bool] = ..., dirty: _Optional[bool] = ..., snapshot_tree: _Optional[str] = ...) -> None: ...
+
+class WorktreeFileChange(_message.Message):
+    __slots__ = ("path", "added", "removed", "binary")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    added: int
+    removed: int
+    binary: bool
+    def __init__(self, path: _Optional[str] = ..., added: _Optional[int] = ..., removed: _Optional[int] = ..., binary: _Optional[bool] = ...) -> None: ...

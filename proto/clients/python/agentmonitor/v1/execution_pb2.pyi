@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Execution(_message.Message):
-    __slots__ = ("id", "task_id", "agent_id", "capability_id", "requested_by", "status", "mode", "args", "prompt", "pid", "session_ref", "tmux_session_name", "parent_execution_id", "started_at", "ended_at", "exit_code", "error", "worker_id", "heartbeat_at", "log_file_path", "log_byte_size", "log_line_count", "log_updated_at", "retry_count", "max_retries", "created_at")
+    __slots__ = ("id", "task_id", "agent_id", "capability_id", "requested_by", "status", "mode", "args", "prompt", "pid", "session_ref", "tmux_session_name", "parent_execution_id", "started_at", "ended_at", "exit_code", "error", "worker_id", "heartbeat_at", "log_file_path", "log_byte_size", "log_line_count", "log_updated_at", "retry_count", "max_retries", "created_at", "worktree")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class Execution(_message.Message):
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
     id: str
     task_id: str
     agent_id: str
@@ -65,7 +66,8 @@ class Execution(_message.Message):
     retry_count: int
     max_retries: int
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., capability_id: _Optional[str] = ..., requested_by: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.ExecutionStatus, str]] = ..., mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prompt: _Optional[str] = ..., pid: _Optional[int] = ..., session_ref: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., worker_id: _Optional[str] = ..., heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., log_file_path: _Optional[str] = ..., log_byte_size: _Optional[int] = ..., log_line_count: _Optional[int] = ..., log_updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_count: _Optional[int] = ..., max_retries: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    worktree: _common_pb2.WorktreeSummary
+    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., capability_id: _Optional[str] = ..., requested_by: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.ExecutionStatus, str]] = ..., mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prompt: _Optional[str] = ..., pid: _Optional[int] = ..., session_ref: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., parent_execution_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., worker_id: _Optional[str] = ..., heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., log_file_path: _Optional[str] = ..., log_byte_size: _Optional[int] = ..., log_line_count: _Optional[int] = ..., log_updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_count: _Optional[int] = ..., max_retries: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worktree: _Optional[_Union[_common_pb2.WorktreeSummary, _Mapping]] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
     __slots__ = ("task_id", "capability_id", "args", "max_retries")
@@ -206,3 +208,21 @@ class WatchExecutionsResponse(_message.Message):
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     execution: Execution
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class GetExecutionDiffRequest(_message.Message):
+    __slots__ = ("execution_id", "max_bytes")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    max_bytes: int
+    def __init__(self, execution_id: _Optional[str] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class GetExecutionDiffResponse(_message.Message):
+    __slots__ = ("diff", "truncated", "worktree")
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
+    diff: bytes
+    truncated: bool
+    worktree: _common_pb2.WorktreeSummary
+    def __init__(self, diff: _Optional[bytes] = ..., truncated: _Optional[bool] = ..., worktree: _Optional[_Union[_common_pb2.WorktreeSummary, _Mapping]] = ...) -> None: ...

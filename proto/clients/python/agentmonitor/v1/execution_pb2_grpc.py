@@ -80,6 +80,11 @@ class ExecutionServiceStub:
                 request_serializer=agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsRequest.SerializeToString,
                 response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsResponse.FromString,
                 _registered_method=True)
+        self.GetExecutionDiff = channel.unary_unary(
+                '/agentmonitor.v1.ExecutionService/GetExecutionDiff',
+                request_serializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer:
@@ -156,6 +161,19 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExecutionDiff(self, request, context):
+        """Returns the unified diff of what a run changed in its task's git
+        worktree (`worktree.base_commit` against `worktree.snapshot_tree`),
+        asked of the worker that holds it. FAILED_PRECONDITION when the run
+        recorded no worktree, or its worker is not connected to this server
+        (saying where it is, when another server over the same database holds
+        it). The recorded
+        `Execution.worktree` stays readable either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +221,11 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.WatchExecutions,
                     request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsRequest.FromString,
                     response_serializer=agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsResponse.SerializeToString,
+            ),
+            'GetExecutionDiff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExecutionDiff,
+                    request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +472,33 @@ class ExecutionService:
             '/agentmonitor.v1.ExecutionService/WatchExecutions',
             agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsRequest.SerializeToString,
             agentmonitor_dot_v1_dot_execution__pb2.WatchExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExecutionDiff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmonitor.v1.ExecutionService/GetExecutionDiff',
+            agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,12 +5,22 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class WorktreeDisposal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORKTREE_DISPOSAL_UNSPECIFIED: _ClassVar[WorktreeDisposal]
+    WORKTREE_DISPOSAL_KEEP_BRANCH: _ClassVar[WorktreeDisposal]
+    WORKTREE_DISPOSAL_REMOVE_BRANCH: _ClassVar[WorktreeDisposal]
+WORKTREE_DISPOSAL_UNSPECIFIED: WorktreeDisposal
+WORKTREE_DISPOSAL_KEEP_BRANCH: WorktreeDisposal
+WORKTREE_DISPOSAL_REMOVE_BRANCH: WorktreeDisposal
 
 class Task(_message.Message):
     __slots__ = ("id", "owner_id", "workspace_id", "parent_task_id", "title", "description", "status", "priority", "sort_order", "assignee_agent_id", "input_context", "due_at", "created_at", "updated_at")
@@ -45,7 +55,7 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., parent_task_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., priority: _Optional[int] = ..., sort_order: _Optional[int] = ..., assignee_agent_id: _Optional[str] = ..., input_context: _Optional[_Union[TaskInputContext, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskInputContext(_message.Message):
-    __slots__ = ("working_dir", "env_overrides", "args", "prompt_additions")
+    __slots__ = ("working_dir", "env_overrides", "args", "prompt_additions", "isolation", "base_ref")
     class EnvOverridesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,11 +67,15 @@ class TaskInputContext(_message.Message):
     ENV_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_ADDITIONS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
     working_dir: str
     env_overrides: _containers.ScalarMap[str, str]
     args: _struct_pb2.Struct
     prompt_additions: str
-    def __init__(self, working_dir: _Optional[str] = ..., env_overrides: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prompt_additions: _Optional[str] = ...) -> None: ...
+    isolation: _common_pb2.WorktreeIsolation
+    base_ref: str
+    def __init__(self, working_dir: _Optional[str] = ..., env_overrides: _Optional[_Mapping[str, str]] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prompt_additions: _Optional[str] = ..., isolation: _Optional[_Union[_common_pb2.WorktreeIsolation, str]] = ..., base_ref: _Optional[str] = ...) -> None: ...
 
 class TaskDependency(_message.Message):
     __slots__ = ("task_id", "depends_on_task_id", "created_at")
@@ -162,26 +176,34 @@ class UpdateTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class DeleteTaskRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "worktree", "force_worktree")
     ID_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_WORKTREE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    worktree: WorktreeDisposal
+    force_worktree: bool
+    def __init__(self, id: _Optional[str] = ..., worktree: _Optional[_Union[WorktreeDisposal, str]] = ..., force_worktree: _Optional[bool] = ...) -> None: ...
 
 class DeleteTaskResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class MoveTaskRequest(_message.Message):
-    __slots__ = ("id", "status", "after_task_id", "before_task_id")
+    __slots__ = ("id", "status", "after_task_id", "before_task_id", "worktree", "force_worktree")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AFTER_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     BEFORE_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_WORKTREE_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: _common_pb2.TaskStatus
     after_task_id: str
     before_task_id: str
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., after_task_id: _Optional[str] = ..., before_task_id: _Optional[str] = ...) -> None: ...
+    worktree: WorktreeDisposal
+    force_worktree: bool
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., after_task_id: _Optional[str] = ..., before_task_id: _Optional[str] = ..., worktree: _Optional[_Union[WorktreeDisposal, str]] = ..., force_worktree: _Optional[bool] = ...) -> None: ...
 
 class MoveTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -270,3 +292,23 @@ class WatchTaskEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: TaskEvent
     def __init__(self, event: _Optional[_Union[TaskEvent, _Mapping]] = ...) -> None: ...
+
+class FinishTaskWorktreeRequest(_message.Message):
+    __slots__ = ("task_id", "disposal", "force")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPOSAL_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    disposal: WorktreeDisposal
+    force: bool
+    def __init__(self, task_id: _Optional[str] = ..., disposal: _Optional[_Union[WorktreeDisposal, str]] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class FinishTaskWorktreeResponse(_message.Message):
+    __slots__ = ("worktree_removed", "branch_removed", "branch")
+    WORKTREE_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    worktree_removed: bool
+    branch_removed: bool
+    branch: str
+    def __init__(self, worktree_removed: _Optional[bool] = ..., branch_removed: _Optional[bool] = ..., branch: _Optional[str] = ...) -> None: ...

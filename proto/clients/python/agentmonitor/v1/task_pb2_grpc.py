@@ -95,6 +95,11 @@ class TaskServiceStub:
                 request_serializer=agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsRequest.SerializeToString,
                 response_deserializer=agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsResponse.FromString,
                 _registered_method=True)
+        self.FinishTaskWorktree = channel.unary_unary(
+                '/agentmonitor.v1.TaskService/FinishTaskWorktree',
+                request_serializer=agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -131,7 +136,8 @@ class TaskServiceServicer:
 
     def DeleteTask(self, request, context):
         """Deletes a task with its dependencies, executions and events; its
-        subtasks lose their parent.
+        subtasks lose their parent. With `worktree`, finishes the task's
+        worktree first (see FinishTaskWorktree); if that fails the task stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +189,18 @@ class TaskServiceServicer:
     def WatchTaskEvents(self, request, context):
         """Streams audit events live: first those after `after_event_id`, then new
         ones as they happen, with no gap and no duplicate between the two.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishTaskWorktree(self, request, context):
+        """Finishes a task's git worktree on the worker that holds it: removes the
+        worktree and keeps the branch, or removes both. A worktree with
+        uncommitted changes is removed only with `force`. FAILED_PRECONDITION
+        when the task has no worktree, a run of it is under way, the worktree is
+        dirty, or its worker is not connected to this server (saying where it
+        is, when another server over the same database holds it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -250,6 +268,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.WatchTaskEvents,
                     request_deserializer=agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsRequest.FromString,
                     response_serializer=agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsResponse.SerializeToString,
+            ),
+            'FinishTaskWorktree': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishTaskWorktree,
+                    request_deserializer=agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -577,6 +600,33 @@ class TaskService:
             '/agentmonitor.v1.TaskService/WatchTaskEvents',
             agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsRequest.SerializeToString,
             agentmonitor_dot_v1_dot_task__pb2.WatchTaskEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishTaskWorktree(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmonitor.v1.TaskService/FinishTaskWorktree',
+            agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_task__pb2.FinishTaskWorktreeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,7 +96,7 @@ class SetWorkerConfigResponse(_message.Message):
     def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result")
+    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result", "worktree_result")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     SLOT_GRANT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class ConnectRequest(_message.Message):
     RUN_STATUS_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_RESULT_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_RESULT_FIELD_NUMBER: _ClassVar[int]
     register: Register
     slot_grant: SlotGrant
     started: RunStarted
@@ -119,10 +120,11 @@ class ConnectRequest(_message.Message):
     run_status: RunStatus
     discover_progress: DiscoverProgress
     discover_result: DiscoverResult
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ...) -> None: ...
+    worktree_result: WorktreeResult
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ..., worktree_result: _Optional[_Union[WorktreeResult, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover")
+    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover", "worktree_request")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     LOG_ACK_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +134,7 @@ class ConnectResponse(_message.Message):
     FINISHED_ACK_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assign: Assign
     log_ack: LogAck
@@ -141,10 +144,11 @@ class ConnectResponse(_message.Message):
     finished_ack: RunFinishedAck
     heartbeat_ack: HeartbeatAck
     discover: Discover
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., discover: _Optional[_Union[Discover, _Mapping]] = ...) -> None: ...
+    worktree_request: WorktreeRequest
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., discover: _Optional[_Union[Discover, _Mapping]] = ..., worktree_request: _Optional[_Union[WorktreeRequest, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("worker_id", "hostname", "version", "slots", "agent_slugs", "labels", "running", "instance_id")
+    __slots__ = ("worker_id", "hostname", "version", "slots", "agent_slugs", "labels", "running", "instance_id", "worktree_task_ids")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +164,7 @@ class Register(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     hostname: str
     version: str
@@ -168,7 +173,8 @@ class Register(_message.Message):
     labels: _containers.ScalarMap[str, str]
     running: _containers.RepeatedCompositeFieldContainer[RunningExecution]
     instance_id: str
-    def __init__(self, worker_id: _Optional[str] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., agent_slugs: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[_Iterable[_Union[RunningExecution, _Mapping]]] = ..., instance_id: _Optional[str] = ...) -> None: ...
+    worktree_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., hostname: _Optional[str] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., agent_slugs: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[_Iterable[_Union[RunningExecution, _Mapping]]] = ..., instance_id: _Optional[str] = ..., worktree_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunningExecution(_message.Message):
     __slots__ = ("execution_id", "attempt_token")
@@ -179,14 +185,16 @@ class RunningExecution(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ...) -> None: ...
 
 class Registered(_message.Message):
-    __slots__ = ("worker_id", "config", "resumed")
+    __slots__ = ("worker_id", "config", "resumed", "gone_worktree_task_ids")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
+    GONE_WORKTREE_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     config: WorkerConfig
     resumed: _containers.RepeatedCompositeFieldContainer[ResumedExecution]
-    def __init__(self, worker_id: _Optional[str] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., resumed: _Optional[_Iterable[_Union[ResumedExecution, _Mapping]]] = ...) -> None: ...
+    gone_worktree_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., resumed: _Optional[_Iterable[_Union[ResumedExecution, _Mapping]]] = ..., gone_worktree_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResumedExecution(_message.Message):
     __slots__ = ("execution_id", "attempt_token", "acknowledged_offset")
@@ -205,7 +213,7 @@ class SlotGrant(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("execution_id", "attempt_token", "task_id", "agent", "mode", "argv", "prompt", "working_dir", "env", "env_allowlist", "timeout", "max_output_bytes", "attempt", "resume_session_ref", "tmux_session_name", "log_offset", "mcp_server_url", "mcp_token")
+    __slots__ = ("execution_id", "attempt_token", "task_id", "agent", "mode", "argv", "prompt", "working_dir", "env", "env_allowlist", "timeout", "max_output_bytes", "attempt", "resume_session_ref", "tmux_session_name", "log_offset", "mcp_server_url", "mcp_token", "worktree")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +239,7 @@ class Assign(_message.Message):
     LOG_OFFSET_FIELD_NUMBER: _ClassVar[int]
     MCP_SERVER_URL_FIELD_NUMBER: _ClassVar[int]
     MCP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     attempt_token: str
     task_id: str
@@ -249,7 +258,16 @@ class Assign(_message.Message):
     log_offset: int
     mcp_server_url: str
     mcp_token: str
-    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., task_id: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., argv: _Optional[_Iterable[str]] = ..., prompt: _Optional[str] = ..., working_dir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., env_allowlist: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., attempt: _Optional[int] = ..., resume_session_ref: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., log_offset: _Optional[int] = ..., mcp_server_url: _Optional[str] = ..., mcp_token: _Optional[str] = ...) -> None: ...
+    worktree: WorktreeAssignment
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., task_id: _Optional[str] = ..., agent: _Optional[_Union[_agent_pb2.Agent, _Mapping]] = ..., mode: _Optional[_Union[_common_pb2.InteractionMode, str]] = ..., argv: _Optional[_Iterable[str]] = ..., prompt: _Optional[str] = ..., working_dir: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., env_allowlist: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_output_bytes: _Optional[int] = ..., attempt: _Optional[int] = ..., resume_session_ref: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., log_offset: _Optional[int] = ..., mcp_server_url: _Optional[str] = ..., mcp_token: _Optional[str] = ..., worktree: _Optional[_Union[WorktreeAssignment, _Mapping]] = ...) -> None: ...
+
+class WorktreeAssignment(_message.Message):
+    __slots__ = ("branch", "base_ref")
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    branch: str
+    base_ref: str
+    def __init__(self, branch: _Optional[str] = ..., base_ref: _Optional[str] = ...) -> None: ...
 
 class RunStarted(_message.Message):
     __slots__ = ("execution_id", "attempt_token", "pid", "tmux_session_name")
@@ -310,20 +328,22 @@ class Heartbeat(_message.Message):
     def __init__(self, running_execution_ids: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RunFinished(_message.Message):
-    __slots__ = ("execution_id", "attempt_token", "status", "exit_code", "error", "log_byte_size")
+    __slots__ = ("execution_id", "attempt_token", "status", "exit_code", "error", "log_byte_size", "worktree")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LOG_BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     attempt_token: str
     status: _common_pb2.ExecutionStatus
     exit_code: int
     error: str
     log_byte_size: int
-    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.ExecutionStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_byte_size: _Optional[int] = ...) -> None: ...
+    worktree: _common_pb2.WorktreeSummary
+    def __init__(self, execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.ExecutionStatus, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_byte_size: _Optional[int] = ..., worktree: _Optional[_Union[_common_pb2.WorktreeSummary, _Mapping]] = ...) -> None: ...
 
 class SessionDetected(_message.Message):
     __slots__ = ("execution_id", "attempt_token", "session_ref")
@@ -402,3 +422,55 @@ class DiscoverResult(_message.Message):
     elapsed: _duration_pb2.Duration
     error: str
     def __init__(self, request_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[_agent_pb2.AgentProposal, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[_agent_pb2.DiscoveryProblem, _Mapping]]] = ..., binaries_scanned: _Optional[int] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class WorktreeRequest(_message.Message):
+    __slots__ = ("request_id", "diff", "finish")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    diff: WorktreeDiff
+    finish: WorktreeFinish
+    def __init__(self, request_id: _Optional[str] = ..., diff: _Optional[_Union[WorktreeDiff, _Mapping]] = ..., finish: _Optional[_Union[WorktreeFinish, _Mapping]] = ...) -> None: ...
+
+class WorktreeDiff(_message.Message):
+    __slots__ = ("repository", "base_commit", "snapshot_tree", "max_bytes")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_TREE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    base_commit: str
+    snapshot_tree: str
+    max_bytes: int
+    def __init__(self, repository: _Optional[str] = ..., base_commit: _Optional[str] = ..., snapshot_tree: _Optional[str] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class WorktreeFinish(_message.Message):
+    __slots__ = ("task_id", "repository", "branch", "remove_branch", "force")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    repository: str
+    branch: str
+    remove_branch: bool
+    force: bool
+    def __init__(self, task_id: _Optional[str] = ..., repository: _Optional[str] = ..., branch: _Optional[str] = ..., remove_branch: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class WorktreeResult(_message.Message):
+    __slots__ = ("request_id", "error", "diff", "truncated", "worktree_removed", "branch_removed")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    error: str
+    diff: bytes
+    truncated: bool
+    worktree_removed: bool
+    branch_removed: bool
+    def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ..., diff: _Optional[bytes] = ..., truncated: _Optional[bool] = ..., worktree_removed: _Optional[bool] = ..., branch_removed: _Optional[bool] = ...) -> None: ...
