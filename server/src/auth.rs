@@ -138,7 +138,9 @@ where
                 // rejects `application/grpc` as an unknown reply and would
                 // hide the refusal's message from the person at the page.
                 if let Some(web) = grpc_web_content_type(request.headers()) {
-                    response.headers_mut().insert(http::header::CONTENT_TYPE, web);
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_TYPE, web);
                 }
                 std::future::ready(Ok(response)).boxed()
             }

@@ -173,7 +173,9 @@ async fn the_board_in_a_browser() -> Result<()> {
     if let Some(dir) = std::env::var_os("AMON_SCREENSHOTS") {
         command.env("AMON_SCREENSHOTS", dir);
     }
-    let mut script = command.spawn().context("running node web/tests/board.mjs")?;
+    let mut script = command
+        .spawn()
+        .context("running node web/tests/board.mjs")?;
     let mut stdin = script.stdin.take().expect("piped stdin");
     let mut lines = BufReader::new(script.stdout.take().expect("piped stdout")).lines();
     let mut steps = Vec::new();
@@ -192,7 +194,10 @@ async fn the_board_in_a_browser() -> Result<()> {
     let status = tokio::time::timeout(BROWSER_TIMEOUT, run)
         .await
         .with_context(|| format!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))??;
-    ensure!(status.success(), "web/tests/board.mjs failed ({status}); steps passed: {steps:#?}");
+    ensure!(
+        status.success(),
+        "web/tests/board.mjs failed ({status}); steps passed: {steps:#?}"
+    );
     for expected in [
         "ok task created from the page appears in To do",
         "ok dragged to In progress",
@@ -209,13 +214,13 @@ async fn the_board_in_a_browser() -> Result<()> {
     }
 
     // What the page did is what the server recorded.
-    let board = api
-        .tasks
-        .get_board(GetBoardRequest {})
-        .await?
-        .into_inner();
+    let board = api.tasks.get_board(GetBoardRequest {}).await?.into_inner();
     let in_progress = &board.columns[1];
-    if !in_progress.tasks.iter().any(|t| t.title == "Write the web board") {
+    if !in_progress
+        .tasks
+        .iter()
+        .any(|t| t.title == "Write the web board")
+    {
         bail!("the dragged task is not In progress on the server: {in_progress:?}");
     }
     Ok(())
@@ -232,7 +237,11 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
 
     let page = http.get(format!("{base}/")).send().await?;
     ensure!(page.status() == 200, "GET / answered {}", page.status());
-    ensure!(page.headers()["content-type"].to_str()?.starts_with("text/html"));
+    ensure!(
+        page.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
     ensure!(page.headers()["cache-control"] == "no-cache");
     let html = page.text().await?;
     let script = html
@@ -242,11 +251,29 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
         .context("index.html names its script")?
         .to_owned();
     let asset = http.get(format!("{base}/{script}")).send().await?;
-    ensure!(asset.status() == 200, "GET /{script} answered {}", asset.status());
-    ensure!(asset.headers()["content-type"].to_str()?.starts_with("text/javascript"));
-    ensure!(asset.headers()["cache-control"].to_str()?.contains("immutable"));
+    ensure!(
+        asset.status() == 200,
+        "GET /{script} answered {}",
+        asset.status()
+    );
+    ensure!(
+        asset.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/javascript")
+    );
+    ensure!(
+        asset.headers()["cache-control"]
+            .to_str()?
+            .contains("immutable")
+    );
     ensure!(http.get(format!("{base}/tasks/1")).send().await?.status() == 404);
-    ensure!(http.get(format!("{base}/assets/nope.js")).send().await?.status() == 404);
+    ensure!(
+        http.get(format!("{base}/assets/nope.js"))
+            .send()
+            .await?
+            .status()
+            == 404
+    );
 
     // gRPC-web over HTTP/1.1: GetBoard's empty request in one frame; the
     // reply holds a message frame and a trailer frame with grpc-status 0.
@@ -257,15 +284,34 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
         .body(vec![0u8, 0, 0, 0, 0])
         .send()
         .await?;
-    ensure!(reply.status() == 200, "gRPC-web answered {}", reply.status());
-    ensure!(reply.headers()["content-type"].to_str()?.starts_with("application/grpc-web"));
+    ensure!(
+        reply.status() == 200,
+        "gRPC-web answered {}",
+        reply.status()
+    );
+    ensure!(
+        reply.headers()["content-type"]
+            .to_str()?
+            .starts_with("application/grpc-web")
+    );
     let body = reply.bytes().await?;
     let trailers = String::from_utf8_lossy(&body);
-    ensure!(trailers.contains("grpc-status:0"), "no OK trailer in {trailers:?}");
+    ensure!(
+        trailers.contains("grpc-status:0"),
+        "no OK trailer in {trailers:?}"
+    );
 
     // Native gRPC (HTTP/2) through the same wrapped service.
     let mut tasks = TaskServiceClient::new(server.channel().await);
-    ensure!(tasks.get_board(GetBoardRequest {}).await?.into_inner().columns.len() == 5);
+    ensure!(
+        tasks
+            .get_board(GetBoardRequest {})
+            .await?
+            .into_inner()
+            .columns
+            .len()
+            == 5
+    );
 
     // /mcp and /metrics are not the gRPC-web layer's: not its 400.
     let mcp = http
@@ -280,9 +326,17 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
         )
         .send()
         .await?;
-    ensure!(mcp.status() == 200, "/mcp initialize answered {}", mcp.status());
+    ensure!(
+        mcp.status() == 200,
+        "/mcp initialize answered {}",
+        mcp.status()
+    );
     let metrics = http.get(format!("{base}/metrics")).send().await?;
-    ensure!(metrics.status() == 200, "/metrics answered {}", metrics.status());
+    ensure!(
+        metrics.status() == 200,
+        "/metrics answered {}",
+        metrics.status()
+    );
 
     // An unknown RPC is still UNIMPLEMENTED, gRPC-web or not.
     let unknown = http
@@ -291,7 +345,11 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
         .body(vec![0u8, 0, 0, 0, 0])
         .send()
         .await?;
-    ensure!(unknown.headers()["grpc-status"] == "12", "{:?}", unknown.headers());
+    ensure!(
+        unknown.headers()["grpc-status"] == "12",
+        "{:?}",
+        unknown.headers()
+    );
     Ok(())
 }
 
@@ -301,18 +359,27 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
 async fn a_refused_grpc_web_call_says_why() -> Result<()> {
     let server = TestServer::start_with_args(None, &["--client-token", TOKEN]).await;
     let reply = amon_tests::http::client()
-        .post(format!("{}/agentmonitor.v1.TaskService/GetBoard", server.url()))
+        .post(format!(
+            "{}/agentmonitor.v1.TaskService/GetBoard",
+            server.url()
+        ))
         .header("content-type", "application/grpc-web+proto")
         .body(vec![0u8, 0, 0, 0, 0])
         .send()
         .await?;
     ensure!(reply.headers()["content-type"] == "application/grpc-web+proto");
-    ensure!(reply.headers()["grpc-status"] == "16", "{:?}", reply.headers());
+    ensure!(
+        reply.headers()["grpc-status"] == "16",
+        "{:?}",
+        reply.headers()
+    );
     ensure!(
         reply.headers()["grpc-message"]
             .to_str()?
             .contains("client%20token")
-            || reply.headers()["grpc-message"].to_str()?.contains("client token"),
+            || reply.headers()["grpc-message"]
+                .to_str()?
+                .contains("client token"),
         "{:?}",
         reply.headers()
     );

@@ -28,7 +28,10 @@ struct Asset {
 }
 
 /// The bundle, as `web/build.mjs` listed it.
-static ASSETS: &[Asset] = include!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/assets.rs"));
+static ASSETS: &[Asset] = include!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../web/dist/assets.rs"
+));
 
 /// Cache policy of a hashed asset: its name changes with its content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -53,8 +56,14 @@ pub fn router() -> Router {
 fn serve(asset: &'static Asset, cache_control: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache_control),
+            ),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -71,7 +80,10 @@ mod tests {
 
     #[test]
     fn the_bundle_has_a_page_and_its_hashed_files() {
-        let index = ASSETS.iter().find(|a| a.name == "index.html").expect("index.html");
+        let index = ASSETS
+            .iter()
+            .find(|a| a.name == "index.html")
+            .expect("index.html");
         let page = std::str::from_utf8(index.bytes).unwrap();
         for asset in ASSETS.iter().filter(|a| a.name != "index.html") {
             assert!(
