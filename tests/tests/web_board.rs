@@ -98,8 +98,8 @@ async fn seed(api: &mut Api) {
         label: "Say".into(),
         command_tokens: strings(&[
             "-c",
-            "for i in $(seq {{ args.times }}); do echo \"$0\"; done",
-            "{{ args.text }}",
+            "for i in $(seq {{ times }}); do echo \"$0\"; done",
+            "{{ text }}",
         ]),
         args_schema: Some(object(json!({
             "type": "object",
