@@ -19,7 +19,7 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use amon_proto::v1::{
-    Agent, Capability, CreateTaskRequest, GetBoardRequest, Task,
+    AddDependencyRequest, Agent, Capability, CreateTaskRequest, GetBoardRequest, Task,
     task_service_client::TaskServiceClient,
 };
 use amon_tests::{
@@ -125,11 +125,43 @@ async fn seed(api: &mut Api) {
         agent_id: sleepy.id.clone(),
         key: "sleep".into(),
         label: "Sleep".into(),
-        command_tokens: strings(&["-c", "for i in 1 2 3; do echo line $i; done; exec sleep 60"]),
+        command_tokens: strings(&[
+            "-c",
+            "for i in 1 2 3; do printf '\\033[1;32mline %s\\033[0m of 3: \\033[33mworking\\033[0m\\n' $i; done; exec sleep 60",
+        ]),
         args_schema: Some(object(json!({"type": "object"}))),
         ..Default::default()
     })
     .await;
+
+    // Cards with every marker: priority, assignee, due date, a subtask, a
+    // dependency.
+    let review = api
+        .task(Task {
+            title: "Review the proto".into(),
+            priority: Some(1),
+            assignee_agent_id: Some(echo.id.clone()),
+            due_at: Some(prost_types::Timestamp {
+                seconds: 4_102_444_800, // 2100-01-01
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await;
+    let lint = api
+        .task(Task {
+            title: "Lint the proto".into(),
+            parent_task_id: Some(review.id.clone()),
+            ..Default::default()
+        })
+        .await;
+    api.tasks
+        .add_dependency(AddDependencyRequest {
+            task_id: lint.id.clone(),
+            depends_on_task_id: review.id.clone(),
+        })
+        .await
+        .expect("add dependency");
 }
 
 #[tokio::test]

@@ -312,17 +312,17 @@ function Card(props: {
         ) : null}
         {props.dependencies ? (
           <span class="deps" title="Waits for other tasks">
-            ⛓ {props.dependencies}
+            waits for {props.dependencies}
           </span>
         ) : null}
         {props.subtasks ? (
           <span class="subtasks" title="Subtasks">
-            ☰ {props.subtasks}
+            {props.subtasks} subtask{props.subtasks === 1 ? "" : "s"}
           </span>
         ) : null}
         {task.parentTaskId ? (
           <span class="parent" title="Subtask of">
-            ↳ {props.parent?.title ?? shortId(task.parentTaskId)}
+            in {props.parent?.title ?? shortId(task.parentTaskId)}
           </span>
         ) : null}
       </div>

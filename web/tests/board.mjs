@@ -43,6 +43,16 @@ try {
   }
   step("board shows five columns");
 
+  // The markers of cards the test made through its own client.
+  const review = card("Review the proto");
+  for (const marker of [".priority:text('P1')", ".assignee:text('echo')", ".due", ".subtasks:text('1')"]) {
+    await review.locator(marker).waitFor();
+  }
+  const lint = card("Lint the proto");
+  await lint.locator(".deps:text('1')").waitFor();
+  await lint.locator(".parent:text('Review the proto')").waitFor();
+  step("cards show priority, assignee, due date, subtask and dependency markers");
+
   // Create a task in the page.
   await page.getByRole("button", { name: "New task" }).click();
   await page.locator('.create-task input[name="title"]').fill("Write the web board");
