@@ -24,6 +24,7 @@ use amon_proto::v1::{
 };
 use amon_tests::{
     api::{Api, object, strings},
+    proxy::Proxy,
     server::TestServer,
     worker::TestWorker,
 };
@@ -90,7 +91,7 @@ async fn node_modules() -> Result<()> {
 /// The tools the script runs: `echo` (a shell printing its text `times`
 /// times, the text passed as an argument, never as shell source) and `sleepy`
 /// (prints three lines, then sleeps).
-async fn seed(api: &mut Api) {
+async fn seed(api: &mut Api) -> Capability {
     let echo = api.tool("echo", "/bin/sh", &[]).await;
     api.capability(Capability {
         agent_id: echo.id.clone(),
@@ -134,6 +135,19 @@ async fn seed(api: &mut Api) {
     })
     .await;
 
+    // Twenty lines, a fifth of a second apart: long enough to cut the
+    // network under the page mid-log.
+    let ticker = api
+        .command(
+            &sleepy,
+            "tick",
+            &[
+                "-c",
+                "for i in $(seq 1 20); do echo tick $i; sleep 0.2; done",
+            ],
+        )
+        .await;
+
     // Cards with every marker: priority, assignee, due date, a subtask, a
     // dependency.
     let review = api
@@ -162,6 +176,7 @@ async fn seed(api: &mut Api) {
         })
         .await
         .expect("add dependency");
+    ticker
 }
 
 #[tokio::test]
@@ -174,7 +189,8 @@ async fn the_board_in_a_browser() -> Result<()> {
     let server = TestServer::start_with_args(None, &["--no-local-worker"]).await;
     let _worker = TestWorker::start(&server, "w1", 2, &[]);
     let mut api = Api::new(server.channel().await);
-    seed(&mut api).await;
+    let ticker = seed(&mut api).await;
+    let proxy = Proxy::start(server.addr()).await;
 
     let guarded = TestServer::start_with_args(None, &["--client-token", TOKEN]).await;
     let mut guarded_tasks = TaskServiceClient::new(guarded.channel().await);
@@ -197,6 +213,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         .env("AMON_URL", server.url())
         .env("AMON_TOKEN_URL", guarded.url())
         .env("AMON_TOKEN", TOKEN)
+        .env("AMON_PROXY_URL", proxy.url())
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -218,6 +235,15 @@ async fn the_board_in_a_browser() -> Result<()> {
                 // Another client: this test's own native gRPC channel.
                 api.titled("Made by another client").await;
                 stdin.write_all(b"created\n").await?;
+            } else if line == "need ticker run" {
+                let task = api.titled("Ticks").await;
+                let run = api.run(&task, &ticker, json!({}), 0).await;
+                stdin.write_all(format!("{}\n", run.id).as_bytes()).await?;
+            } else if line == "cut the network" {
+                proxy.cut();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                proxy.heal();
+                stdin.write_all(b"healed\n").await?;
             }
             steps.push(line);
         }
@@ -237,6 +263,9 @@ async fn the_board_in_a_browser() -> Result<()> {
         "ok an args error shows at its field",
         "ok echo run from the generated form",
         "ok the running sleep cancelled",
+        "ok reordered within a column",
+        "ok a dropped log stream resumes",
+        "ok agents and workers pages",
         "ok the token is asked for once",
     ] {
         ensure!(

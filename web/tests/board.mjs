@@ -4,10 +4,12 @@
 //
 // Environment: AMON_URL (the server), AMON_TOKEN_URL and AMON_TOKEN (a second
 // server that demands a client token), CHROMIUM (the browser's path),
-// AMON_SCREENSHOTS (a directory: store screenshots there; unset: none).
-// Protocol with the Rust test: this script prints `need other-client task`
-// and reads one line from stdin once the test has created a task through its
-// own gRPC client; it prints `ok <step>` after each step.
+// AMON_SCREENSHOTS (a directory: store screenshots there; unset: none),
+// AMON_PROXY_URL (the server behind a proxy the test can cut).
+// Protocol with the Rust test: this script prints a request (`need
+// other-client task`, `need ticker run`, `cut the network`) and reads one
+// line from stdin once the test has done it (the run's id for the ticker);
+// it prints `ok <step>` after each step.
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { join } from "node:path";
 const url = process.env.AMON_URL;
 const tokenUrl = process.env.AMON_TOKEN_URL;
 const token = process.env.AMON_TOKEN;
+const proxyUrl = process.env.AMON_PROXY_URL;
 const shots = process.env.AMON_SCREENSHOTS;
 const WAIT = 30_000;
 const started = Date.now();
@@ -35,7 +38,8 @@ try {
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
   const column = (name) => page.locator(`.column[data-status="${name}"]`);
-  const card = (title) => page.locator(".card", { hasText: title });
+  // A card by its exact title (a subtask's card names its parent too).
+  const card = (title) => page.locator(".card", { has: page.getByRole("link", { name: title, exact: true }) });
 
   await page.goto(url);
   for (const name of ["To do", "In progress", "Blocked", "Done", "Cancelled"]) {
@@ -84,6 +88,17 @@ try {
   step("another client's task appears live");
   if (shots) await page.screenshot({ path: join(shots, "board.png") });
 
+  // Within a column: dropped on the upper half of a card, it goes above it.
+  await card("Made by another client").dragTo(card("Review the proto"), { targetPosition: { x: 20, y: 4 } });
+  const firstTodo = () => column("To do").locator(".card .card-title").first().textContent();
+  await page.waitForFunction(
+    () => document.querySelector('.column[data-status="To do"] .card .card-title')?.textContent === "Made by another client",
+  );
+  await page.reload();
+  await column("To do").locator(".card").first().waitFor();
+  if ((await firstTodo()) !== "Made by another client") throw new Error(`first in To do: ${await firstTodo()}`);
+  step("reordered within a column, and the order stays after a reload");
+
   // Run the echo capability from its generated form; its output appears.
   await card("Write the web board").locator("a.card-title").click();
   const capability = page.getByLabel("Capability");
@@ -117,6 +132,35 @@ try {
   await page.getByRole("button", { name: "Cancel" }).click();
   await page.locator('dd.status[data-status="cancelled"]').waitFor();
   step("the running sleep cancelled from the page");
+
+  // A log stream and a watch that drop (the network cut under the page)
+  // resume where they were: every line once, in order, and the final status.
+  if (proxyUrl) {
+    const cut = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    cut.setDefaultTimeout(WAIT);
+    console.log("need ticker run");
+    const id = (await lines.next()).value.trim();
+    await cut.goto(`${proxyUrl}/#/executions/${id}`);
+    await cut.locator(".log-line", { hasText: /^tick 3$/ }).waitFor();
+    console.log("cut the network");
+    await lines.next();
+    // The page noticed: the stream dropped, it says so while it reconnects.
+    await cut.locator(".error").first().waitFor();
+    await cut.locator('dd.status[data-status="succeeded"]').waitFor();
+    await cut.locator(".log-info", { hasText: "(complete)" }).waitFor();
+    const shown = await cut.locator(".log-line").allTextContents();
+    const expected = Array.from({ length: 20 }, (_, i) => `tick ${i + 1}`);
+    if (JSON.stringify(shown) !== JSON.stringify(expected)) throw new Error(`log after reconnecting: ${JSON.stringify(shown)}`);
+    step("a dropped log stream resumes with no gap or duplicate");
+  }
+
+  // The other pages a person needs instead of the CLI.
+  await page.goto(`${url}/#/agents`);
+  await page.locator("table.list td", { hasText: "sleepy" }).first().waitFor();
+  await page.goto(`${url}/#/workers`);
+  await page.locator("table.list td", { hasText: "connected" }).first().waitFor();
+  await page.getByRole("button", { name: "Save tuning" }).waitFor();
+  step("agents and workers pages list what the server has");
 
   // A server that demands a client token: asked once, a wrong one refused plainly.
   if (tokenUrl) {
