@@ -304,6 +304,8 @@ async fn one_port_serves_the_page_grpc_web_and_everything_else() -> Result<()> {
             .starts_with("text/html")
     );
     ensure!(page.headers()["cache-control"] == "no-cache");
+    let policy = page.headers()["content-security-policy"].to_str()?;
+    ensure!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"));
     let html = page.text().await?;
     let script = html
         .split("src=\"")

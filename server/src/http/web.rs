@@ -33,6 +33,13 @@ static ASSETS: &[Asset] = include!(concat!(
     "/../web/dist/assets.rs"
 ));
 
+/// What the page may load and call: only this server (its bundle, its
+/// gRPC-web), no inline script, no framing (clickjacking); inline styles for
+/// the log's ANSI colours, `blob:` for the raw log's download.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /// Cache policy of a hashed asset: its name changes with its content.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Cache policy of `index.html`: always revalidate, so a new server's page
@@ -67,6 +74,10 @@ fn serve(asset: &'static Asset, cache_control: &'static str) -> Response {
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
             ),
         ],
         asset.bytes,
