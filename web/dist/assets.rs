@@ -2,14 +2,14 @@
 // server/src/http/web.rs. Do not edit; run `npm run build` in web/.
 &[
     Asset {
-        name: "app-K7UR7GXW.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-K7UR7GXW.js")),
-    },
-    Asset {
         name: "app-KB2ZIFPI.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-KB2ZIFPI.css")),
+    },
+    Asset {
+        name: "app-X5JEU22V.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-X5JEU22V.js")),
     },
     Asset {
         name: "index.html",

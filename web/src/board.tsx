@@ -22,7 +22,13 @@ function useLiveBoard() {
   const [error, setError] = useState<string | null>(null);
   const [streamError, setStreamError] = useState<string | null>(null);
   const [deps, setDeps] = useState<Map<string, number>>(new Map());
-  const state = useRef({ fetching: false, again: false, lastEventId: 0n, depsDirty: new Set<string>() });
+  const state = useRef({
+    fetching: false,
+    again: false,
+    lastEventId: 0n,
+    depsDirty: new Set<string>(),
+    depsKnown: new Set<string>(),
+  });
 
   async function refresh() {
     const s = state.current;
@@ -44,6 +50,11 @@ function useLiveBoard() {
         setColumns(next);
         setTruncated(cut);
         setError(null);
+        // Cards new to the page get their dependency marker; known ones are
+        // refreshed by their dependency events.
+        const fresh = [...next.values()].flat().map((t) => t.id).filter((id) => !s.depsKnown.has(id));
+        for (const id of fresh) s.depsKnown.add(id);
+        if (fresh.length) void refreshDeps(fresh);
       } while (s.again);
     } catch (err) {
       setError(describe(err));
@@ -52,8 +63,8 @@ function useLiveBoard() {
     }
   }
 
-  // Dependency markers: what each task waits for, fetched for the tasks
-  // whose dependencies changed (all of them at first).
+  // Dependency markers: what each task waits for, fetched for the cards the
+  // page has not seen yet and for those whose dependencies changed.
   async function refreshDeps(ids: string[]) {
     const counts = new Map<string, number>();
     for (const id of ids) {
@@ -91,7 +102,7 @@ function useLiveBoard() {
         )) {
           const event = reply.event!;
           s.lastEventId = event.id;
-          if (event.eventType.startsWith("dependency") || event.eventType === "created") {
+          if (event.eventType.startsWith("dependency") && s.depsKnown.has(event.taskId)) {
             s.depsDirty.add(event.taskId);
           }
           if (!scheduled) {
