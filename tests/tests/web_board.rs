@@ -264,6 +264,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         "ok echo run from the generated form",
         "ok the running sleep cancelled",
         "ok reordered within a column",
+        "ok task edited from its page",
         "ok a dropped log stream resumes",
         "ok agents and workers pages",
         "ok the token is asked for once",

@@ -101,6 +101,11 @@ try {
 
   // Run the echo capability from its generated form; its output appears.
   await card("Write the web board").locator("a.card-title").click();
+  // Edit it: the change is saved and lands in its live audit trail.
+  await page.locator('textarea[name="description"]').fill("Edited in the page");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.locator("ol.events li", { hasText: "Edited in the page" }).waitFor();
+  step("task edited from its page, the edit in its live audit trail");
   const capability = page.getByLabel("Capability");
   await capability.selectOption({ label: "echo / Say" });
   const form = page.locator('form.run-form[data-capability="say"]');
