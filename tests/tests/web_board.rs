@@ -19,8 +19,8 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use amon_proto::v1::{
-    AddDependencyRequest, Agent, Capability, CreateTaskRequest, GetBoardRequest, Task,
-    task_service_client::TaskServiceClient,
+    AddDependencyRequest, Agent, Capability, CreateTaskRequest, GetBoardRequest,
+    ListTaskEventsRequest, Task, task_service_client::TaskServiceClient,
 };
 use amon_tests::{
     api::{Api, object, strings},
@@ -110,6 +110,16 @@ async fn seed(api: &mut Api) -> Capability {
             },
             "required": ["text", "times"]
         }))),
+        ..Default::default()
+    })
+    .await;
+    api.capability(Capability {
+        agent_id: echo.id.clone(),
+        key: "guarded".into(),
+        label: "Guarded".into(),
+        command_tokens: strings(&["-c", "echo approved and ran"]),
+        args_schema: Some(object(json!({"type": "object"}))),
+        requires_approval: true,
         ..Default::default()
     })
     .await;
@@ -263,6 +273,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         "ok an args error shows at its field",
         "ok echo run from the generated form",
         "ok the running sleep cancelled",
+        "ok a run awaiting approval approved",
         "ok reordered within a column",
         "ok task edited from its page",
         "ok a dropped log stream resumes",
@@ -275,16 +286,55 @@ async fn the_board_in_a_browser() -> Result<()> {
         );
     }
 
-    // What the page did is what the server recorded.
+    // What the page did is what the server recorded: the drag a MoveTask
+    // to In progress (the runs since have moved the task on by themselves),
+    // the reorder a MoveTask before its neighbour.
     let board = api.tasks.get_board(GetBoardRequest {}).await?.into_inner();
-    let in_progress = &board.columns[1];
-    if !in_progress
-        .tasks
-        .iter()
-        .any(|t| t.title == "Write the web board")
-    {
-        bail!("the dragged task is not In progress on the server: {in_progress:?}");
-    }
+    let id = |title: &str| {
+        board
+            .columns
+            .iter()
+            .flat_map(|c| &c.tasks)
+            .find(|t| t.title == title)
+            .map(|t| t.id.clone())
+            .with_context(|| format!("{title:?} is not on the board"))
+    };
+    let moves = |task_id: String| {
+        let mut tasks = api.tasks.clone();
+        async move {
+            let events = tasks
+                .list_task_events(ListTaskEventsRequest {
+                    task_id,
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .events;
+            anyhow::Ok(
+                events
+                    .into_iter()
+                    .filter(|e| e.event_type == "moved")
+                    .map(|e| {
+                        serde_json::to_string(&amon_server::grpc::convert::struct_to_json(
+                            &e.payload.unwrap_or_default(),
+                        ))
+                        .unwrap()
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let dragged = moves(id("Write the web board")?).await?;
+    ensure!(
+        dragged.iter().any(|m| m.contains("in_progress")),
+        "no move to In progress recorded: {dragged:?}"
+    );
+    let reordered = moves(id("Made by another client")?).await?;
+    ensure!(
+        reordered.iter().any(|m| m.contains("before_task_id")),
+        "no move before a neighbour recorded: {reordered:?}"
+    );
     Ok(())
 }
 

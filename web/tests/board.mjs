@@ -138,6 +138,17 @@ try {
   await page.locator('dd.status[data-status="cancelled"]').waitFor();
   step("the running sleep cancelled from the page");
 
+  // A capability that requires approval waits queued until approved here.
+  await page.getByRole("link", { name: "Its task" }).click();
+  await capability.selectOption({ label: "echo / Guarded" });
+  await page.locator('form.run-form[data-capability="guarded"]').getByRole("button", { name: /^Run/ }).click();
+  await page.waitForURL(/#\/executions\//);
+  await page.locator('dd.status[data-status="queued"]').waitFor();
+  await page.getByRole("button", { name: "Approve" }).click();
+  await page.locator('dd.status[data-status="succeeded"]').waitFor();
+  await page.locator(".log-line", { hasText: "approved and ran" }).waitFor();
+  step("a run awaiting approval approved from the page");
+
   // A log stream and a watch that drop (the network cut under the page)
   // resume where they were: every line once, in order, and the final status.
   if (proxyUrl) {
