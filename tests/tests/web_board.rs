@@ -1,11 +1,16 @@
 //! The web board (`web/`) in a real browser: Debian's `chromium` driven by
 //! `playwright-core` (`web/tests/board.mjs`) against a real server and a real
-//! worker process. The script creates a task in the page, drags it to In
-//! progress, runs an echo capability from the form generated from its
-//! schema and sees its output, submits an argument the schema refuses and
-//! sees the message at the field, sees a running sleep's output live and
-//! cancels it, sees a task created by this test's own gRPC client appear
-//! without a reload, and gives a server that demands a token its token once.
+//! worker process. The script checks the cards' markers, creates a task in
+//! the page (and is refused a blank title at the field), drags it to In
+//! progress and reorders a column, sees a task created by this test's own
+//! gRPC client appear without a reload, edits a task, runs an echo capability
+//! from the form generated from its schema (an argument the schema refuses
+//! shows its message at the field) and sees its output, sees a running
+//! sleep's coloured output live and cancels it, approves a run that needs
+//! approval, adds an AI agent from a preset (the fake Claude Code) and runs
+//! and continues it, has a log stream cut under it (a TCP proxy) and resumes
+//! with every line once, opens the agents and workers pages, and gives a
+//! server that demands a token its token once.
 //!
 //! Also, without a browser: the one port still serves `/mcp`, `/metrics`,
 //! native gRPC and the page after every service was wrapped in gRPC-web,
@@ -224,6 +229,10 @@ async fn the_board_in_a_browser() -> Result<()> {
         .env("AMON_TOKEN_URL", guarded.url())
         .env("AMON_TOKEN", TOKEN)
         .env("AMON_PROXY_URL", proxy.url())
+        .env(
+            "AMON_FAKE_CLAUDE",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-claude"),
+        )
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -274,6 +283,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         "ok echo run from the generated form",
         "ok the running sleep cancelled",
         "ok a run awaiting approval approved",
+        "ok an AI run from a preset agent, continued",
         "ok reordered within a column",
         "ok task edited from its page",
         "ok a dropped log stream resumes",

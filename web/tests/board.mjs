@@ -5,7 +5,8 @@
 // Environment: AMON_URL (the server), AMON_TOKEN_URL and AMON_TOKEN (a second
 // server that demands a client token), CHROMIUM (the browser's path),
 // AMON_SCREENSHOTS (a directory: store screenshots there; unset: none),
-// AMON_PROXY_URL (the server behind a proxy the test can cut).
+// AMON_PROXY_URL (the server behind a proxy the test can cut),
+// AMON_FAKE_CLAUDE (a fake Claude Code CLI, tests/fixtures/fake-claude).
 // Protocol with the Rust test: this script prints a request (`need
 // other-client task`, `need ticker run`, `cut the network`) and reads one
 // line from stdin once the test has done it (the run's id for the ticker);
@@ -18,6 +19,7 @@ const url = process.env.AMON_URL;
 const tokenUrl = process.env.AMON_TOKEN_URL;
 const token = process.env.AMON_TOKEN;
 const proxyUrl = process.env.AMON_PROXY_URL;
+const fakeClaude = process.env.AMON_FAKE_CLAUDE;
 const shots = process.env.AMON_SCREENSHOTS;
 const WAIT = 30_000;
 const started = Date.now();
@@ -148,6 +150,31 @@ try {
   await page.locator('dd.status[data-status="succeeded"]').waitFor();
   await page.locator(".log-line", { hasText: "approved and ran" }).waitFor();
   step("a run awaiting approval approved from the page");
+
+  // An AI agent from a preset (a fake Claude Code), run on the task and
+  // continued with a follow-up prompt, all from the page.
+  if (fakeClaude) {
+    await page.goto(`${url}/#/agents`);
+    await page.locator('select[name="preset"]').selectOption("claude");
+    await page.locator('input[name="binary_path"]').fill(fakeClaude);
+    await page.getByRole("button", { name: "Add agent from preset" }).click();
+    await page.locator("table.list td", { hasText: fakeClaude }).waitFor();
+    await page.goto(`${url}/#/`);
+    await card("Write the web board").locator("a.card-title").click();
+    const prompt = await capability.locator("option", { hasText: "/ Prompt" }).first().getAttribute("value");
+    await capability.selectOption(prompt);
+    await page.locator('form.run-form[data-capability="prompt"]').getByRole("button", { name: /^Run/ }).click();
+    await page.waitForURL(/#\/executions\//);
+    await page.locator('dd.status[data-status="succeeded"]').waitFor();
+    const first = page.url();
+    await page.getByRole("button", { name: "Continue…" }).click();
+    await page.getByLabel("Follow-up prompt").fill("And now the tests");
+    await page.getByRole("button", { name: "Continue", exact: true }).click();
+    await page.waitForURL((u) => u.href !== first && /#\/executions\//.test(u.href));
+    await page.locator("dt", { hasText: "Continues" }).waitFor();
+    await page.locator('dd.status[data-status="succeeded"]').waitFor();
+    step("an AI run from a preset agent, continued with a prompt");
+  }
 
   // A log stream and a watch that drop (the network cut under the page)
   // resume where they were: every line once, in order, and the final status.
