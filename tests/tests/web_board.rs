@@ -33,7 +33,7 @@ use amon_tests::{
     server::TestServer,
     worker::TestWorker,
 };
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
