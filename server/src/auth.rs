@@ -131,9 +131,30 @@ where
             .and_then(|value| value.to_str().ok());
         match self.tokens.check(request.uri().path(), authorization) {
             Ok(()) => self.inner.call(request).boxed(),
-            Err(status) => std::future::ready(Ok(status.into_http())).boxed(),
+            Err(status) => {
+                let mut response = status.into_http::<ResBody>();
+                // A trailers-only refusal is valid gRPC-web too, but only
+                // under a gRPC-web content type: the browser's client
+                // rejects `application/grpc` as an unknown reply and would
+                // hide the refusal's message from the person at the page.
+                if let Some(web) = grpc_web_content_type(request.headers()) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONTENT_TYPE, web);
+                }
+                std::future::ready(Ok(response)).boxed()
+            }
         }
     }
+}
+
+/// The request's content type when it is a gRPC-web call (the reply
+/// answers in kind).
+fn grpc_web_content_type(headers: &http::HeaderMap) -> Option<http::HeaderValue> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .filter(|value| value.as_bytes().starts_with(b"application/grpc-web"))
+        .cloned()
 }
 
 #[cfg(test)]

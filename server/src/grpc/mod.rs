@@ -20,6 +20,8 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Status, server::NamedService, service::Routes};
 use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_web::GrpcWebLayer;
+use tower_layer::Layer;
 
 use crate::dispatch::Engine;
 
@@ -29,8 +31,13 @@ pub use task_service::TaskApi;
 pub use worker_service::WorkerApi;
 
 /// Adds every gRPC service this server answers to `routes` (the HTTP
-/// router of `crate::http`), one by one, so a layer can later wrap each
-/// service on its own (gRPC-web).
+/// router of `crate::http`), one by one, each wrapped in the gRPC-web layer
+/// so the web board (`web/`) calls the same services as every other client.
+/// Per service, not server-wide: the layer answers 400 to any HTTP/1.1
+/// request that is not gRPC-web, which would take `/mcp`, `/metrics` and
+/// the page down with it. Native gRPC (HTTP/2) passes through it untouched.
+/// `WorkerService/Connect` is bidirectional, which gRPC-web cannot carry; the
+/// service's unary calls (workers and their tuning) work from the browser.
 pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Routes> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // In force before the first request is served; then kept true.
@@ -44,12 +51,13 @@ pub async fn add_services(routes: Routes, engine: Engine) -> anyhow::Result<Rout
     let execution = ExecutionServiceServer::new(ExecutionApi::new(engine.clone()));
     let worker = WorkerServiceServer::new(WorkerApi::new(engine));
 
+    let web = GrpcWebLayer::new();
     Ok(routes
-        .add_service(agent)
-        .add_service(task)
-        .add_service(execution)
-        .add_service(worker)
-        .add_service(health_service)
+        .add_service(web.layer(agent))
+        .add_service(web.layer(task))
+        .add_service(web.layer(execution))
+        .add_service(web.layer(worker))
+        .add_service(web.layer(health_service))
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?))
 }

@@ -1,16 +1,18 @@
 //! The one port: plain HTTP paths and gRPC on a single listener.
 //!
-//! [`router`] builds the HTTP router (`/mcp`, `/metrics`; the web page
-//! later) and `app` adds the gRPC services to it one by one through tonic's
+//! [`router`] builds the HTTP router (`/mcp`, `/metrics`, the web board at
+//! `/`) and `app` adds the gRPC services to it one by one through tonic's
 //! `Routes` (an axum router underneath), so each path has one handler and
 //! there is exactly one fallback, set here: the routers merged into this one
-//! (`/mcp`'s, `/metrics`') have none.
+//! (`/mcp`'s, `/metrics`', the board's) have none.
 //! [`serve`] runs the accept loop (HTTP/1.1 and HTTP/2 on every
-//! connection), [`tls`] terminates TLS, [`metrics`] answers Prometheus.
+//! connection), [`tls`] terminates TLS, [`metrics`] answers Prometheus,
+//! [`web`] serves the board's embedded bundle.
 
 pub mod metrics;
 pub mod serve;
 pub mod tls;
+pub mod web;
 
 use axum::{Router, body::Body, response::IntoResponse};
 use http::{Request, StatusCode, header::CONTENT_TYPE};
@@ -19,11 +21,13 @@ use crate::{auth::Tokens, dispatch::Engine};
 
 /// The HTTP router, before the gRPC services are added to it: `/mcp` (its
 /// own router, with its token check on its route alone) and `/metrics`
-/// (behind the client token of `tokens`).
+/// (behind the client token of `tokens`) and the web board (`/`,
+/// `/assets/...`: open, as it holds no data; its calls take the token).
 pub fn router(mcp: Router, engine: &Engine, tokens: &Tokens) -> Router {
     Router::new()
         .merge(mcp)
         .merge(metrics::router(engine.clone(), tokens))
+        .merge(web::router())
         .fallback(fallback)
 }
 

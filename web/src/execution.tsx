@@ -1,0 +1,125 @@
+// One run: its state live (WatchExecutions), its continuation chain, what a
+// person can do with it (approve, cancel, retry, continue), and its log.
+import { useEffect, useState } from "preact/hooks";
+import { describe, executions } from "./api";
+import { ExecutionStatus, InteractionMode } from "./gen/agentmonitor/v1/common_pb";
+import type { Execution } from "./gen/agentmonitor/v1/execution_pb";
+import { LogView } from "./log";
+import { useLiveExecutions } from "./task";
+import { ErrorLine, Page } from "./ui";
+import { duration, executionStatusName, isFinished, shortId, when } from "./util";
+
+export function ExecutionActions({ execution, compact }: { execution: Execution; compact?: boolean }) {
+  const [error, setError] = useState<string | null>(null);
+  const [prompt, setPrompt] = useState("");
+  const [continuing, setContinuing] = useState(false);
+  const act = async (call: () => Promise<{ execution?: Execution }>, open = false) => {
+    setError(null);
+    try {
+      const reply = await call();
+      if (open && reply.execution) location.hash = `#/executions/${reply.execution.id}`;
+    } catch (err) {
+      setError(describe(err));
+    }
+  };
+  const e = execution;
+  const finished = isFinished(e.status);
+  return (
+    <div class="execution-actions">
+      {e.status === ExecutionStatus.QUEUED ? (
+        <button onClick={() => act(() => executions.approveExecution({ id: e.id }))}>Approve</button>
+      ) : null}
+      {!finished && e.status !== ExecutionStatus.CANCELLING ? (
+        <button class="danger" onClick={() => act(() => executions.cancelExecution({ id: e.id, reason: "cancelled from the web board" }))}>
+          Cancel
+        </button>
+      ) : null}
+      {finished ? <button onClick={() => act(() => executions.retryExecution({ id: e.id }), !compact)}>Retry</button> : null}
+      {finished && e.mode === InteractionMode.PROMPT && !compact ? (
+        continuing ? (
+          <form
+            class="continue"
+            onSubmit={(ev) => {
+              ev.preventDefault();
+              void act(() => executions.continueExecution({ id: e.id, prompt }), true);
+            }}
+          >
+            <textarea aria-label="Follow-up prompt" value={prompt} onInput={(ev) => setPrompt(ev.currentTarget.value)} />
+            <button class="primary" type="submit">
+              Continue
+            </button>
+          </form>
+        ) : (
+          <button onClick={() => setContinuing(true)}>Continue…</button>
+        )
+      ) : null}
+      <ErrorLine message={error} />
+    </div>
+  );
+}
+
+export function ExecutionPage({ id }: { id: string }) {
+  const live = useLiveExecutions({ executionId: id });
+  const [ancestors, setAncestors] = useState<string[]>([]);
+  useEffect(() => {
+    executions.getExecution({ id }).then(
+      (reply) => setAncestors(reply.ancestorExecutionIds),
+      () => {},
+    );
+  }, [id]);
+  const e = live.list.find((x) => x.id === id);
+  return (
+    <Page title={`Run ${shortId(id)}`} actions={e ? <a href={`#/tasks/${e.taskId}`}>Its task</a> : null}>
+      <ErrorLine message={live.error} />
+      {e ? (
+        <div class="execution-head">
+          <dl class="facts">
+            <dt>Status</dt>
+            <dd class="status" data-status={executionStatusName(e.status)}>
+              {executionStatusName(e.status)}
+            </dd>
+            <dt>Worker</dt>
+            <dd>{e.workerId ?? "—"}</dd>
+            <dt>Exit code</dt>
+            <dd>{e.exitCode ?? "—"}</dd>
+            <dt>Duration</dt>
+            <dd>{duration(e.startedAt, e.endedAt)}</dd>
+            <dt>Retries</dt>
+            <dd>
+              {e.retryCount} of {e.maxRetries}
+            </dd>
+            <dt>Queued</dt>
+            <dd>{when(e.createdAt)}</dd>
+            {ancestors.length ? (
+              <>
+                <dt>Continues</dt>
+                <dd>
+                  {ancestors.map((a) => (
+                    <a href={`#/executions/${a}`}>{shortId(a)} </a>
+                  ))}
+                </dd>
+              </>
+            ) : null}
+            {e.tmuxSessionName ? (
+              <>
+                <dt>Terminal</dt>
+                <dd>
+                  <code>tmux attach -t {e.tmuxSessionName}</code> on {e.workerId}
+                </dd>
+              </>
+            ) : null}
+            {e.error ? (
+              <>
+                <dt>Error</dt>
+                <dd class="small-error">{e.error}</dd>
+              </>
+            ) : null}
+          </dl>
+          {e.prompt ? <pre class="prompt">{e.prompt}</pre> : null}
+          <ExecutionActions execution={e} />
+        </div>
+      ) : null}
+      <LogView executionId={id} />
+    </Page>
+  );
+}

@@ -1,0 +1,79 @@
+// Building blocks every page uses: an error line, a field with its error,
+// and the hook that keeps a form's errors next to the fields that caused them.
+import type { ComponentChildren } from "preact";
+import { useState } from "preact/hooks";
+import { describe, fieldError } from "./api";
+
+export function ErrorLine({ message }: { message: string | null | undefined }) {
+  if (!message) return null;
+  return (
+    <p class="error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+export function Field(props: {
+  label: string;
+  name: string;
+  errors: FormErrors;
+  children: ComponentChildren;
+  hint?: string;
+}) {
+  const message = props.errors.fields[props.name];
+  return (
+    <label class={message ? "field invalid" : "field"} data-field={props.name}>
+      <span class="label">{props.label}</span>
+      {props.children}
+      {props.hint && !message ? <small class="hint">{props.hint}</small> : null}
+      {message ? (
+        <small class="field-error" role="alert">
+          {message}
+        </small>
+      ) : null}
+    </label>
+  );
+}
+
+export interface FormErrors {
+  fields: Record<string, string>;
+  form: string | null;
+}
+
+// `run(action)` clears the errors, runs the call, and on failure puts the
+// server's message at the field it names when the form has that field
+// (`known`), else at the top of the form.
+export function useFormErrors(known: string[]) {
+  const [errors, setErrors] = useState<FormErrors>({ fields: {}, form: null });
+  const [busy, setBusy] = useState(false);
+  async function run<T>(action: () => Promise<T>): Promise<T | undefined> {
+    setErrors({ fields: {}, form: null });
+    setBusy(true);
+    try {
+      return await action();
+    } catch (err) {
+      const field = fieldError(err);
+      if (field && known.includes(field.field)) {
+        setErrors({ fields: { [field.field]: field.message }, form: null });
+      } else {
+        setErrors({ fields: {}, form: describe(err) });
+      }
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { errors, busy, run, setErrors };
+}
+
+export function Page(props: { title: ComponentChildren; children: ComponentChildren; actions?: ComponentChildren }) {
+  return (
+    <section class="page">
+      <header class="page-head">
+        <h1>{props.title}</h1>
+        <div class="actions">{props.actions}</div>
+      </header>
+      {props.children}
+    </section>
+  );
+}
