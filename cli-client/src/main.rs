@@ -27,7 +27,7 @@ use clap::{
 use crate::{
     client::Ctx,
     commands::{
-        agents::AgentsCmd, board::BoardArgs, caps::CapsCmd, deps::DepsCmd, events::EventsArgs,
+        agents::AgentsCmd, attach::AttachArgs, board::BoardArgs, caps::CapsCmd, deps::DepsCmd, events::EventsArgs,
         exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs, run::RunArgs,
         tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
     },
@@ -170,6 +170,8 @@ enum Command {
     Exec(ExecCmd),
     /// Print an execution's output (raw bytes); -f follows it live.
     Logs(LogsArgs),
+    /// Attach to a running AI agent's terminal: watch it and type into it.
+    Attach(AttachArgs),
     /// List workers.
     Workers(WorkersArgs),
     /// Show or change the tuning shared by all workers.
@@ -217,6 +219,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Continue(args) => commands::run::continue_(&ctx, args).await,
         Command::Exec(cmd) => commands::exec::run(&ctx, cmd).await,
         Command::Logs(args) => commands::logs::run(&ctx, args).await,
+        Command::Attach(args) => commands::attach::run(&ctx, args).await,
         Command::Workers(args) => commands::workers::list(&ctx, args).await,
         Command::WorkerConfig(cmd) => commands::workers::config(&ctx, cmd).await,
         Command::McpConfig(args) => {

@@ -29,6 +29,7 @@ use crate::run::keeper;
 use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
 use crate::run::tmux::Tmux;
+use crate::terminal::Terminals;
 use crate::timer::sleep_opt;
 
 /// Runs the worker until `shutdown` completes and the drain is over.
@@ -57,6 +58,8 @@ pub(crate) async fn run_worker(
         .map_err(|e| anyhow::anyhow!("starting the keeper ({}): {e}", state_file.display()))?;
     keeper::set_grace(config.cancel_grace);
     let mut worker = Worker {
+        terminals: Terminals::default(),
+        tmux: tmux.clone(),
         launcher: launcher(AgentHost { tmux, exe }),
         link: Link::new(&options, config.heartbeat_interval)?,
         ledger: Ledger::new(
@@ -98,6 +101,10 @@ struct Worker {
     outbound: Option<crate::transport::Outbound>,
     /// Where discovery reads Fig specs.
     fig_specs: Option<std::path::PathBuf>,
+    /// Remote viewers attached to runs' tmux sessions.
+    terminals: Terminals,
+    /// The worker's tmux server, which they attach to.
+    tmux: Tmux,
 }
 
 impl Worker {
@@ -191,6 +198,8 @@ impl Worker {
             LinkEvent::Down => {
                 self.outbound = None;
                 self.ledger.link_down();
+                // The server ended their attaches with the stream.
+                self.terminals.close_all();
             }
         }
     }
@@ -218,6 +227,35 @@ impl Worker {
                 info!(reason = %drain.reason, "the server asked us to drain: taking no new work");
                 self.ledger.on_server_drain();
             }
+            M::TerminalOpen(open) => {
+                let Some(outbound) = &self.outbound else {
+                    return;
+                };
+                let checked = self
+                    .ledger
+                    .terminal_of(&open.execution_id, &open.attempt_token)
+                    .and_then(|session| {
+                        if session == open.tmux_session_name {
+                            Ok(session)
+                        } else {
+                            Err(format!(
+                                "execution {} runs in tmux session {session:?}, not {:?}",
+                                open.execution_id, open.tmux_session_name
+                            ))
+                        }
+                    });
+                match checked {
+                    Ok(session) => {
+                        self.terminals
+                            .attach(open, session, self.tmux.clone(), outbound.clone())
+                    }
+                    Err(why) => self.terminals.refuse(outbound, open.attach_id, why),
+                }
+            }
+            M::TerminalInput(input) => self.terminals.input(&input.attach_id, input.data),
+            M::TerminalResize(resize) => self.terminals.resize(&resize.attach_id, resize.size),
+            M::TerminalGrant(grant) => self.terminals.grant(&grant.attach_id, grant.bytes),
+            M::TerminalClose(close) => self.terminals.close(&close.attach_id),
             M::Discover(request) => {
                 // Scanned beside the runs, answered on the stream it came on.
                 if let Some(outbound) = &self.outbound {

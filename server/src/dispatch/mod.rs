@@ -14,6 +14,7 @@ pub mod follow;
 pub mod hub;
 pub mod messages;
 mod session;
+pub mod terminal;
 
 use std::{sync::Arc, time::Duration};
 
@@ -79,6 +80,8 @@ pub struct Engine {
     started_at: chrono::DateTime<chrono::Utc>,
     /// Discovery scans waiting for their workers' answers.
     pub discoveries: discover::Discoveries,
+    /// Terminals attached to runs on this server's workers.
+    pub terminals: terminal::Terminals,
 }
 
 impl Engine {
@@ -93,6 +96,7 @@ impl Engine {
             followers: follow::FollowersBudget::default(),
             started_at: chrono::Utc::now(),
             discoveries: discover::Discoveries::default(),
+            terminals: terminal::Terminals::default(),
         }
     }
 
