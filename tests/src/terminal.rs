@@ -179,6 +179,20 @@ fn size(rows: u16, cols: u16) -> TerminalSize {
     }
 }
 
+fn cells(value: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::new(value).expect("a terminal side is at least 1")
+}
+
+/// A terminal's screen of `rows` x `cols`, fed the bytes drawn on it.
+pub fn screen_parser(rows: u16, cols: u16) -> vt100::Parser {
+    vt100::Parser::new(cells(rows), cells(cols), 0)
+}
+
+/// Resizes `parser`'s screen, as a terminal window resized.
+pub fn resize_parser(parser: &mut vt100::Parser, rows: u16, cols: u16) {
+    parser.set_size(cells(rows), cells(cols));
+}
+
 /// What a viewer has seen.
 pub struct Screen {
     parser: vt100::Parser,
@@ -189,7 +203,7 @@ pub struct Screen {
 impl Screen {
     fn new(rows: u16, cols: u16) -> Self {
         Self {
-            parser: vt100::Parser::new(rows, cols, 0),
+            parser: screen_parser(rows, cols),
             bytes: 0,
         }
     }
@@ -274,7 +288,7 @@ impl Viewer {
 
     /// Resizes the viewer's terminal (and tells the server).
     pub async fn resize(&mut self, rows: u16, cols: u16) {
-        self.screen.parser.screen_mut().set_size(rows, cols);
+        resize_parser(&mut self.screen.parser, rows, cols);
         self.tx
             .send(request(attach_terminal_request::Message::Resize(size(
                 rows, cols,
@@ -396,7 +410,7 @@ impl WebViewer {
 
     /// Resizes (AttachTerminalResize).
     pub async fn resize(&mut self, api: &mut Api, rows: u16, cols: u16) -> Result<(), Status> {
-        self.screen.parser.screen_mut().set_size(rows, cols);
+        resize_parser(&mut self.screen.parser, rows, cols);
         api.executions
             .attach_terminal_resize(AttachTerminalResizeRequest {
                 attach_id: self.opened.attach_id.clone(),

@@ -20,7 +20,7 @@ use amon_tests::{
     both_backends,
     db::TestDb,
     server::{TestServer, binary},
-    terminal::{GeminiRig, Viewer, WAIT, WebViewer},
+    terminal::{GeminiRig, Viewer, WAIT, WebViewer, resize_parser, screen_parser},
 };
 use anyhow::Result;
 use serde_json::json;
@@ -286,7 +286,7 @@ async fn a_worker_token_cannot_attach() {
     )
     .await;
     let channel = server.channel().await;
-    let token: tonic::metadata::MetadataValue<_> = "Bearer w-secret".parse().unwrap();
+    let token: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = "Bearer w-secret".parse().unwrap();
     let mut client =
         amon_proto::v1::execution_service_client::ExecutionServiceClient::with_interceptor(
             channel,
@@ -408,7 +408,7 @@ async fn amon_attach_in_a_terminal(db: TestDb) -> Result<()> {
             }
         }
     });
-    let mut screen = vt100::Parser::new(30, 100, 0);
+    let mut screen = screen_parser(30, 100);
     let mut seen = Vec::new();
     let mut until = async |screen: &mut vt100::Parser, seen: &mut Vec<u8>, text: &str| {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -433,7 +433,7 @@ async fn amon_attach_in_a_terminal(db: TestDb) -> Result<()> {
     until(&mut screen, &mut seen, "echo: typed at the cli").await;
     // The window grows: amon hears SIGWINCH and resizes the pane.
     pty.resize(35, 110);
-    screen.screen_mut().set_size(35, 110);
+    resize_parser(&mut screen, 35, 110);
     eventually("the pane at 110x35", || {
         rig.tmux_display(&session, "#{window_width}x#{window_height}") == "110x35"
     })

@@ -93,7 +93,7 @@ impl Terminals {
     }
 
     pub fn resize(&self, attach_id: &str, size: Option<TerminalSize>) {
-        self.order(attach_id, Order::Resize(winsize(size)));
+        self.order(attach_id, Order::Resize(winsize(size.as_ref())));
     }
 
     pub fn grant(&self, attach_id: &str, bytes: i64) {
@@ -129,7 +129,7 @@ fn closed(outbound: &Outbound, attach_id: String, reason: TerminalEndReason, mes
 }
 
 /// A size from the server; unset or out of range sides are 24x80's.
-fn winsize(size: Option<TerminalSize>) -> Winsize {
+fn winsize(size: Option<&TerminalSize>) -> Winsize {
     let side = |value: i32, default: u16| {
         u16::try_from(value)
             .ok()
@@ -172,7 +172,7 @@ async fn run(
     outbound: &Outbound,
 ) -> Result<(TerminalEndReason, String), String> {
     let (master, slave) =
-        openpty(winsize(open.size)).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+        openpty(winsize(open.size.as_ref())).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
     let mut command = tmux.attach_command(session, open.read_only);
     let stdio = |fd: &OwnedFd| {
         fd.try_clone()

@@ -167,6 +167,7 @@ pub async fn run(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         .into_inner();
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
     let mut keys = keyboard();
+    let mut keyboard_open = true;
     let mut filter = KeyFilter {
         last_interrupt: None,
     };
@@ -199,7 +200,7 @@ pub async fn run(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
                     Err(status) => break Ended::Failed(status),
                 }
             }
-            typed = keys.recv() => match typed {
+            typed = keys.recv(), if keyboard_open => match typed {
                 Some(bytes) => match filter.feed(&bytes, Instant::now()) {
                     Keys::Detach(how) => break Ended::Detached(how),
                     Keys::Send(bytes) if !bytes.is_empty() && !args.read_only => {
@@ -210,7 +211,7 @@ pub async fn run(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
                     Keys::Send(_) => {}
                 },
                 // Standard input closed: keep watching until the attach ends.
-                None => keys = mpsc::channel(1).1,
+                None => keyboard_open = false,
             },
             _ = winch.recv() => {
                 if let Some(size) = window_size() {
