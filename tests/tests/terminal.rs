@@ -36,6 +36,15 @@ fn unique_worker(prefix: &str) -> String {
     )
 }
 
+/// Whether the run's window is sized to a viewer of `rows` x `cols` (less
+/// tmux's status line, when it shows one).
+fn sized_to(rig: &GeminiRig, session: &str, rows: u16, cols: u16) -> bool {
+    let size = rig.tmux_display(session, "#{window_width} #{window_height}");
+    let mut sides = size.split(' ').map(|n| n.parse::<u16>().unwrap_or(0));
+    let (width, height) = (sides.next().unwrap_or(0), sides.next().unwrap_or(0));
+    width == cols && (height == rows || height + 1 == rows)
+}
+
 /// Waits (up to [`WAIT`]) until `done`.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -60,10 +69,7 @@ async fn watch_type_resize_share_detach(db: TestDb) -> Result<()> {
     assert!(!first.opened.read_only);
     first.until_shows("echo: Explain the build").await;
     // tmux sized the pane to the viewer.
-    eventually("the pane at 100x30", || {
-        rig.tmux_display(&session, "#{window_width}x#{window_height}") == "100x30"
-    })
-    .await;
+    eventually("the pane at 100x30", || sized_to(&rig, &session, 30, 100)).await;
 
     // A line typed is answered.
     first.type_keys("what changed\r").await;
@@ -71,10 +77,7 @@ async fn watch_type_resize_share_detach(db: TestDb) -> Result<()> {
 
     // A resize resizes the pane.
     first.resize(40, 120).await;
-    eventually("the pane at 120x40", || {
-        rig.tmux_display(&session, "#{window_width}x#{window_height}") == "120x40"
-    })
-    .await;
+    eventually("the pane at 120x40", || sized_to(&rig, &session, 40, 120)).await;
 
     // A second viewer, as a browser has it (read-only, same size): it sees
     // the screen, its keys are refused, the first viewer's are answered on
@@ -434,10 +437,7 @@ async fn amon_attach_in_a_terminal(db: TestDb) -> Result<()> {
     // The window grows: amon hears SIGWINCH and resizes the pane.
     pty.resize(35, 110);
     resize_parser(&mut screen, 35, 110);
-    eventually("the pane at 110x35", || {
-        rig.tmux_display(&session, "#{window_width}x#{window_height}") == "110x35"
-    })
-    .await;
+    eventually("the pane at 110x35", || sized_to(&rig, &session, 35, 110)).await;
     // The detach key: amon exits 0, says why, and the terminal is back.
     pty.write(&[0x1d]);
     let status = tokio::task::spawn_blocking(move || child.wait()).await??;

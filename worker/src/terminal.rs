@@ -199,7 +199,10 @@ async fn run(
         .spawn()
         .map_err(|e| format!("starting tmux attach: {e}"))?;
     drop(slave);
-    let master = AsyncFd::new(master).map_err(|e| format!("watching the terminal: {e}"))?;
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
+    // descriptor until the AsyncFd is dropped.
+    let master = unsafe { AsyncFd::register(master) }
+        .map_err(|e| format!("watching the terminal: {e}"))?;
     let _ = outbound.send(request(connect_request::Message::TerminalOpened(
         TerminalOpened {
             attach_id: open.attach_id.clone(),
