@@ -27,9 +27,9 @@ use clap::{
 use crate::{
     client::Ctx,
     commands::{
-        agents::AgentsCmd, attach::AttachArgs, board::BoardArgs, caps::CapsCmd, deps::DepsCmd, events::EventsArgs,
-        exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs, run::RunArgs,
-        tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
+        agents::AgentsCmd, attach::AttachArgs, board::BoardArgs, caps::CapsCmd, deps::DepsCmd,
+        events::EventsArgs, exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs,
+        run::RunArgs, tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
     },
 };
 

@@ -218,7 +218,10 @@ async fn refusals(db: TestDb) -> Result<()> {
         .err()
         .unwrap();
     assert_eq!(bad_size.code(), Code::InvalidArgument, "{bad_size:?}");
-    assert!(bad_size.message().contains("open.size.rows"), "{bad_size:?}");
+    assert!(
+        bad_size.message().contains("open.size.rows"),
+        "{bad_size:?}"
+    );
     // Input and resizes for an attach nobody opened.
     let unknown = "00000000-0000-4000-8000-000000000001".to_string();
     let status = api
@@ -289,7 +292,8 @@ async fn a_worker_token_cannot_attach() {
     )
     .await;
     let channel = server.channel().await;
-    let token: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = "Bearer w-secret".parse().unwrap();
+    let token: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        "Bearer w-secret".parse().unwrap();
     let mut client =
         amon_proto::v1::execution_service_client::ExecutionServiceClient::with_interceptor(
             channel,
@@ -339,8 +343,12 @@ impl Pty {
         grantpt(&master).unwrap();
         unlockpt(&master).unwrap();
         let name = ptsname(&master, Vec::new()).unwrap();
-        let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
-            .unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .unwrap();
         let pty = Self { master };
         pty.resize(rows, cols);
         (pty, slave)

@@ -26,8 +26,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use amon_proto::v1::{
-    TerminalClosed, TerminalEndReason, TerminalOpen, TerminalOpened, TerminalOutput,
-    TerminalSize, connect_request,
+    TerminalClosed, TerminalEndReason, TerminalOpen, TerminalOpened, TerminalOutput, TerminalSize,
+    connect_request,
 };
 use rustix::termios::Winsize;
 use tokio::io::unix::AsyncFd;
@@ -171,8 +171,8 @@ async fn run(
     mut orders: mpsc::UnboundedReceiver<Order>,
     outbound: &Outbound,
 ) -> Result<(TerminalEndReason, String), String> {
-    let (master, slave) =
-        openpty(winsize(open.size.as_ref())).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+    let (master, slave) = openpty(winsize(open.size.as_ref()))
+        .map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
     let mut command = tmux.attach_command(session, open.read_only);
     let stdio = |fd: &OwnedFd| {
         fd.try_clone()
@@ -201,8 +201,8 @@ async fn run(
     drop(slave);
     // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
     // descriptor until the AsyncFd is dropped.
-    let master = unsafe { AsyncFd::register(master) }
-        .map_err(|e| format!("watching the terminal: {e}"))?;
+    let master =
+        unsafe { AsyncFd::register(master) }.map_err(|e| format!("watching the terminal: {e}"))?;
     let _ = outbound.send(request(connect_request::Message::TerminalOpened(
         TerminalOpened {
             attach_id: open.attach_id.clone(),

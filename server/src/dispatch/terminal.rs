@@ -199,13 +199,10 @@ impl Terminals {
             (slot.worker_id.clone(), std::mem::take(&mut slot.ungranted))
         };
         let (worker_id, bytes) = grant;
-        if !engine.workers.send(
-            &worker_id,
-            ToWorker::TerminalGrant {
-                attach_id,
-                bytes,
-            },
-        ) && let Some(slot) = self.open().get_mut(&attach_id)
+        if !engine
+            .workers
+            .send(&worker_id, ToWorker::TerminalGrant { attach_id, bytes })
+            && let Some(slot) = self.open().get_mut(&attach_id)
         {
             slot.ungranted += bytes;
         }
@@ -228,7 +225,11 @@ impl Terminals {
         if data.is_empty() {
             return Ok(());
         }
-        send(engine, &worker_id, ToWorker::TerminalInput { attach_id, data })
+        send(
+            engine,
+            &worker_id,
+            ToWorker::TerminalInput { attach_id, data },
+        )
     }
 
     /// Resizes `attach_id`'s terminal. NOT_FOUND when it is not open here.
@@ -238,7 +239,11 @@ impl Terminals {
             .get(&attach_id)
             .map(|s| s.worker_id.clone())
             .ok_or_else(|| not_open(attach_id))?;
-        send(engine, &worker_id, ToWorker::TerminalResize { attach_id, size })
+        send(
+            engine,
+            &worker_id,
+            ToWorker::TerminalResize { attach_id, size },
+        )
     }
 
     /// The viewer left: the worker detaches.

@@ -3,14 +3,15 @@
 //! `dispatch::terminal`).
 
 use amon_proto::v1::{
-    ApproveExecutionRequest, AttachTerminalInputRequest, AttachTerminalInputResponse,
-    AttachTerminalOutputRequest, AttachTerminalOutputResponse, AttachTerminalRequest,
-    AttachTerminalResizeRequest, AttachTerminalResizeResponse, AttachTerminalResponse,
-    attach_terminal_output_response, attach_terminal_request, attach_terminal_response, ApproveExecutionResponse, CancelExecutionRequest,
-    CancelExecutionResponse, ContinueExecutionRequest, ContinueExecutionResponse,
-    CreateExecutionRequest, CreateExecutionResponse, GetExecutionRequest, GetExecutionResponse,
-    ListExecutionsRequest, ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse,
-    StreamLogsRequest, StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
+    ApproveExecutionRequest, ApproveExecutionResponse, AttachTerminalInputRequest,
+    AttachTerminalInputResponse, AttachTerminalOutputRequest, AttachTerminalOutputResponse,
+    AttachTerminalRequest, AttachTerminalResizeRequest, AttachTerminalResizeResponse,
+    AttachTerminalResponse, CancelExecutionRequest, CancelExecutionResponse,
+    ContinueExecutionRequest, ContinueExecutionResponse, CreateExecutionRequest,
+    CreateExecutionResponse, GetExecutionRequest, GetExecutionResponse, ListExecutionsRequest,
+    ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse, StreamLogsRequest,
+    StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
+    attach_terminal_output_response, attach_terminal_request, attach_terminal_response,
     execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -367,9 +368,7 @@ impl ExecutionService for ExecutionApi {
         let AttachTerminalInputRequest { attach_id, data } = request.into_inner();
         let attach_id = parse_id("attach_id", &attach_id)?;
         terminal::check_input("data", &data)?;
-        self.engine
-            .terminals
-            .input(&self.engine, attach_id, data)?;
+        self.engine.terminals.input(&self.engine, attach_id, data)?;
         Ok(Response::new(AttachTerminalInputResponse {}))
     }
 

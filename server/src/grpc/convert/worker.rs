@@ -424,12 +424,10 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
             attach_id: attach_id.to_string(),
             data,
         }),
-        ToWorker::TerminalResize { attach_id, size } => {
-            Out::TerminalResize(pb::TerminalResize {
-                attach_id: attach_id.to_string(),
-                size: Some(super::terminal::size_to_proto(size)),
-            })
-        }
+        ToWorker::TerminalResize { attach_id, size } => Out::TerminalResize(pb::TerminalResize {
+            attach_id: attach_id.to_string(),
+            size: Some(super::terminal::size_to_proto(size)),
+        }),
         ToWorker::TerminalGrant { attach_id, bytes } => Out::TerminalGrant(pb::TerminalGrant {
             attach_id: attach_id.to_string(),
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
