@@ -53,6 +53,12 @@ async fn repetition(rep: usize, keys: usize) -> anyhow::Result<Vec<f64>> {
         if i >= 20 {
             samples.push(sent.elapsed().as_secs_f64() * 1e3);
         }
+        // What tmux draws after the echo (cursor moves, whose escape
+        // sequences end in letters too) must not pass for the next key's
+        // echo: wait until the screen is quiet.
+        while let Ok(Ok(Some(_))) =
+            tokio::time::timeout(Duration::from_millis(5), viewer.read()).await
+        {}
     }
     viewer.type_keys(&format!("{ERASE_LINE}/quit\r")).await;
     viewer.until_ended().await;
@@ -77,7 +83,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
          from sending it to receiving the output that carries its echo: viewer → server → the \
          worker's `Connect` stream → the attach's pseudo-terminal → `tmux attach` → the tmux \
          server → the pane's terminal echo → back the same way. 20 warm-up keys not counted; \
-         the line is erased every {KEYS_PER_LINE} keys. SQLite (the relay touches no \
+         the line is erased every {KEYS_PER_LINE} keys, and the screen left to go quiet (5 ms without \
+         output) before each key. SQLite (the relay touches no \
          database); a fresh server and worker per repetition. Milliseconds; each cell is the \
          median of the repetitions' percentile (min–max across {} repetitions). Target: p99 \
          ≤ 30 ms on loopback.\n\n\
