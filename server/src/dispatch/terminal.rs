@@ -135,9 +135,9 @@ impl Terminals {
     /// The worker ended `attach_id` (or could not attach it).
     pub fn closed(&self, worker_id: &str, attach_id: Uuid, end: TerminalEnd) {
         let mut open = self.open();
-        if !open
+        if open
             .get(&attach_id)
-            .is_some_and(|s| s.worker_id == worker_id)
+            .is_none_or(|s| s.worker_id != worker_id)
         {
             return;
         }
