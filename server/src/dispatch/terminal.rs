@@ -53,6 +53,10 @@ const GRANT_STEP: u64 = WINDOW / 4;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of keys in one input message.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// Places of a worker's outgoing queue (4,096) that viewers' keys and
+/// sizes never take: a viewer pasting without end cannot crowd out the
+/// worker's assignments and acknowledgements; its keys are refused instead.
+const RESERVED_FOR_THE_ENGINE: usize = 1024;
 
 /// What the viewer of an attach hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +229,7 @@ impl Terminals {
         if data.is_empty() {
             return Ok(());
         }
-        send(
+        send_keys(
             engine,
             &worker_id,
             ToWorker::TerminalInput { attach_id, data },
@@ -239,7 +243,7 @@ impl Terminals {
             .get(&attach_id)
             .map(|s| s.worker_id.clone())
             .ok_or_else(|| not_open(attach_id))?;
-        send(
+        send_keys(
             engine,
             &worker_id,
             ToWorker::TerminalResize { attach_id, size },
@@ -278,6 +282,21 @@ fn send(engine: &Engine, worker_id: &str, message: ToWorker) -> StoreResult<()> 
     } else {
         Err(StoreError::FailedPrecondition(format!(
             "worker {} left, or its stream is full: try again",
+            quoted(worker_id)
+        )))
+    }
+}
+
+/// Sends a viewer's keys or size, leaving room for the engine's messages.
+fn send_keys(engine: &Engine, worker_id: &str, message: ToWorker) -> StoreResult<()> {
+    if engine
+        .workers
+        .send_leaving_room(worker_id, RESERVED_FOR_THE_ENGINE, message)
+    {
+        Ok(())
+    } else {
+        Err(StoreError::FailedPrecondition(format!(
+            "worker {} left, or its stream is too full to take keys now: try again",
             quoted(worker_id)
         )))
     }
@@ -332,7 +351,7 @@ impl Attached {
         if self.read_only || data.is_empty() {
             return Ok(());
         }
-        send(
+        send_keys(
             &self.engine,
             &self.worker_id,
             ToWorker::TerminalInput {
@@ -344,7 +363,7 @@ impl Attached {
 
     /// Resizes the terminal.
     pub fn resize(&self, size: TerminalSize) -> StoreResult<()> {
-        send(
+        send_keys(
             &self.engine,
             &self.worker_id,
             ToWorker::TerminalResize {
