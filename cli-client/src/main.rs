@@ -27,9 +27,9 @@ use clap::{
 use crate::{
     client::Ctx,
     commands::{
-        agents::AgentsCmd, board::BoardArgs, caps::CapsCmd, deps::DepsCmd, events::EventsArgs,
-        exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs, run::RunArgs,
-        tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
+        agents::AgentsCmd, attach::AttachArgs, board::BoardArgs, caps::CapsCmd, deps::DepsCmd,
+        events::EventsArgs, exec::ExecCmd, logs::LogsArgs, mcp::McpConfigArgs, run::ContinueArgs,
+        run::RunArgs, tasks::TasksCmd, workers::WorkerConfigCmd, workers::WorkersArgs,
     },
 };
 
@@ -172,6 +172,8 @@ enum Command {
     Logs(LogsArgs),
     /// Show what a run changed in its task's git worktree (a coloured diff).
     Diff(commands::diff::DiffArgs),
+    /// Attach to a running AI agent's terminal: watch it and type into it.
+    Attach(AttachArgs),
     /// List workers.
     Workers(WorkersArgs),
     /// Show or change the tuning shared by all workers.
@@ -220,6 +222,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(cmd) => commands::exec::run(&ctx, cmd).await,
         Command::Logs(args) => commands::logs::run(&ctx, args).await,
         Command::Diff(args) => commands::diff::run(&ctx, args).await,
+        Command::Attach(args) => commands::attach::run(&ctx, args).await,
         Command::Workers(args) => commands::workers::list(&ctx, args).await,
         Command::WorkerConfig(cmd) => commands::workers::config(&ctx, cmd).await,
         Command::McpConfig(args) => {

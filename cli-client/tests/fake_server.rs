@@ -526,6 +526,37 @@ const LOG: &[u8] = b"hello \xff world\n";
 impl ExecutionService for Fake {
     type StreamLogsStream = Stream_<StreamLogsResponse>;
     type WatchExecutionsStream = Stream_<WatchExecutionsResponse>;
+    type AttachTerminalStream = Stream_<amon_proto::v1::AttachTerminalResponse>;
+    type AttachTerminalOutputStream = Stream_<amon_proto::v1::AttachTerminalOutputResponse>;
+
+    // `amon attach` is tested against the real server (tests/tests/terminal.rs).
+    async fn attach_terminal(
+        &self,
+        _request: Request<tonic::Streaming<amon_proto::v1::AttachTerminalRequest>>,
+    ) -> Result<Response<Self::AttachTerminalStream>, Status> {
+        unimplemented("AttachTerminal")
+    }
+
+    async fn attach_terminal_output(
+        &self,
+        _request: Request<amon_proto::v1::AttachTerminalOutputRequest>,
+    ) -> Result<Response<Self::AttachTerminalOutputStream>, Status> {
+        unimplemented("AttachTerminalOutput")
+    }
+
+    async fn attach_terminal_input(
+        &self,
+        _request: Request<amon_proto::v1::AttachTerminalInputRequest>,
+    ) -> Result<Response<amon_proto::v1::AttachTerminalInputResponse>, Status> {
+        unimplemented("AttachTerminalInput")
+    }
+
+    async fn attach_terminal_resize(
+        &self,
+        _request: Request<amon_proto::v1::AttachTerminalResizeRequest>,
+    ) -> Result<Response<amon_proto::v1::AttachTerminalResizeResponse>, Status> {
+        unimplemented("AttachTerminalResize")
+    }
 
     async fn create_execution(
         &self,

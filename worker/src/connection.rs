@@ -35,6 +35,7 @@ use crate::run::launch::{Launcher, launcher};
 use crate::run::lifecycle::RunChannels;
 use crate::run::tmux::Tmux;
 use crate::run::{Outcome, RunEvent, RunEventKind};
+use crate::terminal::Terminals;
 use crate::timer::sleep_opt;
 use crate::transport::request;
 use crate::worktree::{self, TaskWorktree};
@@ -69,6 +70,8 @@ pub(crate) async fn run_worker(
         stall_after: options.agent_stall_after,
     };
     let mut worker = Worker {
+        terminals: Terminals::default(),
+        tmux: tmux.clone(),
         launcher: Arc::from(launcher(AgentHost { tmux, exe })),
         link: Link::new(&options, config.heartbeat_interval)?,
         ledger: Ledger::new(
@@ -114,6 +117,10 @@ struct Worker {
     outbound: Option<crate::transport::Outbound>,
     /// Where discovery reads Fig specs.
     fig_specs: Option<std::path::PathBuf>,
+    /// Remote viewers attached to runs' tmux sessions.
+    terminals: Terminals,
+    /// The worker's tmux server, which they attach to.
+    tmux: Tmux,
 }
 
 impl Worker {
@@ -210,6 +217,8 @@ impl Worker {
             LinkEvent::Down => {
                 self.outbound = None;
                 self.ledger.link_down();
+                // The server ended their attaches with the stream.
+                self.terminals.close_all();
             }
         }
     }
@@ -233,6 +242,35 @@ impl Worker {
                 info!(reason = %drain.reason, "the server asked us to drain: taking no new work");
                 self.ledger.on_server_drain();
             }
+            M::TerminalOpen(open) => {
+                let Some(outbound) = &self.outbound else {
+                    return;
+                };
+                let checked = self
+                    .ledger
+                    .terminal_of(&open.execution_id, &open.attempt_token)
+                    .and_then(|session| {
+                        if session == open.tmux_session_name {
+                            Ok(session)
+                        } else {
+                            Err(format!(
+                                "execution {} runs in tmux session {session:?}, not {:?}",
+                                open.execution_id, open.tmux_session_name
+                            ))
+                        }
+                    });
+                match checked {
+                    Ok(session) => {
+                        self.terminals
+                            .attach(open, session, self.tmux.clone(), outbound.clone())
+                    }
+                    Err(why) => self.terminals.refuse(outbound, open.attach_id, why),
+                }
+            }
+            M::TerminalInput(input) => self.terminals.input(&input.attach_id, input.data),
+            M::TerminalResize(resize) => self.terminals.resize(&resize.attach_id, resize.size),
+            M::TerminalGrant(grant) => self.terminals.grant(&grant.attach_id, grant.bytes),
+            M::TerminalClose(close) => self.terminals.close(&close.attach_id),
             M::Discover(request) => {
                 // Scanned beside the runs, answered on the stream it came on.
                 if let Some(outbound) = &self.outbound {

@@ -97,6 +97,9 @@ struct Run {
     status: Option<String>,
     /// What it changed in its task's worktree, reported with its result.
     worktree: Option<amon_proto::v1::WorktreeSummary>,
+    /// The tmux session it runs in (AI agents), once started: what a
+    /// terminal attaches to.
+    tmux_session: Option<String>,
 }
 
 impl Run {
@@ -389,6 +392,7 @@ impl Ledger {
             session_sent: false,
             status: None,
             worktree: None,
+            tmux_session: None,
         };
         if self.drain_timed_out {
             run.control(Control::Stop(StopReason::DrainTimeout));
@@ -492,6 +496,7 @@ impl Ledger {
                 if let Phase::Alive { pid: slot, .. } = &mut run.phase {
                     *slot = Some(pid);
                 }
+                run.tmux_session = tmux_session.clone();
                 if !run.orphaned {
                     self.send(connect_request::Message::Started(RunStarted {
                         execution_id: key.execution_id.clone(),
@@ -602,6 +607,23 @@ impl Ledger {
     /// Draining, and every run is finished and stored.
     pub fn drained(&self) -> bool {
         self.draining && self.runs.is_empty() && self.abandoned.is_empty()
+    }
+
+    /// The tmux session a terminal may attach to for this attempt of a
+    /// run: it must be held, alive, still this worker's, and in tmux.
+    /// Otherwise why not, in words.
+    pub fn terminal_of(&self, execution_id: &str, attempt_token: &str) -> Result<String, String> {
+        let run = self
+            .runs
+            .get(execution_id)
+            .filter(|run| run.key.attempt_token == attempt_token)
+            .ok_or_else(|| format!("this worker does not run execution {execution_id} (now)"))?;
+        if !run.is_alive() || run.orphaned {
+            return Err(format!("execution {execution_id} has ended on this worker"));
+        }
+        run.tmux_session
+            .clone()
+            .ok_or_else(|| format!("execution {execution_id} has no tmux session (yet)"))
     }
 
     /// The execution ids of the runs held.

@@ -25,6 +25,7 @@
 //! agent in tmux, `output` keeps its log until it is stored, `adapter` turns
 //! an assignment into what to run), `env` (the child's environment and
 //! binary resolution), `timer` (an optional deadline in a `select!`),
+//! `terminal` (remote viewers attached to runs' tmux sessions),
 //! [`discover`] (what tools this machine has: discovery scans the server
 //! asks for, one module per source).
 
@@ -35,6 +36,7 @@ mod env;
 mod ledger;
 mod link;
 mod run;
+mod terminal;
 mod timer;
 mod transport;
 mod worktree;

@@ -2,6 +2,7 @@
 //! async `run(ctx, args)`; rendering lives in `json`, `table` and `board`.
 
 pub mod agents;
+pub mod attach;
 pub mod board;
 pub mod caps;
 pub mod deps;

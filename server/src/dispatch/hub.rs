@@ -395,6 +395,18 @@ impl WorkerHub {
         sender.is_some_and(|s| s.try_send(Ok(message)).is_ok())
     }
 
+    /// Sends a message only while the worker's queue keeps `reserve`
+    /// places free: what a viewer types never crowds out the engine's own
+    /// messages (assignments, acknowledgements, cancels).
+    pub fn send_leaving_room(&self, worker_id: &str, reserve: usize, message: ToWorker) -> bool {
+        let sender = self
+            .state()
+            .workers
+            .get(worker_id)
+            .map(|c| c.sender.clone());
+        sender.is_some_and(|s| s.capacity() > reserve && s.try_send(Ok(message)).is_ok())
+    }
+
     /// Asks a worker to stop a run.
     pub fn cancel(
         &self,

@@ -151,6 +151,25 @@ pub enum FromWorker {
         /// What the worker did.
         result: Result<WorktreeDone, String>,
     },
+    /// A terminal asked with [`ToWorker::TerminalOpen`] is attached.
+    TerminalOpened {
+        /// The attach.
+        attach_id: Uuid,
+    },
+    /// Bytes an attached terminal drew.
+    TerminalOutput {
+        /// The attach.
+        attach_id: Uuid,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A terminal ended, or could not be attached.
+    TerminalClosed {
+        /// The attach.
+        attach_id: Uuid,
+        /// Why.
+        end: TerminalEnd,
+    },
 }
 
 /// Something asked of a task's git worktree on the worker that holds it.
@@ -202,6 +221,76 @@ pub struct WorktreeAssignment {
     pub branch: String,
     /// What to base a new worktree on; empty: `HEAD`.
     pub base_ref: String,
+}
+
+/// A terminal's size in character cells (each 1 to [`MAX_TERMINAL_CELLS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// Most rows or columns of a terminal.
+pub const MAX_TERMINAL_CELLS: u16 = 1000;
+
+impl Default for TerminalSize {
+    /// A classic terminal, for a viewer that gave no size.
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
+}
+
+/// Why an attach ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalEndReason {
+    /// The run ended (its tmux session is gone).
+    RunEnded,
+    /// The tmux client ended while the run goes on.
+    Detached,
+    /// The worker's stream ended.
+    WorkerDisconnected,
+    /// The worker could not attach, or the relay failed.
+    Error,
+}
+
+/// How an attach ended, for the viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalEnd {
+    /// Why.
+    pub reason: TerminalEndReason,
+    /// In words.
+    pub message: String,
+}
+
+impl TerminalEnd {
+    /// An end of `reason`, said as `message`.
+    pub fn new(reason: TerminalEndReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// A terminal to attach on a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalOpen {
+    /// Id of the attach.
+    pub attach_id: Uuid,
+    /// The run.
+    pub execution_id: Uuid,
+    /// Its attempt token.
+    pub attempt_token: String,
+    /// Its tmux session.
+    pub tmux_session_name: String,
+    /// `tmux attach -r`.
+    pub read_only: bool,
+    /// The viewer's size.
+    pub size: TerminalSize,
+    /// Output bytes the worker may send before the first grant.
+    pub window: u64,
 }
 
 /// How far a worker's discovery scan is.
@@ -386,6 +475,34 @@ pub enum ToWorker {
         request_id: Uuid,
         /// What to do.
         action: WorktreeAction,
+    },
+    /// Attach a terminal to a run's tmux session.
+    TerminalOpen(TerminalOpen),
+    /// Keys for an attached terminal.
+    TerminalInput {
+        /// The attach.
+        attach_id: Uuid,
+        /// The keys.
+        data: Vec<u8>,
+    },
+    /// An attached terminal's new size.
+    TerminalResize {
+        /// The attach.
+        attach_id: Uuid,
+        /// The size.
+        size: TerminalSize,
+    },
+    /// More output an attached terminal may send.
+    TerminalGrant {
+        /// The attach.
+        attach_id: Uuid,
+        /// Bytes given back to its window.
+        bytes: u64,
+    },
+    /// Detach a terminal; the run goes on.
+    TerminalClose {
+        /// The attach.
+        attach_id: Uuid,
     },
 }
 

@@ -14,6 +14,7 @@ pub mod follow;
 pub mod hub;
 pub mod messages;
 mod session;
+pub mod terminal;
 pub mod worktree;
 
 use std::{sync::Arc, time::Duration};
@@ -82,6 +83,8 @@ pub struct Engine {
     pub discoveries: discover::Discoveries,
     /// Worktree requests waiting for their workers' answers.
     pub worktree_calls: worktree::WorktreeCalls,
+    /// Terminals attached to runs on this server's workers.
+    pub terminals: terminal::Terminals,
 }
 
 impl Engine {
@@ -97,6 +100,7 @@ impl Engine {
             started_at: chrono::Utc::now(),
             discoveries: discover::Discoveries::default(),
             worktree_calls: worktree::WorktreeCalls::default(),
+            terminals: terminal::Terminals::default(),
         }
     }
 

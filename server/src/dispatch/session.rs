@@ -258,6 +258,8 @@ impl Session {
         // Scans asked on this stream cannot be answered any more.
         engine.discoveries.worker_gone(worker_id);
         engine.worktree_calls.worker_gone(worker_id);
+        // So can its terminals.
+        engine.terminals.worker_gone(worker_id);
         if let Some(connection) = self.connection {
             let (store, worker_id) = (engine.store.clone(), worker_id.clone());
             tokio::spawn(async move {
@@ -481,6 +483,24 @@ impl Session {
                     .engine
                     .worktree_calls
                     .answer(&worker_id, request_id, result);
+                Ok(())
+            }
+            // Terminal traffic is handed on without waiting: a viewer never
+            // holds up this stream (see `dispatch::terminal`).
+            FromWorker::TerminalOpened { attach_id } => {
+                self.replies.engine.terminals.opened(&worker_id, attach_id);
+                Ok(())
+            }
+            FromWorker::TerminalOutput { attach_id, data } => {
+                let engine = &self.replies.engine;
+                engine.terminals.output(engine, &worker_id, attach_id, data);
+                Ok(())
+            }
+            FromWorker::TerminalClosed { attach_id, end } => {
+                self.replies
+                    .engine
+                    .terminals
+                    .closed(&worker_id, attach_id, end);
                 Ok(())
             }
         }

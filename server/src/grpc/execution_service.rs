@@ -1,23 +1,27 @@
 //! `agentmonitor.v1.ExecutionService`: parse → store → convert, plus the
-//! two live streams (logs and status changes).
+//! live streams (logs, status changes, and attached terminals, relayed by
+//! `dispatch::terminal`).
 
 use amon_proto::v1::{
-    ApproveExecutionRequest, ApproveExecutionResponse, CancelExecutionRequest,
-    CancelExecutionResponse, ContinueExecutionRequest, ContinueExecutionResponse,
-    CreateExecutionRequest, CreateExecutionResponse, GetExecutionDiffRequest,
-    GetExecutionDiffResponse, GetExecutionRequest, GetExecutionResponse, ListExecutionsRequest,
-    ListExecutionsResponse, RetryExecutionRequest, RetryExecutionResponse, StreamLogsRequest,
-    StreamLogsResponse, WatchExecutionsRequest, WatchExecutionsResponse,
-    execution_service_server::ExecutionService,
+    ApproveExecutionRequest, ApproveExecutionResponse, AttachTerminalInputRequest,
+    AttachTerminalInputResponse, AttachTerminalOutputRequest, AttachTerminalOutputResponse,
+    AttachTerminalRequest, AttachTerminalResizeRequest, AttachTerminalResizeResponse,
+    AttachTerminalResponse, CancelExecutionRequest, CancelExecutionResponse,
+    ContinueExecutionRequest, ContinueExecutionResponse, CreateExecutionRequest,
+    CreateExecutionResponse, GetExecutionDiffRequest, GetExecutionDiffResponse,
+    GetExecutionRequest, GetExecutionResponse, ListExecutionsRequest, ListExecutionsResponse,
+    RetryExecutionRequest, RetryExecutionResponse, StreamLogsRequest, StreamLogsResponse,
+    WatchExecutionsRequest, WatchExecutionsResponse, attach_terminal_output_response,
+    attach_terminal_request, attach_terminal_response, execution_service_server::ExecutionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::ResponseStream;
 use super::convert::{
     enums::WireEnum, execution::execution_to_proto, optional_struct_to_json, page_reply, parse_id,
-    parse_optional_id, worker::worktree_summary_to_proto,
+    parse_optional_id, terminal, worker::worktree_summary_to_proto,
 };
 use crate::{
     dispatch::{Engine, follow::LogPiece, worktree::MAX_DIFF_BYTES},
@@ -32,6 +36,9 @@ use crate::{
 
 /// Messages buffered per watch stream before it waits for its client.
 const STREAM_BUFFER: usize = 64;
+/// Output messages buffered per attached terminal before its relay waits
+/// for the viewer (and so stops giving the worker window back).
+const TERMINAL_BUFFER: usize = 16;
 
 /// Handlers of `ExecutionService`.
 #[derive(Clone)]
@@ -54,6 +61,8 @@ impl ExecutionApi {
 impl ExecutionService for ExecutionApi {
     type StreamLogsStream = ResponseStream<StreamLogsResponse>;
     type WatchExecutionsStream = ResponseStream<WatchExecutionsResponse>;
+    type AttachTerminalStream = ResponseStream<AttachTerminalResponse>;
+    type AttachTerminalOutputStream = ResponseStream<AttachTerminalOutputResponse>;
 
     async fn create_execution(
         &self,
@@ -275,5 +284,145 @@ impl ExecutionService for ExecutionApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn attach_terminal(
+        &self,
+        request: Request<Streaming<AttachTerminalRequest>>,
+    ) -> Result<Response<Self::AttachTerminalStream>, Status> {
+        use attach_terminal_request::Message as In;
+        use attach_terminal_response::Message as Out;
+        let mut incoming = request.into_inner();
+        let open = match incoming.message().await? {
+            Some(AttachTerminalRequest {
+                message: Some(In::Open(open)),
+            }) => open,
+            Some(_) => return Err(StoreError::invalid("open", "must be the first message").into()),
+            None => {
+                return Err(StoreError::invalid("open", "the stream closed before it").into());
+            }
+        };
+        let (execution_id, read_only, size) = terminal::open_from_proto("open", Some(open))?;
+        let mut attached = self
+            .engine
+            .attach_terminal(execution_id, read_only, size)
+            .await?;
+        let opened = Out::Opened(terminal::opened_to_proto(&attached));
+        let (tx, rx) = mpsc::channel(TERMINAL_BUFFER);
+        let reply = |message| {
+            Ok(AttachTerminalResponse {
+                message: Some(message),
+            })
+        };
+        tokio::spawn(async move {
+            if tx.send(reply(opened)).await.is_err() {
+                return;
+            }
+            // Ends when the attach does, the viewer's request stream ends
+            // (a detach), or the viewer sends what cannot be relayed.
+            loop {
+                tokio::select! {
+                    event = attached.next() => {
+                        let Some(event) = event else { return };
+                        let last = matches!(event, crate::dispatch::terminal::TerminalEvent::Ended(_));
+                        if tx.send(reply(terminal::event_to_proto(event))).await.is_err() || last {
+                            return;
+                        }
+                    }
+                    request = incoming.message() => {
+                        let relayed = match request {
+                            Ok(Some(AttachTerminalRequest { message: Some(In::Input(data)) })) => {
+                                terminal::check_input("input", &data)
+                                    .and_then(|()| attached.input(data))
+                            }
+                            Ok(Some(AttachTerminalRequest { message: Some(In::Resize(size)) })) => {
+                                terminal::size_from_proto("resize", Some(size))
+                                    .and_then(|size| attached.resize(size))
+                            }
+                            Ok(Some(AttachTerminalRequest { message: Some(In::Open(_)) })) => {
+                                Err(StoreError::invalid("open", "sent twice on one stream"))
+                            }
+                            Ok(Some(AttachTerminalRequest { message: None })) => Ok(()),
+                            Ok(None) | Err(_) => return,
+                        };
+                        if let Err(err) = relayed {
+                            let _ = tx.send(Err(Status::from(err))).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn attach_terminal_output(
+        &self,
+        request: Request<AttachTerminalOutputRequest>,
+    ) -> Result<Response<Self::AttachTerminalOutputStream>, Status> {
+        use attach_terminal_output_response::Message as Out;
+        let AttachTerminalOutputRequest { open } = request.into_inner();
+        let (execution_id, read_only, size) = terminal::open_from_proto("open", open)?;
+        let mut attached = self
+            .engine
+            .attach_terminal(execution_id, read_only, size)
+            .await?;
+        let opened = Out::Opened(terminal::opened_to_proto(&attached));
+        let (tx, rx) = mpsc::channel(TERMINAL_BUFFER);
+        let reply = |message| {
+            Ok(AttachTerminalOutputResponse {
+                message: Some(message),
+            })
+        };
+        tokio::spawn(async move {
+            if tx.send(reply(opened)).await.is_err() {
+                return;
+            }
+            loop {
+                let event = tokio::select! {
+                    event = attached.next() => event,
+                    // The viewer closed the stream: detach.
+                    () = tx.closed() => return,
+                };
+                let Some(event) = event else { return };
+                let last = matches!(event, crate::dispatch::terminal::TerminalEvent::Ended(_));
+                if tx
+                    .send(reply(terminal::output_event_to_proto(event)))
+                    .await
+                    .is_err()
+                    || last
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn attach_terminal_input(
+        &self,
+        request: Request<AttachTerminalInputRequest>,
+    ) -> Result<Response<AttachTerminalInputResponse>, Status> {
+        let AttachTerminalInputRequest { attach_id, data } = request.into_inner();
+        let attach_id = parse_id("attach_id", &attach_id)?;
+        terminal::check_input("data", &data)?;
+        self.engine.terminals.input(&self.engine, attach_id, data)?;
+        Ok(Response::new(AttachTerminalInputResponse {}))
+    }
+
+    async fn attach_terminal_resize(
+        &self,
+        request: Request<AttachTerminalResizeRequest>,
+    ) -> Result<Response<AttachTerminalResizeResponse>, Status> {
+        let AttachTerminalResizeRequest { attach_id, size } = request.into_inner();
+        let attach_id = parse_id("attach_id", &attach_id)?;
+        if size.is_none() {
+            return Err(StoreError::invalid("size", "is required").into());
+        }
+        let size = terminal::size_from_proto("size", size)?;
+        self.engine
+            .terminals
+            .resize(&self.engine, attach_id, size)?;
+        Ok(Response::new(AttachTerminalResizeResponse {}))
     }
 }

@@ -6,6 +6,7 @@ pub mod latency;
 pub mod logs;
 pub mod reassign;
 pub mod scale;
+pub mod terminal;
 pub mod throughput;
 
 use std::{
@@ -37,6 +38,8 @@ pub struct Settings {
     pub line_count: usize,
     pub scale_workers: usize,
     pub scale_followers: usize,
+    /// Keys timed per repetition of the terminal figure.
+    pub terminal_keys: usize,
     pub backends: Vec<Backend>,
     pub peer: bool,
     /// Path of this benchmark binary (the line writer child).

@@ -34,6 +34,7 @@ enum Figure {
     Scale,
     Reassign,
     Cluster,
+    Terminal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +82,9 @@ struct Cli {
     /// StreamLogs followers of the scale figure (default 10,000; quick 2,000).
     #[arg(long)]
     scale_followers: Option<usize>,
+    /// Keys timed per repetition of the terminal figure (default 1,000; quick 300).
+    #[arg(long)]
+    terminal_keys: Option<usize>,
     /// Skip the graphile-worker peer (no npm install).
     #[arg(long)]
     no_peer: bool,
@@ -96,6 +100,7 @@ const ALL: &[Figure] = &[
     Figure::Scale,
     Figure::Reassign,
     Figure::Cluster,
+    Figure::Terminal,
 ];
 
 /// The section of `figure` in a previous report (from its `## N.` heading
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         scale_followers: cli
             .scale_followers
             .unwrap_or(if q { 2_000 } else { 10_000 }),
+        terminal_keys: cli.terminal_keys.unwrap_or(if q { 300 } else { 1_000 }),
         backends: match cli.backend {
             Backends::Sqlite => vec![Backend::Sqlite],
             Backends::Postgres => vec![Backend::Postgres],
@@ -261,6 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Figure::Scale => bench::scale::run(&settings).await,
             Figure::Reassign => bench::reassign::run(&settings).await,
             Figure::Cluster => bench::cluster::run(&settings).await,
+            Figure::Terminal => bench::terminal::run(&settings).await,
         };
         let mut section = section.unwrap_or_else(|e| format!("## {figure:?}\n\nFailed: {e:#}\n"));
         let _ = writeln!(

@@ -646,3 +646,40 @@ fn the_servers_drain_holds_for_its_stream_only() {
     let mut rx = register(&mut ledger, &[]);
     assert_eq!(sent(&mut rx), vec![grant(1)]);
 }
+
+#[test]
+fn a_terminal_attaches_only_to_a_live_run_of_this_attempt_in_tmux() {
+    let mut ledger = ledger(2);
+    let _stream = register(&mut ledger, &[]);
+    let _control = start(&mut ledger, "e1");
+    // Started, but not in tmux (a template run): nothing to attach to.
+    event(
+        &mut ledger,
+        "e1",
+        TOKEN,
+        RunEventKind::Started {
+            pid: 10,
+            tmux_session: None,
+        },
+    );
+    let refused = ledger.terminal_of("e1", TOKEN).unwrap_err();
+    assert!(refused.contains("no tmux session"), "{refused}");
+    let _control = start(&mut ledger, "e2");
+    event(
+        &mut ledger,
+        "e2",
+        TOKEN,
+        RunEventKind::Started {
+            pid: 11,
+            tmux_session: Some("amon-e2".into()),
+        },
+    );
+    assert_eq!(ledger.terminal_of("e2", TOKEN).as_deref(), Ok("amon-e2"));
+    // Another attempt, or a run this worker does not hold.
+    assert!(ledger.terminal_of("e2", "stale").is_err());
+    assert!(ledger.terminal_of("e3", TOKEN).is_err());
+    // Once the run ended, its terminal is gone.
+    exit(&mut ledger, "e2", 0);
+    let refused = ledger.terminal_of("e2", TOKEN).unwrap_err();
+    assert!(refused.contains("has ended"), "{refused}");
+}

@@ -72,15 +72,27 @@ impl Tmux {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let mut command = self.client(args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// A tmux client of this server with `args`, the minimal environment,
+    /// and the caller's stdio.
+    fn client<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut command = Command::new("tmux");
         command
             .arg("-L")
             .arg(&self.label)
             .args(args)
             .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .kill_on_drop(true);
         for name in [
             "PATH",
@@ -181,6 +193,24 @@ impl Tmux {
             ],
         )
         .await
+    }
+
+    /// `tmux attach-session` to session `name` (`-r`: read-only), for the
+    /// caller to run on a terminal of its own (a remote viewer's).
+    pub fn attach_command(&self, name: &str, read_only: bool) -> Command {
+        let target = target(name);
+        let mut args = vec!["attach-session", "-t", target.as_str()];
+        if read_only {
+            args.push("-r");
+        }
+        self.client(args)
+    }
+
+    /// Whether session `name` exists.
+    pub async fn has_session(&self, name: &str) -> bool {
+        self.run("has-session", ["has-session", "-t", &target(name)])
+            .await
+            .is_ok()
     }
 
     /// Removes session `name`; one that is already gone is fine.

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod enums;
 pub mod execution;
 pub mod task;
+pub mod terminal;
 pub mod worker;
 
 use chrono::{DateTime, FixedOffset, Utc};

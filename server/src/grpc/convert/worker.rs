@@ -17,8 +17,8 @@ use crate::{
     dispatch::{
         KnownWorker, WorkerInfo,
         messages::{
-            Assignment, Attempt, Finished, FromWorker, Registration, Resumed, ToWorker,
-            WorktreeAction, WorktreeAssignment, WorktreeDone,
+            Assignment, Attempt, Finished, FromWorker, Registration, Resumed, TerminalEnd,
+            TerminalOpen, ToWorker, WorktreeAction, WorktreeAssignment, WorktreeDone,
         },
     },
     entity::enums::ExecutionStatus,
@@ -336,6 +336,25 @@ pub fn from_worker(message: connect_request::Message) -> StoreResult<FromWorker>
             attempt: attempt("run_status", &execution_id, attempt_token)?,
             status: status.filter(|s| !s.trim().is_empty()),
         },
+        In::TerminalOpened(pb::TerminalOpened { attach_id }) => FromWorker::TerminalOpened {
+            attach_id: parse_id("terminal_opened.attach_id", &attach_id)?,
+        },
+        In::TerminalOutput(pb::TerminalOutput { attach_id, data }) => FromWorker::TerminalOutput {
+            attach_id: parse_id("terminal_output.attach_id", &attach_id)?,
+            data,
+        },
+        In::TerminalClosed(pb::TerminalClosed {
+            attach_id,
+            reason,
+            message,
+        }) => FromWorker::TerminalClosed {
+            attach_id: parse_id("terminal_closed.attach_id", &attach_id)?,
+            end: TerminalEnd::new(
+                super::terminal::reason_from_proto(reason),
+                // The worker's words, shown to a person: bounded.
+                crate::store::validate::cut_to_bytes(message, 1024),
+            ),
+        },
     })
 }
 
@@ -407,6 +426,38 @@ pub fn to_worker(message: ToWorker) -> pb::ConnectResponse {
         ToWorker::Worktree { request_id, action } => {
             Out::WorktreeRequest(worktree_action_to_proto(request_id, action))
         }
+        ToWorker::TerminalOpen(TerminalOpen {
+            attach_id,
+            execution_id,
+            attempt_token,
+            tmux_session_name,
+            read_only,
+            size,
+            window,
+        }) => Out::TerminalOpen(pb::TerminalOpen {
+            attach_id: attach_id.to_string(),
+            execution_id: execution_id.to_string(),
+            attempt_token,
+            tmux_session_name,
+            read_only,
+            size: Some(super::terminal::size_to_proto(size)),
+            window: i64::try_from(window).unwrap_or(i64::MAX),
+        }),
+        ToWorker::TerminalInput { attach_id, data } => Out::TerminalInput(pb::TerminalInput {
+            attach_id: attach_id.to_string(),
+            data,
+        }),
+        ToWorker::TerminalResize { attach_id, size } => Out::TerminalResize(pb::TerminalResize {
+            attach_id: attach_id.to_string(),
+            size: Some(super::terminal::size_to_proto(size)),
+        }),
+        ToWorker::TerminalGrant { attach_id, bytes } => Out::TerminalGrant(pb::TerminalGrant {
+            attach_id: attach_id.to_string(),
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+        }),
+        ToWorker::TerminalClose { attach_id } => Out::TerminalClose(pb::TerminalClose {
+            attach_id: attach_id.to_string(),
+        }),
     };
     pb::ConnectResponse {
         message: Some(message),

@@ -4,12 +4,26 @@ from agentmonitor.v1 import common_pb2 as _common_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TerminalEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TERMINAL_END_REASON_UNSPECIFIED: _ClassVar[TerminalEndReason]
+    TERMINAL_END_REASON_RUN_ENDED: _ClassVar[TerminalEndReason]
+    TERMINAL_END_REASON_DETACHED: _ClassVar[TerminalEndReason]
+    TERMINAL_END_REASON_WORKER_DISCONNECTED: _ClassVar[TerminalEndReason]
+    TERMINAL_END_REASON_ERROR: _ClassVar[TerminalEndReason]
+TERMINAL_END_REASON_UNSPECIFIED: TerminalEndReason
+TERMINAL_END_REASON_RUN_ENDED: TerminalEndReason
+TERMINAL_END_REASON_DETACHED: TerminalEndReason
+TERMINAL_END_REASON_WORKER_DISCONNECTED: TerminalEndReason
+TERMINAL_END_REASON_ERROR: TerminalEndReason
 
 class Execution(_message.Message):
     __slots__ = ("id", "task_id", "agent_id", "capability_id", "requested_by", "status", "mode", "args", "prompt", "pid", "session_ref", "tmux_session_name", "parent_execution_id", "started_at", "ended_at", "exit_code", "error", "worker_id", "heartbeat_at", "log_file_path", "log_byte_size", "log_line_count", "log_updated_at", "retry_count", "max_retries", "created_at", "worktree")
@@ -226,3 +240,101 @@ class GetExecutionDiffResponse(_message.Message):
     truncated: bool
     worktree: _common_pb2.WorktreeSummary
     def __init__(self, diff: _Optional[bytes] = ..., truncated: _Optional[bool] = ..., worktree: _Optional[_Union[_common_pb2.WorktreeSummary, _Mapping]] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("rows", "cols")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
+
+class AttachTerminalOpen(_message.Message):
+    __slots__ = ("execution_id", "read_only", "size")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    read_only: bool
+    size: TerminalSize
+    def __init__(self, execution_id: _Optional[str] = ..., read_only: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalOpened(_message.Message):
+    __slots__ = ("attach_id", "worker_id", "tmux_session_name", "read_only")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TMUX_SESSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    worker_id: str
+    tmux_session_name: str
+    read_only: bool
+    def __init__(self, attach_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+
+class TerminalEnded(_message.Message):
+    __slots__ = ("reason", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: TerminalEndReason
+    message: str
+    def __init__(self, reason: _Optional[_Union[TerminalEndReason, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AttachTerminalRequest(_message.Message):
+    __slots__ = ("open", "input", "resize")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    open: AttachTerminalOpen
+    input: bytes
+    resize: TerminalSize
+    def __init__(self, open: _Optional[_Union[AttachTerminalOpen, _Mapping]] = ..., input: _Optional[bytes] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalResponse(_message.Message):
+    __slots__ = ("opened", "output", "ended")
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    opened: AttachTerminalOpened
+    output: bytes
+    ended: TerminalEnded
+    def __init__(self, opened: _Optional[_Union[AttachTerminalOpened, _Mapping]] = ..., output: _Optional[bytes] = ..., ended: _Optional[_Union[TerminalEnded, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalOutputRequest(_message.Message):
+    __slots__ = ("open",)
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    open: AttachTerminalOpen
+    def __init__(self, open: _Optional[_Union[AttachTerminalOpen, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalOutputResponse(_message.Message):
+    __slots__ = ("opened", "output", "ended")
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    opened: AttachTerminalOpened
+    output: bytes
+    ended: TerminalEnded
+    def __init__(self, opened: _Optional[_Union[AttachTerminalOpened, _Mapping]] = ..., output: _Optional[bytes] = ..., ended: _Optional[_Union[TerminalEnded, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalInputRequest(_message.Message):
+    __slots__ = ("attach_id", "data")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    data: bytes
+    def __init__(self, attach_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class AttachTerminalInputResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AttachTerminalResizeRequest(_message.Message):
+    __slots__ = ("attach_id", "size")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    size: TerminalSize
+    def __init__(self, attach_id: _Optional[str] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class AttachTerminalResizeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

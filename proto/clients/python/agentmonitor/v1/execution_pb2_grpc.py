@@ -85,6 +85,26 @@ class ExecutionServiceStub:
                 request_serializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.SerializeToString,
                 response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.FromString,
                 _registered_method=True)
+        self.AttachTerminal = channel.stream_stream(
+                '/agentmonitor.v1.ExecutionService/AttachTerminal',
+                request_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResponse.FromString,
+                _registered_method=True)
+        self.AttachTerminalOutput = channel.unary_stream(
+                '/agentmonitor.v1.ExecutionService/AttachTerminalOutput',
+                request_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputResponse.FromString,
+                _registered_method=True)
+        self.AttachTerminalInput = channel.unary_unary(
+                '/agentmonitor.v1.ExecutionService/AttachTerminalInput',
+                request_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputResponse.FromString,
+                _registered_method=True)
+        self.AttachTerminalResize = channel.unary_unary(
+                '/agentmonitor.v1.ExecutionService/AttachTerminalResize',
+                request_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeRequest.SerializeToString,
+                response_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionServiceServicer:
@@ -174,6 +194,52 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttachTerminal(self, request_iterator, context):
+        """Attaches to the terminal of a running AI agent run: the tmux session it
+        lives in on its worker, relayed through the server over the worker's
+        `Connect` stream. The first request is `open`; then `input` (keys, sent
+        as typed) and `resize` in any order. The server answers `opened`, then
+        `output` (the bytes tmux draws, escape sequences and all) and, when the
+        attach ends, one `ended` saying why before the stream closes. Ending the
+        request stream detaches; detaching never stops the run. Refused:
+        NOT_FOUND for an unknown execution, FAILED_PRECONDITION for a run that
+        has no terminal (template runs), has not started, has finished, or whose
+        worker is not connected to this server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachTerminalOutput(self, request, context):
+        """The output half of an attach for clients without client streaming
+        (gRPC-web in a browser): opens an attach like AttachTerminal's `open`
+        and streams the same answers. `opened.attach_id` keys the
+        AttachTerminalInput and AttachTerminalResize calls; closing this stream
+        detaches. The attach lives on the server that opened it: send those
+        calls to the same server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachTerminalInput(self, request, context):
+        """Sends keys to an attach opened with AttachTerminalOutput. NOT_FOUND when
+        no such attach is open on this server; FAILED_PRECONDITION for a
+        read-only attach (its input is never sent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachTerminalResize(self, request, context):
+        """Resizes the terminal of an attach opened with AttachTerminalOutput
+        (tmux redraws the pane at the new size). NOT_FOUND when no such attach
+        is open on this server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +292,26 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     servicer.GetExecutionDiff,
                     request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.FromString,
                     response_serializer=agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.SerializeToString,
+            ),
+            'AttachTerminal': grpc.stream_stream_rpc_method_handler(
+                    servicer.AttachTerminal,
+                    request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResponse.SerializeToString,
+            ),
+            'AttachTerminalOutput': grpc.unary_stream_rpc_method_handler(
+                    servicer.AttachTerminalOutput,
+                    request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputResponse.SerializeToString,
+            ),
+            'AttachTerminalInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachTerminalInput,
+                    request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputResponse.SerializeToString,
+            ),
+            'AttachTerminalResize': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachTerminalResize,
+                    request_deserializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeRequest.FromString,
+                    response_serializer=agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -499,6 +585,114 @@ class ExecutionService:
             '/agentmonitor.v1.ExecutionService/GetExecutionDiff',
             agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffRequest.SerializeToString,
             agentmonitor_dot_v1_dot_execution__pb2.GetExecutionDiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachTerminal(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/agentmonitor.v1.ExecutionService/AttachTerminal',
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachTerminalOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/agentmonitor.v1.ExecutionService/AttachTerminalOutput',
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachTerminalInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmonitor.v1.ExecutionService/AttachTerminalInput',
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalInputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachTerminalResize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentmonitor.v1.ExecutionService/AttachTerminalResize',
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeRequest.SerializeToString,
+            agentmonitor_dot_v1_dot_execution__pb2.AttachTerminalResizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

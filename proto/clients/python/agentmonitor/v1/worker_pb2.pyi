@@ -2,6 +2,7 @@ import datetime
 
 from agentmonitor.v1 import agent_pb2 as _agent_pb2
 from agentmonitor.v1 import common_pb2 as _common_pb2
+from agentmonitor.v1 import execution_pb2 as _execution_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -96,7 +97,7 @@ class SetWorkerConfigResponse(_message.Message):
     def __init__(self, config: _Optional[_Union[WorkerConfig, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result", "worktree_result")
+    __slots__ = ("register", "slot_grant", "started", "log_chunk", "heartbeat", "finished", "session_detected", "drain", "run_status", "discover_progress", "discover_result", "worktree_result", "terminal_opened", "terminal_output", "terminal_closed")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     SLOT_GRANT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +110,9 @@ class ConnectRequest(_message.Message):
     DISCOVER_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_RESULT_FIELD_NUMBER: _ClassVar[int]
     WORKTREE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_OPENED_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_CLOSED_FIELD_NUMBER: _ClassVar[int]
     register: Register
     slot_grant: SlotGrant
     started: RunStarted
@@ -121,10 +125,13 @@ class ConnectRequest(_message.Message):
     discover_progress: DiscoverProgress
     discover_result: DiscoverResult
     worktree_result: WorktreeResult
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ..., worktree_result: _Optional[_Union[WorktreeResult, _Mapping]] = ...) -> None: ...
+    terminal_opened: TerminalOpened
+    terminal_output: TerminalOutput
+    terminal_closed: TerminalClosed
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., slot_grant: _Optional[_Union[SlotGrant, _Mapping]] = ..., started: _Optional[_Union[RunStarted, _Mapping]] = ..., log_chunk: _Optional[_Union[LogChunk, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., finished: _Optional[_Union[RunFinished, _Mapping]] = ..., session_detected: _Optional[_Union[SessionDetected, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., run_status: _Optional[_Union[RunStatus, _Mapping]] = ..., discover_progress: _Optional[_Union[DiscoverProgress, _Mapping]] = ..., discover_result: _Optional[_Union[DiscoverResult, _Mapping]] = ..., worktree_result: _Optional[_Union[WorktreeResult, _Mapping]] = ..., terminal_opened: _Optional[_Union[TerminalOpened, _Mapping]] = ..., terminal_output: _Optional[_Union[TerminalOutput, _Mapping]] = ..., terminal_closed: _Optional[_Union[TerminalClosed, _Mapping]] = ...) -> None: ...
 
 class ConnectResponse(_message.Message):
-    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover", "worktree_request")
+    __slots__ = ("registered", "assign", "log_ack", "cancel", "config", "drain", "finished_ack", "heartbeat_ack", "discover", "worktree_request", "terminal_open", "terminal_input", "terminal_resize", "terminal_grant", "terminal_close")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     LOG_ACK_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +142,11 @@ class ConnectResponse(_message.Message):
     HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
     DISCOVER_FIELD_NUMBER: _ClassVar[int]
     WORKTREE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_OPEN_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_INPUT_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_RESIZE_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_GRANT_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_CLOSE_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assign: Assign
     log_ack: LogAck
@@ -145,7 +157,12 @@ class ConnectResponse(_message.Message):
     heartbeat_ack: HeartbeatAck
     discover: Discover
     worktree_request: WorktreeRequest
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., discover: _Optional[_Union[Discover, _Mapping]] = ..., worktree_request: _Optional[_Union[WorktreeRequest, _Mapping]] = ...) -> None: ...
+    terminal_open: TerminalOpen
+    terminal_input: TerminalInput
+    terminal_resize: TerminalResize
+    terminal_grant: TerminalGrant
+    terminal_close: TerminalClose
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., log_ack: _Optional[_Union[LogAck, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., config: _Optional[_Union[WorkerConfig, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ..., finished_ack: _Optional[_Union[RunFinishedAck, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[HeartbeatAck, _Mapping]] = ..., discover: _Optional[_Union[Discover, _Mapping]] = ..., worktree_request: _Optional[_Union[WorktreeRequest, _Mapping]] = ..., terminal_open: _Optional[_Union[TerminalOpen, _Mapping]] = ..., terminal_input: _Optional[_Union[TerminalInput, _Mapping]] = ..., terminal_resize: _Optional[_Union[TerminalResize, _Mapping]] = ..., terminal_grant: _Optional[_Union[TerminalGrant, _Mapping]] = ..., terminal_close: _Optional[_Union[TerminalClose, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("worker_id", "hostname", "version", "slots", "agent_slugs", "labels", "running", "instance_id", "worktree_task_ids")
@@ -474,3 +491,75 @@ class WorktreeResult(_message.Message):
     worktree_removed: bool
     branch_removed: bool
     def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ..., diff: _Optional[bytes] = ..., truncated: _Optional[bool] = ..., worktree_removed: _Optional[bool] = ..., branch_removed: _Optional[bool] = ...) -> None: ...
+
+class TerminalOpen(_message.Message):
+    __slots__ = ("attach_id", "execution_id", "attempt_token", "tmux_session_name", "read_only", "size", "window")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TMUX_SESSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    execution_id: str
+    attempt_token: str
+    tmux_session_name: str
+    read_only: bool
+    size: _execution_pb2.TerminalSize
+    window: int
+    def __init__(self, attach_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., attempt_token: _Optional[str] = ..., tmux_session_name: _Optional[str] = ..., read_only: _Optional[bool] = ..., size: _Optional[_Union[_execution_pb2.TerminalSize, _Mapping]] = ..., window: _Optional[int] = ...) -> None: ...
+
+class TerminalInput(_message.Message):
+    __slots__ = ("attach_id", "data")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    data: bytes
+    def __init__(self, attach_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class TerminalResize(_message.Message):
+    __slots__ = ("attach_id", "size")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    size: _execution_pb2.TerminalSize
+    def __init__(self, attach_id: _Optional[str] = ..., size: _Optional[_Union[_execution_pb2.TerminalSize, _Mapping]] = ...) -> None: ...
+
+class TerminalGrant(_message.Message):
+    __slots__ = ("attach_id", "bytes")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    bytes: int
+    def __init__(self, attach_id: _Optional[str] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class TerminalClose(_message.Message):
+    __slots__ = ("attach_id",)
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    def __init__(self, attach_id: _Optional[str] = ...) -> None: ...
+
+class TerminalOpened(_message.Message):
+    __slots__ = ("attach_id",)
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    def __init__(self, attach_id: _Optional[str] = ...) -> None: ...
+
+class TerminalOutput(_message.Message):
+    __slots__ = ("attach_id", "data")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    data: bytes
+    def __init__(self, attach_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class TerminalClosed(_message.Message):
+    __slots__ = ("attach_id", "reason", "message")
+    ATTACH_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    attach_id: str
+    reason: _execution_pb2.TerminalEndReason
+    message: str
+    def __init__(self, attach_id: _Optional[str] = ..., reason: _Optional[_Union[_execution_pb2.TerminalEndReason, str]] = ..., message: _Optional[str] = ...) -> None: ...
