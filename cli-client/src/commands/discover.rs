@@ -49,6 +49,11 @@ pub struct DiscoverArgs {
     /// Longest the worker may scan, in seconds (default 120, at most 600).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=600))]
     pub timeout: Option<i64>,
+    /// Also start the AI CLIs' configured stdio MCP servers (their own
+    /// command and environment, a timeout, no other input) and propose their
+    /// tools (`tools/list`) as capabilities.
+    #[arg(long)]
+    pub mcp_tools: bool,
 }
 
 /// Runs `amon agents discover`.
@@ -59,6 +64,7 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
         apply,
         sources,
         timeout,
+        mcp_tools,
     } = args;
     let sources = sources
         .iter()
@@ -73,6 +79,7 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
             sources,
             apply,
             timeout: timeout.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+            mcp_tools,
         })
         .await?
         .into_inner();

@@ -161,6 +161,8 @@ pub struct DiscoverRequest {
     pub sources: Vec<DiscoverySource>,
     /// Longest the scan may take.
     pub timeout: Duration,
+    /// Start the configured stdio MCP servers and ask their tools.
+    pub mcp_tools: bool,
 }
 
 /// A run kept after a reconnect.

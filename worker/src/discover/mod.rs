@@ -6,7 +6,7 @@
 //!
 //! One module per source: [`path_scan`] (PATH, versions, Debian packages,
 //! tool types), [`preset`] (the AI CLIs of a preset), [`scan_help`]
-//! (`--help`), [`scan_completion`] (fish completion files), [`scan_man`]
+//! (`--help`), [`scan_completion`] (fish, zsh and bash completion files), [`scan_man`]
 //! (man pages), [`scan_fig`] (Fig specs), [`scan_mcp`] (the AI CLIs' MCP
 //! servers); [`command`] is the shape they all produce and how it becomes a
 //! capability (with the danger heuristic); [`probe`] is the only way a
@@ -325,6 +325,63 @@ pub async fn scan(
     } else {
         Vec::new()
     };
+    let tools = if request.mcp_tools {
+        // Only the servers of the AI CLIs found: a server is started for
+        // the agent it would serve.
+        let agents: HashSet<&str> = examined
+            .iter()
+            .filter(|e| !matches!(e.version, VersionProbe::Failed(..)))
+            .filter_map(|e| preset::preset_for(&e.candidate.name).map(|(p, _)| p))
+            .collect();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timeout = scan_mcp::MCP_TIMEOUT.min(remaining.max(Duration::from_secs(1)));
+        let path_var = options.path_var.as_ref();
+        let dir = cwd.path();
+        let listed: Vec<_> = futures_util::stream::iter(
+            mcp.iter()
+                .filter(|s| agents.contains(s.agent))
+                .filter_map(|s| s.launch.as_ref().map(|l| (s, l))),
+        )
+        .map(|(server, launch)| async move {
+            (
+                server,
+                scan_mcp::list_tools(launch, path_var, dir, timeout).await,
+            )
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+        let mut tools = BTreeMap::new();
+        for (server, outcome) in listed {
+            let (kind, detail) = match outcome {
+                Ok(listed) => {
+                    tools.insert((server.agent, server.name.clone()), listed);
+                    continue;
+                }
+                Err(scan_mcp::ListFailure::TimedOut) => (
+                    ProbeProblem::TimedOut,
+                    format!("did not list its tools within {} s; killed", timeout.as_secs()),
+                ),
+                Err(scan_mcp::ListFailure::Flooded) => (
+                    ProbeProblem::Flooded,
+                    format!(
+                        "wrote more than {} bytes; killed",
+                        scan_mcp::MAX_MCP_OUTPUT
+                    ),
+                ),
+                Err(scan_mcp::ListFailure::Failed(why)) => (ProbeProblem::Crashed, why),
+            };
+            result.problems.push(DiscoveryProblem {
+                binary: format!("MCP server {} ({})", server.name, server.agent),
+                probe: format!("{}: initialize, tools/list", server.target),
+                problem: kind as i32,
+                detail,
+            });
+        }
+        tools
+    } else {
+        BTreeMap::new()
+    };
     let mut slugs = HashSet::new();
     examined.sort_by(|a, b| a.candidate.name.cmp(&b.candidate.name));
     for found in examined {
@@ -334,7 +391,7 @@ pub async fn scan(
         if matches!(found.version, VersionProbe::Failed(..)) {
             continue;
         }
-        if let Some(proposal) = propose(found, &packages, &sources, &mcp, &mut slugs) {
+        if let Some(proposal) = propose(found, &packages, &sources, &mcp, &tools, &mut slugs) {
             result.proposals.push(proposal);
         }
     }
@@ -431,10 +488,32 @@ async fn examine(
                 options.xdg_data_dirs.as_deref(),
             );
             if let Some(path) = scan_completion::find(&name, &dirs) {
-                match std::fs::read_to_string(&path) {
+                match scan_completion::read_text(&path) {
                     Ok(text) => found.commands.push((
                         CapabilitySource::ScanCompletion,
                         scan_completion::parse_fish(&name, &text),
+                    )),
+                    Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
+                }
+            }
+            let data = options.xdg_data_dirs.as_deref();
+            if let Some((path, text)) =
+                scan_completion::find_zsh(&name, &scan_completion::zsh_dirs(data))
+            {
+                match text {
+                    Ok(text) => found.commands.push((
+                        CapabilitySource::ScanCompletion,
+                        scan_completion::zsh::parse(&name, &text),
+                    )),
+                    Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
+                }
+            }
+            let dirs = scan_completion::bash_dirs(options.home.as_deref(), data);
+            if let Some(path) = scan_completion::find_bash(&name, &dirs) {
+                match scan_completion::read_text(&path) {
+                    Ok(text) => found.commands.push((
+                        CapabilitySource::ScanCompletion,
+                        scan_completion::bash::parse(&text),
                     )),
                     Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
                 }
@@ -600,6 +679,7 @@ fn propose(
     packages: &std::collections::HashMap<PathBuf, (String, Option<String>)>,
     sources: &HashSet<DiscoverySource>,
     mcp: &[scan_mcp::McpServer],
+    tools: &McpTools,
     slugs: &mut HashSet<String>,
 ) -> Option<AgentProposal> {
     let Examined {
@@ -692,6 +772,20 @@ fn propose(
                 requires_approval: false,
                 danger_reason: "an AI agent acting through an MCP server's tools".into(),
             });
+            for tool in tools
+                .get(&(server.agent, server.name.clone()))
+                .into_iter()
+                .flatten()
+            {
+                if capabilities.len() >= MAX_CAPABILITIES {
+                    break;
+                }
+                if let Some(capability) = mcp_tool_capability(&candidate.name, server, tool)
+                    && keys.insert(capability.key.clone())
+                {
+                    capabilities.push(capability);
+                }
+            }
         }
     }
     let version = match version {
@@ -722,6 +816,70 @@ fn propose(
         preset: preset.map(|(p, _)| p.to_owned()).unwrap_or_default(),
         capabilities,
         description,
+    })
+}
+
+/// The tools each MCP server listed, by (agent, server name).
+type McpTools = BTreeMap<(&'static str, String), Vec<scan_mcp::McpTool>>;
+
+/// A prompt capability of the AI agent `binary` running a task with one
+/// tool of one of its MCP servers: the tool's input schema is the
+/// capability's args schema, and the args are listed in the prompt.
+fn mcp_tool_capability(
+    binary: &str,
+    server: &scan_mcp::McpServer,
+    tool: &scan_mcp::McpTool,
+) -> Option<CapabilityProposal> {
+    let mut key = command::capability_key(&[format!("mcp-{}-{}", server.name, tool.name)])
+        .or_else(|| command::capability_key(&[format!("mcp-{}", tool.name)]))?;
+    key.truncate(63);
+    let danger = if tool.destructive {
+        command::Danger {
+            level: 2,
+            reason: format!("the MCP server says the tool {:?} may destroy", tool.name),
+        }
+    } else if tool.read_only {
+        command::Danger {
+            level: 0,
+            reason: String::new(),
+        }
+    } else {
+        // The tool's name read like a subcommand's (`delete_issue`).
+        let words: Vec<String> = tool.name.split(['_', '-', '.']).map(str::to_owned).collect();
+        let by_name = command::danger(binary, &words, &tool.description);
+        if by_name.level >= 1 {
+            by_name
+        } else {
+            command::Danger {
+                level: 1,
+                reason: "an AI agent acting through an MCP server's tool".into(),
+            }
+        }
+    };
+    let schema = match &tool.input_schema {
+        Value::Object(_) => tool.input_schema.clone(),
+        _ => serde_json::json!({"type": "object"}),
+    };
+    let description: String = tool.description.chars().take(2000).collect();
+    Some(CapabilityProposal {
+        key,
+        label: format!(
+            "{binary}: {} ({})",
+            tool.title.as_deref().unwrap_or(&tool.name),
+            server.name
+        ),
+        description: Some(description).filter(|d| !d.trim().is_empty()),
+        source: CapabilitySource::ScanMcp as i32,
+        interaction_mode: InteractionMode::Prompt as i32,
+        command_tokens: Vec::new(),
+        prompt_template: Some(format!(
+            "{{{{ task_title }}}}\n\n{{{{ task_description }}}}\n\nUse the tool {:?} of the MCP server {:?} for this task{{% if args %}}, with these arguments:\n{{% for name, value in args | items %}}- {{{{ name }}}}: {{{{ value }}}}\n{{% endfor %}}{{% endif %}}",
+            tool.name, server.name
+        )),
+        args_schema: Some(json_to_struct(&schema)),
+        requires_approval: danger.level >= 2,
+        danger_level: danger.level,
+        danger_reason: danger.reason,
     })
 }
 

@@ -74,6 +74,7 @@ pub fn discover_request(
         sources,
         apply,
         timeout,
+        mcp_tools,
     } = request;
     let worker_id = worker_id.trim().to_owned();
     if worker_id.is_empty() {
@@ -111,6 +112,12 @@ pub fn discover_request(
     chosen.push(DiscoverySource::PathScan);
     chosen.sort();
     chosen.dedup();
+    if mcp_tools && !chosen.contains(&DiscoverySource::Mcp) {
+        return Err(StoreError::invalid(
+            "mcp_tools",
+            "asks the MCP servers found by DISCOVERY_SOURCE_MCP: add that source, or leave sources empty",
+        ));
+    }
     let timeout = match timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => {
@@ -133,6 +140,7 @@ pub fn discover_request(
             binaries,
             sources: chosen,
             timeout,
+            mcp_tools,
         },
         apply,
     ))
@@ -144,12 +152,14 @@ pub fn discover_to_proto(request_id: uuid::Uuid, request: DiscoverRequest) -> pb
         binaries,
         sources,
         timeout,
+        mcp_tools,
     } = request;
     pb::Discover {
         request_id: request_id.to_string(),
         binaries,
         sources: sources.into_iter().map(source_to_proto).collect(),
         timeout: Some(duration_to_proto(timeout)),
+        mcp_tools,
     }
 }
 
