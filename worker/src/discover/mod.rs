@@ -57,6 +57,9 @@ const MAX_SUBCOMMAND_PROBES: usize = 25;
 const MAX_CAPABILITIES: usize = 60;
 /// Largest result sent: gRPC peers refuse messages over 4 MiB by default.
 const MAX_RESULT_BYTES: usize = 3 * 1024 * 1024;
+/// Most of a tool's `--help` sent for an AI agent to read (16 KiB: git's
+/// is 2.2 KB, tar's 16.7 KB and is cut).
+const MAX_HELP_TEXT_BYTES: usize = 16 * 1024;
 /// Time kept at the end of the scan for the package lookup and the answer.
 const WRAP_UP: Duration = Duration::from_secs(3);
 /// Most time between two progress messages while binaries are examined.
@@ -169,6 +172,8 @@ struct Examined {
     commands: Vec<(CapabilitySource, Vec<CommandSpec>)>,
     problems: Vec<DiscoveryProblem>,
     description: Option<String>,
+    /// Its `--help` output, when it printed a help text.
+    help_text: Option<String>,
 }
 
 fn problem(binary: &str, probe: &str, what: &Probe) -> Option<DiscoveryProblem> {
@@ -391,7 +396,15 @@ pub async fn scan(
         if matches!(found.version, VersionProbe::Failed(..)) {
             continue;
         }
-        if let Some(proposal) = propose(found, &packages, &sources, &mcp, &tools, &mut slugs) {
+        if let Some(proposal) = propose(
+            found,
+            &packages,
+            &sources,
+            &mcp,
+            &tools,
+            request.help_texts,
+            &mut slugs,
+        ) {
             result.proposals.push(proposal);
         }
     }
@@ -426,6 +439,7 @@ async fn examine(
         commands: Vec::new(),
         problems: Vec::new(),
         description: None,
+        help_text: None,
     };
     if let VersionProbe::Failed(args, what) = &version {
         // A binary that misbehaves is asked nothing more.
@@ -454,7 +468,7 @@ async fn examine(
             }
         }
         if sources.contains(&DiscoverySource::Help) && Instant::now() < deadline {
-            let specs = help_commands(
+            let (specs, help_text) = help_commands(
                 &found.candidate,
                 path_var,
                 cwd,
@@ -478,6 +492,7 @@ async fn examine(
                     other => problems.extend(problem(&name, "version", &other)),
                 }
             }
+            found.help_text = help_text;
             if !specs.is_empty() {
                 found.commands.push((CapabilitySource::ScanHelp, specs));
             }
@@ -561,24 +576,24 @@ async fn help_commands(
     limits: Limits,
     deadline: Instant,
     problems: &mut Vec<DiscoveryProblem>,
-) -> Vec<CommandSpec> {
+) -> (Vec<CommandSpec>, Option<String>) {
     let name = &candidate.name;
     let output = match probe::run(&candidate.path, &["--help"], path_var, cwd, limits).await {
         Probe::Exited { output, .. } => output,
         other => {
             problems.extend(problem(name, "--help", &other));
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
     let root = scan_help::parse(&output, &[]);
     if root.options.is_empty() && root.subcommands.is_empty() && root.positionals.is_empty() {
         // Not a help text (a tool that ignores --help and printed
         // something else): nothing to read.
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let mut specs = vec![root.clone()];
     if command::danger(name, &[], "").level >= 2 {
-        return specs;
+        return (specs, Some(output));
     }
     for (index, (sub, description)) in root.subcommands.iter().enumerate() {
         let listed = CommandSpec {
@@ -623,7 +638,7 @@ async fn help_commands(
             }
         }
     }
-    specs
+    (specs, Some(output))
 }
 
 /// `man -w NAME` with the worker's MANPATH.
@@ -680,6 +695,7 @@ fn propose(
     sources: &HashSet<DiscoverySource>,
     mcp: &[scan_mcp::McpServer],
     tools: &McpTools,
+    help_texts: bool,
     slugs: &mut HashSet<String>,
 ) -> Option<AgentProposal> {
     let Examined {
@@ -689,6 +705,7 @@ fn propose(
         commands,
         problems: _,
         description,
+        help_text,
     } = found;
     let preset = sources
         .contains(&DiscoverySource::Preset)
@@ -816,7 +833,22 @@ fn propose(
         preset: preset.map(|(p, _)| p.to_owned()).unwrap_or_default(),
         capabilities,
         description,
+        help_text: help_text
+            .filter(|_| help_texts)
+            .map(|text| truncate(text, MAX_HELP_TEXT_BYTES)),
     })
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// The tools each MCP server listed, by (agent, server name).
