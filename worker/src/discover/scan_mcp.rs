@@ -391,3 +391,74 @@ mod tests {
         assert!(problems[0].0.ends_with(".mcp.json"));
     }
 }
+
+#[cfg(test)]
+mod listing {
+    //! `tools/list` of a real server process: the fixture MCP server
+    //! (`tests/fixtures/fake-mcp`, Python), well and badly behaved.
+    use super::*;
+
+    fn launch(mode: &str) -> Launch {
+        Launch {
+            command: concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/fake-mcp").into(),
+            args: vec![],
+            env: vec![
+                ("FAKE_MCP_MODE".into(), mode.into()),
+                ("CONFIGURED".into(), "yes".into()),
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn tools_are_listed_with_the_configured_environment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // The test process has HOME, USER, CARGO_PKG_NAME…: none may reach it.
+        let tools = list_tools(&launch(""), None, dir.path(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["read_file", "delete_file", "environment"]);
+        assert!(tools[0].read_only && !tools[0].destructive);
+        assert_eq!(tools[0].title.as_deref(), Some("Read a file"));
+        assert_eq!(tools[0].input_schema["required"], serde_json::json!(["path"]));
+        assert!(tools[1].destructive);
+        let env: Vec<&str> = tools[2].description.split(',').collect();
+        assert!(env.contains(&"CONFIGURED") && env.contains(&"PATH"), "{env:?}");
+        for name in &env {
+            // Python sets LC_CTYPE itself in the C locale (PEP 538).
+            assert!(
+                ["CONFIGURED", "FAKE_MCP_MODE", "PATH", "HOME", "TMPDIR", "LC_CTYPE"].contains(name),
+                "{name} leaked into the server's environment: {env:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_hangs_crashes_floods_or_babbles_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let began = std::time::Instant::now();
+        assert_eq!(
+            list_tools(&launch("hang"), None, dir.path(), Duration::from_millis(1500)).await,
+            Err(ListFailure::TimedOut)
+        );
+        assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
+        assert!(matches!(
+            list_tools(&launch("crash"), None, dir.path(), Duration::from_secs(10)).await,
+            Err(ListFailure::Failed(_))
+        ));
+        assert_eq!(
+            list_tools(&launch("flood"), None, dir.path(), Duration::from_secs(10)).await,
+            Err(ListFailure::Flooded)
+        );
+        let garbage = list_tools(&launch("garbage"), None, dir.path(), Duration::from_secs(3)).await;
+        assert!(garbage.is_err(), "{garbage:?}");
+        let missing = Launch {
+            command: "no-such-mcp-server".into(),
+            ..Launch::default()
+        };
+        assert!(matches!(
+            list_tools(&missing, None, dir.path(), Duration::from_secs(1)).await,
+            Err(ListFailure::Failed(why)) if why.contains("PATH")
+        ));
+    }
+}
