@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use amon_proto::v1::{
-    Agent, AgentProposal, CapabilityProposal, ApplyAction, Capability, CapabilitySource, CreatePresetAgentRequest,
-    DiscoverAgentsRequest, DiscoveryMethod, DiscoveryReport, DiscoverySource, ExecutionStatus,
-    GetCapabilityRequest, InteractionMode, ListAgentsRequest, ProbeProblem, UpdateAgentRequest,
-    UpdateCapabilityRequest, discover_agents_response,
+    Agent, AgentProposal, ApplyAction, Capability, CapabilityProposal, CapabilitySource,
+    CreatePresetAgentRequest, DiscoverAgentsRequest, DiscoveryMethod, DiscoveryReport,
+    DiscoverySource, ExecutionStatus, GetCapabilityRequest, InteractionMode, ListAgentsRequest,
+    ProbeProblem, UpdateAgentRequest, UpdateCapabilityRequest, discover_agents_response,
 };
 use amon_tests::{
     api::Api,
@@ -563,7 +563,9 @@ async fn a_whole_path_is_scanned(db: TestDb) -> Result<()> {
     slugs.sort();
     assert_eq!(
         slugs,
-        vec!["claude", "cog", "gadget", "pulley", "ratchet", "sprocket", "widget"]
+        vec![
+            "claude", "cog", "gadget", "pulley", "ratchet", "sprocket", "widget"
+        ]
     );
     assert_eq!(report.binaries_scanned, 10);
     assert!(progress >= 1, "progress is reported");
@@ -735,7 +737,12 @@ async fn mcp_servers_tools_are_proposed(db: TestDb) -> Result<()> {
     assert_eq!(read.interaction_mode(), InteractionMode::Prompt);
     assert_eq!((read.danger_level, read.requires_approval), (0, false));
     assert!(format!("{:?}", read.args_schema).contains("path"));
-    assert!(read.prompt_template.as_deref().unwrap().contains("read_file"));
+    assert!(
+        read.prompt_template
+            .as_deref()
+            .unwrap()
+            .contains("read_file")
+    );
     let delete = tools[1];
     assert_eq!((delete.danger_level, delete.requires_approval), (2, true));
     let problem = report
@@ -772,10 +779,7 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
     let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
     let mut api = Api::new(server.channel().await);
     let mut env = machine.env(true);
-    env.push((
-        "FAKE_CLI_REPLY_FILE".into(),
-        reply.display().to_string(),
-    ));
+    env.push(("FAKE_CLI_REPLY_FILE".into(), reply.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let _worker = TestWorker::start_with(&server, &server.url(), "llm", 2, &env, &[]);
     connected(&mut api, "llm").await;
@@ -845,8 +849,15 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
         assert_eq!(stored.source(), CapabilitySource::LlmGenerated);
         assert_eq!(stored.is_enabled, Some(false), "{key} waits for a person");
     }
-    let list = applied.capabilities.iter().find(|c| c.key == "list").unwrap();
-    assert_eq!(capability(&mut api, &list.capability_id).await?.is_enabled, Some(true));
+    let list = applied
+        .capabilities
+        .iter()
+        .find(|c| c.key == "list")
+        .unwrap();
+    assert_eq!(
+        capability(&mut api, &list.capability_id).await?.is_enabled,
+        Some(true)
+    );
 
     // A malformed answer: reported, nothing of it proposed.
     std::fs::write(
@@ -868,11 +879,18 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
         .iter()
         .find(|p| p.binary == "widget")
         .context("the malformed answer is a problem")?;
-    assert!(problem.probe.starts_with("helper (execution "), "{problem:?}");
+    assert!(
+        problem.probe.starts_with("helper (execution "),
+        "{problem:?}"
+    );
     assert!(problem.detail.contains("not taken"), "{problem:?}");
     std::fs::write(&reply, "I would rather not.")?;
     let (report, _) = discover(&mut api, ask(false)).await?;
-    let problem = report.problems.iter().find(|p| p.binary == "widget").unwrap();
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.binary == "widget")
+        .unwrap();
     assert!(problem.detail.contains("no JSON object"), "{problem:?}");
 
     // An agent that is not there, or cannot take a prompt, is named first.

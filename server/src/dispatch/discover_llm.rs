@@ -101,7 +101,11 @@ impl Engine {
                 Ok(capabilities) => {
                     let proposal = &mut found.proposals[index];
                     for capability in capabilities {
-                        if !proposal.capabilities.iter().any(|c| c.key == capability.key) {
+                        if !proposal
+                            .capabilities
+                            .iter()
+                            .any(|c| c.key == capability.key)
+                        {
                             proposal.capabilities.push(capability);
                         }
                     }

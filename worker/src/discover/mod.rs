@@ -340,22 +340,27 @@ pub async fn scan(
             .collect();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let timeout = scan_mcp::MCP_TIMEOUT.min(remaining.max(Duration::from_secs(1)));
-        let path_var = options.path_var.as_ref();
-        let dir = cwd.path();
-        let listed: Vec<_> = futures_util::stream::iter(
-            mcp.iter()
-                .filter(|s| agents.contains(s.agent))
-                .filter_map(|s| s.launch.as_ref().map(|l| (s, l))),
-        )
-        .map(|(server, launch)| async move {
-            (
-                server,
-                scan_mcp::list_tools(launch, path_var, dir, timeout).await,
-            )
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+        // Owned: the listing futures run side by side inside a spawned task.
+        let jobs: Vec<(scan_mcp::McpServer, scan_mcp::Launch)> = mcp
+            .iter()
+            .filter(|s| agents.contains(s.agent))
+            .filter_map(|s| s.launch.clone().map(|l| (s.clone(), l)))
+            .collect();
+        let path_var = options.path_var.clone();
+        let dir = cwd.path().to_path_buf();
+        let listed: Vec<_> = futures_util::stream::iter(jobs)
+            .map(|(server, launch)| {
+                let path_var = path_var.clone();
+                let dir = dir.clone();
+                async move {
+                    let outcome =
+                        scan_mcp::list_tools(&launch, path_var.as_ref(), &dir, timeout).await;
+                    (server, outcome)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut tools = BTreeMap::new();
         for (server, outcome) in listed {
             let (kind, detail) = match outcome {
@@ -365,14 +370,14 @@ pub async fn scan(
                 }
                 Err(scan_mcp::ListFailure::TimedOut) => (
                     ProbeProblem::TimedOut,
-                    format!("did not list its tools within {} s; killed", timeout.as_secs()),
+                    format!(
+                        "did not list its tools within {} s; killed",
+                        timeout.as_secs()
+                    ),
                 ),
                 Err(scan_mcp::ListFailure::Flooded) => (
                     ProbeProblem::Flooded,
-                    format!(
-                        "wrote more than {} bytes; killed",
-                        scan_mcp::MAX_MCP_OUTPUT
-                    ),
+                    format!("wrote more than {} bytes; killed", scan_mcp::MAX_MCP_OUTPUT),
                 ),
                 Err(scan_mcp::ListFailure::Failed(why)) => (ProbeProblem::Crashed, why),
             };
@@ -877,7 +882,11 @@ fn mcp_tool_capability(
         }
     } else {
         // The tool's name read like a subcommand's (`delete_issue`).
-        let words: Vec<String> = tool.name.split(['_', '-', '.']).map(str::to_owned).collect();
+        let words: Vec<String> = tool
+            .name
+            .split(['_', '-', '.'])
+            .map(str::to_owned)
+            .collect();
         let by_name = command::danger(binary, &words, &tool.description);
         if by_name.level >= 1 {
             by_name

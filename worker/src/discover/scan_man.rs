@@ -225,10 +225,10 @@ pub fn is_mdoc(roff: &str) -> bool {
 
 /// mdoc macros that may be called within a line (mdoc(7), "MACRO SYNTAX").
 const CALLABLE: &[&str] = &[
-    "Ad", "An", "Ao", "Ac", "Aq", "Ar", "Bo", "Bc", "Bq", "Bro", "Brc", "Brq", "Cm", "Dl",
-    "Do", "Dc", "Dq", "Dv", "Em", "Er", "Ev", "Fa", "Fl", "Fn", "Ic", "Li", "Lk", "Ms", "Mt",
-    "Nm", "No", "Ns", "Oo", "Oc", "Op", "Pa", "Po", "Pc", "Pq", "Ql", "Qo", "Qc", "Qq", "So",
-    "Sc", "Sq", "Sx", "Sy", "Tn", "Ux", "Va", "Vt", "Xr", "St", "Ev",
+    "Ad", "An", "Ao", "Ac", "Aq", "Ar", "Bo", "Bc", "Bq", "Bro", "Brc", "Brq", "Cm", "Dl", "Do",
+    "Dc", "Dq", "Dv", "Em", "Er", "Ev", "Fa", "Fl", "Fn", "Ic", "Li", "Lk", "Ms", "Mt", "Nm", "No",
+    "Ns", "Oo", "Oc", "Op", "Pa", "Po", "Pc", "Pq", "Ql", "Qo", "Qc", "Qq", "So", "Sc", "Sq", "Sx",
+    "Sy", "Tn", "Ux", "Va", "Vt", "Xr", "St", "Ev",
 ];
 
 /// One mdoc line's words (after the macro) as text; `name` is what `.Nm`
@@ -237,7 +237,7 @@ fn mdoc_words(words: &[String], name: &str) -> String {
     let mut out = String::new();
     // No space before the next word (`Ns`, after `(`, between `Fl Fl`).
     let mut glue = true;
-    let mut push = |out: &mut String, text: &str, glue: &mut bool| {
+    let push = |out: &mut String, text: &str, glue: &mut bool| {
         let closing = matches!(text, "," | "." | ";" | ":" | ")" | "]" | "?" | "!");
         if !*glue && !closing && !out.is_empty() {
             out.push(' ');
@@ -250,7 +250,7 @@ fn mdoc_words(words: &[String], name: &str) -> String {
         let word = words[i].as_str();
         i += 1;
         // The plain arguments of a macro: up to the next callable macro.
-        let mut args = |i: &mut usize| {
+        let args = |i: &mut usize| {
             let start = *i;
             while *i < words.len() && !CALLABLE.contains(&words[*i].as_str()) {
                 *i += 1;
@@ -299,8 +299,9 @@ fn mdoc_words(words: &[String], name: &str) -> String {
             "Ns" => glue = true,
             "Fl" => {
                 let args = args(&mut i);
-                let (flags, trailing): (Vec<&String>, Vec<&String>) =
-                    args.iter().partition(|a| !a.chars().all(|c| ",.;:|)]".contains(c)));
+                let (flags, trailing): (Vec<&String>, Vec<&String>) = args
+                    .iter()
+                    .partition(|a| !a.chars().all(|c| ",.;:|)]".contains(c)));
                 if flags.is_empty() {
                     push(&mut out, "-", &mut glue);
                     // `Fl Fl name`: one option, `--name`.
@@ -392,9 +393,10 @@ pub fn mdoc_to_help(roff: &str) -> String {
             }
             None => (String::new(), line.to_owned()),
         };
-        let words = || shlex::split(&plain(&rest)).unwrap_or_else(|| {
-            plain(&rest).split_whitespace().map(str::to_owned).collect()
-        });
+        let words = || {
+            shlex::split(&plain(&rest))
+                .unwrap_or_else(|| plain(&rest).split_whitespace().map(str::to_owned).collect())
+        };
         match mac.as_str() {
             "Sh" | "Ss" => {
                 flush_usages(&mut usages, &mut out);
@@ -565,11 +567,21 @@ mod mdoc {
         assert_eq!(spec.description, "determine file type");
         let brief = long(&spec, "brief");
         assert_eq!((brief.short, brief.value.is_none()), (Some('b'), true));
-        assert!(brief.description.starts_with("Do not prepend filenames"), "{brief:?}");
+        assert!(
+            brief.description.starts_with("Do not prepend filenames"),
+            "{brief:?}"
+        );
         let exclude = long(&spec, "exclude");
-        assert_eq!((exclude.short, exclude.value.clone()), (Some('e'), Some(ValueKind::String)));
+        assert_eq!(
+            (exclude.short, exclude.value.clone()),
+            (Some('e'), Some(ValueKind::String))
+        );
         // The values listed under --exclude are no options.
-        assert!(spec.options.iter().all(|o| o.long.as_deref() != Some("apptype")));
+        assert!(
+            spec.options
+                .iter()
+                .all(|o| o.long.as_deref() != Some("apptype"))
+        );
         assert!(spec.options.len() > 20, "{:?}", spec.options);
         let names: Vec<&str> = spec.positionals.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, vec!["file"], "{:?}", spec.positionals);
@@ -587,7 +599,11 @@ mod mdoc {
         let port = spec.options.iter().find(|o| o.short == Some('p')).unwrap();
         assert_eq!(port.value, Some(ValueKind::Integer));
         // [host | addrlist namelist]: optional, so no required argument.
-        assert!(spec.positionals.iter().all(|p| !p.required), "{:?}", spec.positionals);
+        assert!(
+            spec.positionals.iter().all(|p| !p.required),
+            "{:?}",
+            spec.positionals
+        );
     }
 
     #[test]

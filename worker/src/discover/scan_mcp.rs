@@ -420,14 +420,28 @@ mod listing {
         assert_eq!(names, vec!["read_file", "delete_file", "environment"]);
         assert!(tools[0].read_only && !tools[0].destructive);
         assert_eq!(tools[0].title.as_deref(), Some("Read a file"));
-        assert_eq!(tools[0].input_schema["required"], serde_json::json!(["path"]));
+        assert_eq!(
+            tools[0].input_schema["required"],
+            serde_json::json!(["path"])
+        );
         assert!(tools[1].destructive);
         let env: Vec<&str> = tools[2].description.split(',').collect();
-        assert!(env.contains(&"CONFIGURED") && env.contains(&"PATH"), "{env:?}");
+        assert!(
+            env.contains(&"CONFIGURED") && env.contains(&"PATH"),
+            "{env:?}"
+        );
         for name in &env {
             // Python sets LC_CTYPE itself in the C locale (PEP 538).
             assert!(
-                ["CONFIGURED", "FAKE_MCP_MODE", "PATH", "HOME", "TMPDIR", "LC_CTYPE"].contains(name),
+                [
+                    "CONFIGURED",
+                    "FAKE_MCP_MODE",
+                    "PATH",
+                    "HOME",
+                    "TMPDIR",
+                    "LC_CTYPE"
+                ]
+                .contains(name),
                 "{name} leaked into the server's environment: {env:?}"
             );
         }
@@ -438,10 +452,20 @@ mod listing {
         let dir = tempfile::tempdir().unwrap();
         let began = std::time::Instant::now();
         assert_eq!(
-            list_tools(&launch("hang"), None, dir.path(), Duration::from_millis(1500)).await,
+            list_tools(
+                &launch("hang"),
+                None,
+                dir.path(),
+                Duration::from_millis(1500)
+            )
+            .await,
             Err(ListFailure::TimedOut)
         );
-        assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            began.elapsed()
+        );
         assert!(matches!(
             list_tools(&launch("crash"), None, dir.path(), Duration::from_secs(10)).await,
             Err(ListFailure::Failed(_))
@@ -450,7 +474,8 @@ mod listing {
             list_tools(&launch("flood"), None, dir.path(), Duration::from_secs(10)).await,
             Err(ListFailure::Flooded)
         );
-        let garbage = list_tools(&launch("garbage"), None, dir.path(), Duration::from_secs(3)).await;
+        let garbage =
+            list_tools(&launch("garbage"), None, dir.path(), Duration::from_secs(3)).await;
         assert!(garbage.is_err(), "{garbage:?}");
         let missing = Launch {
             command: "no-such-mcp-server".into(),

@@ -193,8 +193,10 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
         let name = c[1].to_owned();
         let rest = &text[whole.end()..];
         // What the file computes or hands back is no list of its own.
-        if matches!(name.as_str(), "COMPREPLY" | "cur" | "prev" | "words" | "cword" | "i")
-            || rest.starts_with("$(")
+        if matches!(
+            name.as_str(),
+            "COMPREPLY" | "cur" | "prev" | "words" | "cword" | "i"
+        ) || rest.starts_with("$(")
             || rest.starts_with("( $(")
             || rest.starts_with("($(")
         {
@@ -255,9 +257,16 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
             let subject = c[1].to_ascii_lowercase();
             let is_prev = subject.contains("prev");
             let is_command = !is_prev
-                && ["command", "cmd", "verb", "subcommand", "words[1]", "comp_words[1]"]
-                    .iter()
-                    .any(|w| subject.contains(w));
+                && [
+                    "command",
+                    "cmd",
+                    "verb",
+                    "subcommand",
+                    "words[1]",
+                    "comp_words[1]",
+                ]
+                .iter()
+                .any(|w| subject.contains(w));
             stack.push((is_prev, is_command, Context::Top));
             continue;
         }
@@ -309,7 +318,7 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
     // Pass 3: what the lists say.
     let mut root = CommandSpec::default();
     let mut subs: Vec<CommandSpec> = Vec::new();
-    let mut add_sub = |subs: &mut Vec<CommandSpec>, name: &str| {
+    let add_sub = |subs: &mut Vec<CommandSpec>, name: &str| {
         if is_name(name)
             && name != "help"
             && !subs.iter().any(|s| s.path[0] == name)
@@ -329,7 +338,10 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
                 .as_ref()
                 .is_some_and(|(name, _)| COMMAND_VARIABLE.is_match(name));
         let takes_value = list.variable.as_ref().is_some_and(|(name, key)| {
-            key.as_deref().unwrap_or(name).to_ascii_uppercase().contains("ARG")
+            key.as_deref()
+                .unwrap_or(name)
+                .to_ascii_uppercase()
+                .contains("ARG")
         });
         let plain: Vec<&String> = list.words.iter().filter(|w| is_name(w)).collect();
         match &list.context {
@@ -390,7 +402,10 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
             });
         }
     }
-    root.subcommands = subs.iter().map(|s| (s.path[0].clone(), String::new())).collect();
+    root.subcommands = subs
+        .iter()
+        .map(|s| (s.path[0].clone(), String::new()))
+        .collect();
     let mut all = vec![root];
     all.extend(subs);
     all

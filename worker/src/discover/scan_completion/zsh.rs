@@ -24,8 +24,10 @@ static FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
         .expect("function pattern")
 });
 static ARRAY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s;])(?:local\s+(?:-[aU]+\s+)*|typeset\s+-a\s+)?([A-Za-z_][A-Za-z0-9_]*)\+?=\(")
-        .expect("array pattern")
+    Regex::new(
+        r"(?:^|[\s;])(?:local\s+(?:-[aU]+\s+)*|typeset\s+-a\s+)?([A-Za-z_][A-Za-z0-9_]*)\+?=\(",
+    )
+    .expect("array pattern")
 });
 static DESCRIBE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"_describe\s+((?:-[tVJxoOM12]\s+\S+\s+)*)(?:'[^']*'|"[^"]*"|\S+)\s+\$?\{?([A-Za-z_][A-Za-z0-9_]*)"#)
@@ -112,14 +114,27 @@ pub fn parse(name: &str, text: &str) -> Vec<CommandSpec> {
     let mut described: Vec<String> = Vec::new();
     // (function the call is in, the words after `_arguments`)
     let mut calls: Vec<(Option<String>, String)> = Vec::new();
+    // The function a line is in: from its definition to the brace that
+    // closes its body (systemd's files indent that brace).
     let mut function: Option<String> = None;
+    let mut depth = 0i32;
+    let mut body: Option<(i32, bool)> = None; // (depth at the definition, body opened)
     for (index, line) in lines.iter().enumerate() {
-        if line.starts_with('}') {
-            function = None;
-        }
         if let Some(c) = FUNCTION.captures(line) {
             function = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_owned());
+            body = Some((depth, false));
         }
+        let in_function = function.clone();
+        depth += braces(line);
+        if let Some((start, opened)) = &mut body {
+            if depth > *start {
+                *opened = true;
+            } else if *opened {
+                body = None;
+                function = None;
+            }
+        }
+        let function = &in_function;
         for c in ARRAY.captures_iter(line) {
             let whole = c.get(0).expect("match");
             let body = until_close(&lines, index, whole.end());
@@ -192,7 +207,11 @@ pub fn parse(name: &str, text: &str) -> Vec<CommandSpec> {
         let mut leading = true;
         for word in words {
             // `_arguments`' own flags come before the specs.
-            if leading && matches!(word.as_str(), "-s" | "-S" | "-C" | "-A" | "-w" | "-W" | "-n" | ":")
+            if leading
+                && matches!(
+                    word.as_str(),
+                    "-s" | "-S" | "-C" | "-A" | "-w" | "-W" | "-n" | ":"
+                )
             {
                 continue;
             }
@@ -218,6 +237,25 @@ pub fn parse(name: &str, text: &str) -> Vec<CommandSpec> {
     let mut all = vec![root];
     all.extend(subs);
     all
+}
+
+/// Opening minus closing braces of a line, outside single quotes and
+/// escapes.
+fn braces(line: &str) -> i32 {
+    let mut count = 0;
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if !quoted => escaped = true,
+            '\'' => quoted = !quoted,
+            '{' if !quoted => count += 1,
+            '}' if !quoted => count -= 1,
+            _ => {}
+        }
+    }
+    count
 }
 
 /// `text` split at the first `sep` not escaped by a backslash.
@@ -352,7 +390,10 @@ fn read_option(spec: &str, target: &mut CommandSpec) {
             None => (raw.as_str(), ""),
         };
         let name = name.trim_end_matches('-');
-        if !suffix.is_empty() && !suffix.starts_with("=") || suffix.starts_with("=-") || suffix == "=" {
+        if !suffix.is_empty() && !suffix.starts_with("=")
+            || suffix.starts_with("=-")
+            || suffix == "="
+        {
             takes_value = true;
         }
         if let Some(long) = name.strip_prefix("--") {
