@@ -54,6 +54,11 @@ pub struct DiscoverArgs {
     /// tools (`tools/list`) as capabilities.
     #[arg(long)]
     pub mcp_tools: bool,
+    /// Also ask this AI agent (its slug; it needs a prompt capability, as
+    /// `amon agents preset` makes) to propose capabilities from each tool's
+    /// help, one run per tool (at most 5); they are created disabled.
+    #[arg(long, value_name = "SLUG")]
+    pub llm_agent: Option<String>,
 }
 
 /// Runs `amon agents discover`.
@@ -65,6 +70,7 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
         sources,
         timeout,
         mcp_tools,
+        llm_agent,
     } = args;
     let sources = sources
         .iter()
@@ -80,6 +86,7 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
             apply,
             timeout: timeout.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
             mcp_tools,
+            llm_agent: llm_agent.unwrap_or_default(),
         })
         .await?
         .into_inner();
