@@ -533,7 +533,7 @@ async fn examine(
                 match scan_completion::read_text(&path) {
                     Ok(text) => found.commands.push((
                         CapabilitySource::ScanCompletion,
-                        scan_completion::bash::parse(&text),
+                        scan_completion::bash::parse(&name, &text),
                     )),
                     Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
                 }

@@ -407,7 +407,7 @@ mod real_files {
 
     #[test]
     fn bash_word_lists_of_apt() {
-        let specs = bash::parse(&fixture("bash/apt"));
+        let specs = bash::parse("apt", &fixture("bash/apt"));
         let subs = subcommands(&specs);
         for expected in [
             "list",
@@ -451,7 +451,7 @@ mod real_files {
 
     #[test]
     fn bash_verbs_and_options_of_systemd() {
-        let specs = bash::parse(&fixture("bash/hostnamectl"));
+        let specs = bash::parse("hostnamectl", &fixture("bash/hostnamectl"));
         let mut subs = subcommands(&specs);
         subs.sort();
         assert_eq!(
@@ -470,7 +470,7 @@ mod real_files {
         assert!(option(&specs[0], "host").value.is_some());
         assert!(option(&specs[0], "json").value.is_some());
         assert_eq!(option(&specs[0], "static").value, None);
-        let specs = bash::parse(&fixture("bash/systemctl"));
+        let specs = bash::parse("systemctl", &fixture("bash/systemctl"));
         let subs = subcommands(&specs);
         for expected in ["start", "stop", "daemon-reload", "list-units", "isolate"] {
             assert!(subs.contains(&expected), "{expected} missing from {subs:?}");
@@ -479,15 +479,27 @@ mod real_files {
     }
 
     #[test]
+    fn bash_lists_of_a_subcommand_function_stay_its_own() {
+        // git's completion computes its commands by running git; the word
+        // lists it states belong to subcommands (`_git_bisect`'s "start bad
+        // good…"), and were taken for git's own before.
+        let specs = bash::parse("git", &fixture("bash/git"));
+        let subs = subcommands(&specs);
+        for bisect in ["start", "bad", "good", "visualize"] {
+            assert!(!subs.contains(&bisect), "{bisect} in {subs:?}");
+        }
+    }
+
+    #[test]
     fn bash_first_word_lists_and_util_linux_values() {
         // redis-cli offers its commands at the first word (COMP_CWORD -eq 1).
-        let specs = bash::parse(&fixture("bash/redis-cli"));
+        let specs = bash::parse("redis-cli", &fixture("bash/redis-cli"));
         let subs = subcommands(&specs);
         assert_eq!(subs.len(), 72, "{subs:?}");
         assert!(subs.contains(&"get") && subs.contains(&"zrange"));
         // column has no subcommands; `compgen -W "number"` after an option
         // says its value is a number.
-        let specs = bash::parse(&fixture("bash/column"));
+        let specs = bash::parse("column", &fixture("bash/column"));
         assert_eq!(subcommands(&specs), Vec::<&str>::new());
         assert_eq!(
             option(&specs[0], "output-width").value,
@@ -531,7 +543,7 @@ mod real_files {
         let bash = bash_dirs(None, Some(&data));
         assert!(!bash.iter().any(|d| d.starts_with("/etc")), "{bash:?}");
         let found = find_bash("tool", &bash).unwrap();
-        let specs = bash::parse(&read_text(&found).unwrap());
+        let specs = bash::parse("tool", &read_text(&found).unwrap());
         assert_eq!(subcommands(&specs), vec!["a", "b"]);
     }
 }

@@ -44,6 +44,10 @@ static COMMAND_VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:^|_)(?:commands?|cmds|verbs|subcommands?|actions)$")
         .expect("command variable pattern")
 });
+static FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:function\s+)?([A-Za-z0-9_:.-]+)\s*\(\)|^\s*function\s+([A-Za-z0-9_:.-]+)")
+        .expect("function pattern")
+});
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z0-9_*@]+)\])?\}?")
         .expect("reference pattern")
@@ -180,7 +184,7 @@ fn option_word(word: &str) -> Option<(Option<String>, Option<char>)> {
 
 /// The command and its subcommands as a bash completion file offers them
 /// (`result[0]` is the command itself).
-pub fn parse(text: &str) -> Vec<CommandSpec> {
+pub fn parse(name: &str, text: &str) -> Vec<CommandSpec> {
     // Pass 1: every variable's words (for expanding references), and every
     // word list with where it sits.
     let mut variables: HashMap<String, Vec<(Option<String>, String)>> = HashMap::new();
@@ -244,6 +248,11 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
     // Pass 2: the case arm each offset is in.
     let mut arms: Vec<(usize, Context)> = vec![(0, Context::Top)];
     let mut stack: Vec<(bool, bool, Context)> = Vec::new(); // (is prev, is command, arm)
+    // The function each offset is in (git's `_git_bisect` offers bisect's
+    // words, not git's).
+    let mut functions: Vec<(usize, Option<String>)> = vec![(0, None)];
+    let mut function: Option<(String, i32, bool)> = None; // (name, depth at it, body opened)
+    let mut depth = 0i32;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let start = offset;
@@ -252,6 +261,24 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
         let code = line.trim_start();
         if inside_word || code.starts_with('#') {
             continue;
+        }
+        if let Some(c) = FUNCTION.captures(line)
+            && !line.contains("=(")
+        {
+            let found = c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_owned());
+            if let Some(found) = found {
+                functions.push((start, Some(found.clone())));
+                function = Some((found, depth, false));
+            }
+        }
+        depth += super::zsh::braces(line);
+        if let Some((_, at, opened)) = &mut function {
+            if depth > *at {
+                *opened = true;
+            } else if *opened {
+                function = None;
+                functions.push((offset, None));
+            }
         }
         if let Some(c) = CASE.captures(line) {
             let subject = c[1].to_ascii_lowercase();
@@ -306,8 +333,24 @@ pub fn parse(text: &str) -> Vec<CommandSpec> {
             .map(|(_, c)| c.clone())
             .unwrap_or_default()
     };
+    // Lists of a subcommand's own function (`_git_bisect`, `__git_remote_…`)
+    // are that subcommand's business; util-linux names its main function
+    // `_cmd_module`.
+    let helper = |offset: usize| {
+        let function = functions
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+            .and_then(|(_, f)| f.as_deref());
+        function.is_some_and(|f| {
+            let f = f.trim_start_matches('_');
+            f.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['_', '-']) && rest != "_module")
+        })
+    };
     let lists: Vec<WordList> = raw_lists
         .into_iter()
+        .filter(|(offset, ..)| !helper(*offset))
         .map(|(offset, variable, raw, first_word)| WordList {
             words: words(&raw, &variables),
             variable,

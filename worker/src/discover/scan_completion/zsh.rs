@@ -241,7 +241,7 @@ pub fn parse(name: &str, text: &str) -> Vec<CommandSpec> {
 
 /// Opening minus closing braces of a line, outside single quotes and
 /// escapes.
-fn braces(line: &str) -> i32 {
+pub(super) fn braces(line: &str) -> i32 {
     let mut count = 0;
     let mut quoted = false;
     let mut escaped = false;
