@@ -608,3 +608,53 @@ pub fn llm_answer(log: &str, agent: &str, tool: &str) -> Result<Vec<CapabilityPr
     }
     Ok(proposals)
 }
+
+#[cfg(test)]
+mod llm_tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_in_a_stream_json_log_becomes_disabled_proposals() {
+        let answer = r#"Sure. {"capabilities": [{"key": "grep", "command_tokens": ["-r", "{{pattern}}"],
+            "args_schema": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+            "danger_level": 0}]}"#;
+        let log = format!(
+            "{}\n{}\n",
+            serde_json::json!({"type": "assistant", "message": {"content": "Working on it."}}),
+            serde_json::json!({"type": "result", "result": answer})
+        );
+        let proposals = llm_answer(&log, "helper", "rg").unwrap();
+        assert_eq!(proposals.len(), 1);
+        let grep = &proposals[0];
+        assert_eq!(grep.key, "grep");
+        assert_eq!(grep.label, "rg grep");
+        assert_eq!(grep.source, Some(CapabilitySource::LlmGenerated));
+        assert_eq!(grep.command_tokens, vec!["-r", "{{pattern}}"]);
+        assert!(!grep.requires_approval);
+        assert!(grep.danger_reason.contains("helper"));
+    }
+
+    #[test]
+    fn a_malformed_answer_is_refused_whole() {
+        let refused = |text: &str| llm_answer(text, "helper", "rg").unwrap_err();
+        assert!(refused("echo: propose capabilities").contains("no JSON object"));
+        assert!(refused(r#"{"capabilities": "none"}"#).contains("not a list"));
+        assert!(refused(r#"{"capabilities": [{"command_tokens": []}]}"#).contains("key"));
+        assert!(
+            refused(r#"{"capabilities": [{"key": "a", "command_tokens": "-r"}]}"#)
+                .contains("command_tokens")
+        );
+        // A placeholder the schema does not type fails as CreateCapability would.
+        let e = refused(r#"{"capabilities": [{"key": "a", "command_tokens": ["{{x}}"]}]}"#);
+        assert!(e.starts_with("capabilities[0]"), "{e}");
+        assert!(
+            refused(r#"{"capabilities": [{"key": "a", "command_tokens": [], "danger_level": 7}]}"#)
+                .contains("danger_level")
+        );
+        // The prompt itself, echoed, is no answer.
+        assert!(
+            refused(&format!("echo: {}", llm_prompt("rg", "usage: rg PATTERN")))
+                .contains("no JSON")
+        );
+    }
+}
