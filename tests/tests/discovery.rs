@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use amon_proto::v1::{
-    Agent, AgentProposal, ApplyAction, Capability, CapabilitySource, DiscoverAgentsRequest,
-    DiscoveryMethod, DiscoveryReport, DiscoverySource, ExecutionStatus, GetCapabilityRequest,
-    ListAgentsRequest, ProbeProblem, UpdateCapabilityRequest, discover_agents_response,
+    Agent, AgentProposal, ApplyAction, Capability, CapabilityProposal, CapabilitySource,
+    CreatePresetAgentRequest, DiscoverAgentsRequest, DiscoveryMethod, DiscoveryReport,
+    DiscoverySource, ExecutionStatus, GetCapabilityRequest, InteractionMode, ListAgentsRequest,
+    ProbeProblem, UpdateAgentRequest, UpdateCapabilityRequest, discover_agents_response,
 };
 use amon_tests::{
     api::Api,
@@ -72,7 +73,8 @@ esac"#
             "home/.config/fish/completions",
             "man/man1",
             "fig",
-            "empty",
+            "data/zsh/vendor-completions",
+            "data/bash-completion/completions",
         ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
@@ -97,6 +99,26 @@ esac"#
             "complete -c sprocket -n '__fish_use_subcommand' -a spin -d 'Spin the sprocket'\n\
              complete -c sprocket -n '__fish_use_subcommand' -a stop -d 'Stop it'\n\
              complete -c sprocket -s f -l fast -d 'Faster'\n",
+        )
+        .unwrap();
+        // Only its zsh completion says what ratchet does.
+        machine.script(
+            "ratchet",
+            r#"[ "$1" = --version ] && echo "ratchet 0.9"; exit 0"#,
+        );
+        std::fs::write(
+            root.join("data/zsh/vendor-completions/_ratchet"),
+            "#compdef ratchet\n\n_ratchet_commands() {\n  local -a cmds\n  cmds=(\n    'tighten:Tighten a bolt'\n    'loosen:Loosen a bolt'\n  )\n  _describe -t commands 'ratchet command' cmds\n}\n\n_ratchet_tighten() {\n  _arguments '--torque=[Torque to apply]:torque:(low high)'\n}\n\n_arguments -s \\\n  {-v,--verbose}'[Say more]' \\\n  '*::ratchet command:_ratchet_commands'\n",
+        )
+        .unwrap();
+        // Only its bash completion says what pulley does.
+        machine.script(
+            "pulley",
+            r#"[ "$1" = --version ] && echo "pulley 3"; exit 0"#,
+        );
+        std::fs::write(
+            root.join("data/bash-completion/completions/pulley"),
+            "_pulley() {\n  local cur=${COMP_WORDS[COMP_CWORD]}\n  local COMMANDS=(lift lower)\n  COMPREPLY=( $(compgen -W '${COMMANDS[*]} --quiet' -- \"$cur\") )\n}\ncomplete -F _pulley pulley\n",
         )
         .unwrap();
         // Only its Fig spec says what cog does.
@@ -126,7 +148,8 @@ esac"#
     }
 
     /// The worker's environment: PATH (the fixtures, then the system's
-    /// when `system` is set, for `man`), HOME, MANPATH, no XDG data dirs.
+    /// when `system` is set, for `man`), HOME, MANPATH, and XDG data dirs
+    /// with the fixtures' zsh and bash completions only.
     fn env(&self, system: bool) -> Vec<(String, String)> {
         let root = self.dir.path().display().to_string();
         let path = if system {
@@ -138,7 +161,7 @@ esac"#
             ("PATH".into(), path),
             ("HOME".into(), format!("{root}/home")),
             ("MANPATH".into(), format!("{root}/man")),
-            ("XDG_DATA_DIRS".into(), format!("{root}/empty")),
+            ("XDG_DATA_DIRS".into(), format!("{root}/data")),
         ]
     }
 
@@ -231,8 +254,9 @@ fn keys(proposal: &AgentProposal) -> Vec<(&str, CapabilitySource)> {
         .collect()
 }
 
-const NAMED: [&str; 9] = [
-    "widget", "gadget", "sprocket", "cog", "claude", "hangs", "floods", "crashes", "nothere",
+const NAMED: [&str; 11] = [
+    "widget", "gadget", "sprocket", "ratchet", "pulley", "cog", "claude", "hangs", "floods",
+    "crashes", "nothere",
 ];
 
 fn request(worker: &str, names: &[&str], apply: bool) -> DiscoverAgentsRequest {
@@ -245,6 +269,8 @@ fn request(worker: &str, names: &[&str], apply: bool) -> DiscoverAgentsRequest {
             seconds: 60,
             nanos: 0,
         }),
+        mcp_tools: false,
+        llm_agent: String::new(),
     }
 }
 
@@ -264,7 +290,7 @@ async fn fixture_tools_are_discovered(db: TestDb) -> Result<()> {
         began.elapsed()
     );
     assert!(!report.applied);
-    assert_eq!(report.binaries_scanned, 8, "{report:?}");
+    assert_eq!(report.binaries_scanned, 10, "{report:?}");
 
     let widget = proposal(&report, "widget")?;
     assert_eq!(widget.version.as_deref(), Some("widget 1.0.0"));
@@ -305,6 +331,28 @@ async fn fixture_tools_are_discovered(db: TestDb) -> Result<()> {
             ("stop", CapabilitySource::ScanCompletion)
         ]
     );
+
+    let ratchet = proposal(&report, "ratchet")?;
+    assert_eq!(
+        keys(ratchet),
+        vec![
+            ("tighten", CapabilitySource::ScanCompletion),
+            ("loosen", CapabilitySource::ScanCompletion)
+        ]
+    );
+    assert_eq!(
+        ratchet.capabilities[0].description.as_deref(),
+        Some("Tighten a bolt")
+    );
+    let pulley = proposal(&report, "pulley")?;
+    assert_eq!(
+        keys(pulley),
+        vec![
+            ("lift", CapabilitySource::ScanCompletion),
+            ("lower", CapabilitySource::ScanCompletion)
+        ]
+    );
+    assert_eq!(pulley.capabilities[0].command_tokens, vec!["lift"]);
 
     let cog = proposal(&report, "cog")?;
     assert_eq!(keys(cog), vec![("turn", CapabilitySource::ScanFig)]);
@@ -513,8 +561,13 @@ async fn a_whole_path_is_scanned(db: TestDb) -> Result<()> {
     .await?;
     let mut slugs: Vec<&str> = report.proposals.iter().map(|p| p.slug.as_str()).collect();
     slugs.sort();
-    assert_eq!(slugs, vec!["claude", "cog", "gadget", "sprocket", "widget"]);
-    assert_eq!(report.binaries_scanned, 8);
+    assert_eq!(
+        slugs,
+        vec![
+            "claude", "cog", "gadget", "pulley", "ratchet", "sprocket", "widget"
+        ]
+    );
+    assert_eq!(report.binaries_scanned, 10);
     assert!(progress >= 1, "progress is reported");
     assert!(report.proposals.iter().all(|p| p.capabilities.is_empty()));
     Ok(())
@@ -621,7 +674,241 @@ async fn a_worker_leaving_ends_the_wait(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// The test fixtures' directory (fake AI CLIs, the fake MCP server).
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// With `mcp_tools`, the stdio MCP servers configured for an AI CLI are
+/// started and their tools proposed; a server that fails is a problem and
+/// the rest goes on.
+async fn mcp_servers_tools_are_proposed(db: TestDb) -> Result<()> {
+    let machine = Machine::new();
+    let fake = fixture("fake-mcp");
+    std::fs::write(
+        machine.dir.path().join("home/.claude.json"),
+        serde_json::to_string(&json!({"mcpServers": {
+            "files": {"command": fake, "env": {"FAKE_MCP_MODE": ""}},
+            "broken": {"command": fake, "env": {"FAKE_MCP_MODE": "crash"}},
+            "web": {"type": "http", "url": "http://127.0.0.1:1/mcp"},
+        }}))?,
+    )?;
+    let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+    let mut api = Api::new(server.channel().await);
+    let _worker = start_worker(&server, &machine, "mcp", true);
+    connected(&mut api, "mcp").await;
+    // Without the flag no server is started.
+    let (report, _) = discover(&mut api, request("mcp", &["claude"], false)).await?;
+    let claude = proposal(&report, "claude")?;
+    assert_eq!(
+        keys(claude),
+        vec![
+            ("prompt", CapabilitySource::Preset),
+            ("mcp-broken", CapabilitySource::ScanMcp),
+            ("mcp-files", CapabilitySource::ScanMcp),
+            ("mcp-web", CapabilitySource::ScanMcp),
+        ]
+    );
+    let (report, _) = discover(
+        &mut api,
+        DiscoverAgentsRequest {
+            mcp_tools: true,
+            ..request("mcp", &["claude"], true)
+        },
+    )
+    .await?;
+    let claude = proposal(&report, "claude")?;
+    let tools: Vec<&CapabilityProposal> = claude
+        .capabilities
+        .iter()
+        .filter(|c| c.key.starts_with("mcp-files-"))
+        .collect();
+    let tool_keys: Vec<&str> = tools.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        tool_keys,
+        vec![
+            "mcp-files-read_file",
+            "mcp-files-delete_file",
+            "mcp-files-environment"
+        ]
+    );
+    let read = tools[0];
+    assert_eq!(read.source(), CapabilitySource::ScanMcp);
+    assert_eq!(read.interaction_mode(), InteractionMode::Prompt);
+    assert_eq!((read.danger_level, read.requires_approval), (0, false));
+    assert!(format!("{:?}", read.args_schema).contains("path"));
+    assert!(
+        read.prompt_template
+            .as_deref()
+            .unwrap()
+            .contains("read_file")
+    );
+    let delete = tools[1];
+    assert_eq!((delete.danger_level, delete.requires_approval), (2, true));
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.binary.contains("broken"))
+        .context("the crashing server is a problem")?;
+    assert_eq!(problem.problem(), ProbeProblem::Crashed, "{problem:?}");
+    assert!(report.problems.iter().all(|p| !p.binary.contains("web")));
+    // Applied and runnable: the tool's capability takes its schema's args.
+    let applied = report
+        .applied_agents
+        .iter()
+        .find(|a| a.slug == "claude")
+        .unwrap();
+    let created = applied
+        .capabilities
+        .iter()
+        .find(|c| c.key == "mcp-files-read_file")
+        .unwrap();
+    assert_eq!(created.action(), ApplyAction::Created, "{created:?}");
+    let stored = capability(&mut api, &created.capability_id).await?;
+    assert_eq!(stored.source(), CapabilitySource::ScanMcp);
+    Ok(())
+}
+
+/// With `llm_agent`, an AI agent (the fake Claude CLI answering what the
+/// test wrote) is asked per tool; its proposals are `llm_generated` and
+/// created disabled; an answer that is not the JSON asked for is reported
+/// and nothing of it is proposed.
+async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
+    let machine = Machine::new();
+    let reply = machine.dir.path().join("reply.txt");
+    let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
+    let mut api = Api::new(server.channel().await);
+    let mut env = machine.env(true);
+    env.push(("FAKE_CLI_REPLY_FILE".into(), reply.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let _worker = TestWorker::start_with(&server, &server.url(), "llm", 2, &env, &[]);
+    connected(&mut api, "llm").await;
+    let created = api
+        .agents
+        .create_preset_agent(CreatePresetAgentRequest {
+            preset: "claude".into(),
+            binary_path: Some(fixture("fake-claude")),
+            slug: Some("helper".into()),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut helper = created.agent.unwrap();
+    helper.env_allowlist.push("FAKE_CLI_REPLY_FILE".into());
+    api.agents
+        .update_agent(UpdateAgentRequest {
+            agent: Some(Agent {
+                id: helper.id.clone(),
+                env_allowlist: helper.env_allowlist.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["env_allowlist".into()],
+            }),
+        })
+        .await?;
+    std::fs::write(
+        &reply,
+        r#"Here is what I propose:
+```json
+{"capabilities": [
+  {"key": "list-json", "label": "List the widgets as JSON", "description": "Lists every widget, as JSON.",
+   "command_tokens": ["list", "--format", "json"], "args_schema": {"type": "object", "properties": {}}, "danger_level": 0},
+  {"key": "delete-one", "label": "Delete a widget", "command_tokens": ["delete", "{{name}}"],
+   "args_schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": false},
+   "danger_level": 2}
+]}
+```"#,
+    )?;
+    let ask = |apply: bool| DiscoverAgentsRequest {
+        llm_agent: "helper".into(),
+        ..request("llm", &["widget"], apply)
+    };
+    let (report, _) = discover(&mut api, ask(true)).await?;
+    let widget = proposal(&report, "widget")?;
+    assert_eq!(
+        keys(widget),
+        vec![
+            ("list", CapabilitySource::ScanHelp),
+            ("delete", CapabilitySource::ScanHelp),
+            ("list-json", CapabilitySource::LlmGenerated),
+            ("delete-one", CapabilitySource::LlmGenerated),
+        ],
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(widget.help_text, None, "help texts stay out of the report");
+    let delete_one = &widget.capabilities[3];
+    assert_eq!(delete_one.command_tokens, vec!["delete", "{{name}}"]);
+    assert!(delete_one.requires_approval);
+    let applied = &report.applied_agents[0];
+    for key in ["list-json", "delete-one"] {
+        let cap = applied.capabilities.iter().find(|c| c.key == key).unwrap();
+        assert_eq!(cap.action(), ApplyAction::Created);
+        let stored = capability(&mut api, &cap.capability_id).await?;
+        assert_eq!(stored.source(), CapabilitySource::LlmGenerated);
+        assert_eq!(stored.is_enabled, Some(false), "{key} waits for a person");
+    }
+    let list = applied
+        .capabilities
+        .iter()
+        .find(|c| c.key == "list")
+        .unwrap();
+    assert_eq!(
+        capability(&mut api, &list.capability_id).await?.is_enabled,
+        Some(true)
+    );
+
+    // A malformed answer: reported, nothing of it proposed.
+    std::fs::write(
+        &reply,
+        r#"{"capabilities": [{"key": "x", "command_tokens": ["{{undeclared}}"]}]}"#,
+    )?;
+    let (report, _) = discover(&mut api, ask(false)).await?;
+    let widget = proposal(&report, "widget")?;
+    assert!(
+        widget
+            .capabilities
+            .iter()
+            .all(|c| c.source() != CapabilitySource::LlmGenerated),
+        "{:?}",
+        keys(widget)
+    );
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.binary == "widget")
+        .context("the malformed answer is a problem")?;
+    assert!(
+        problem.probe.starts_with("helper (execution "),
+        "{problem:?}"
+    );
+    assert!(problem.detail.contains("not taken"), "{problem:?}");
+    std::fs::write(&reply, "I would rather not.")?;
+    let (report, _) = discover(&mut api, ask(false)).await?;
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.binary == "widget")
+        .unwrap();
+    assert!(problem.detail.contains("no JSON object"), "{problem:?}");
+
+    // An agent that is not there, or cannot take a prompt, is named first.
+    let (c, m) = refused(
+        api.agents
+            .discover_agents(DiscoverAgentsRequest {
+                llm_agent: "nobody".into(),
+                ..request("llm", &["widget"], false)
+            })
+            .await,
+    );
+    assert!(c == Code::NotFound && m.contains("llm_agent"), "{c:?} {m}");
+    Ok(())
+}
+
 both_backends!(
+    mcp_servers_tools_are_proposed,
+    an_ai_agent_proposes_capabilities,
     a_worker_leaving_ends_the_wait,
     fixture_tools_are_discovered,
     a_whole_path_is_scanned,

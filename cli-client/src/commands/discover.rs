@@ -49,6 +49,16 @@ pub struct DiscoverArgs {
     /// Longest the worker may scan, in seconds (default 120, at most 600).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=600))]
     pub timeout: Option<i64>,
+    /// Also start the AI CLIs' configured stdio MCP servers (their own
+    /// command and environment, a timeout, no other input) and propose their
+    /// tools (`tools/list`) as capabilities.
+    #[arg(long)]
+    pub mcp_tools: bool,
+    /// Also ask this AI agent (its slug; it needs a prompt capability, as
+    /// `amon agents preset` makes) to propose capabilities from each tool's
+    /// help, one run per tool (at most 5); they are created disabled.
+    #[arg(long, value_name = "SLUG")]
+    pub llm_agent: Option<String>,
 }
 
 /// Runs `amon agents discover`.
@@ -59,6 +69,8 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
         apply,
         sources,
         timeout,
+        mcp_tools,
+        llm_agent,
     } = args;
     let sources = sources
         .iter()
@@ -73,6 +85,8 @@ pub async fn run(ctx: &Ctx, args: DiscoverArgs) -> anyhow::Result<()> {
             sources,
             apply,
             timeout: timeout.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+            mcp_tools,
+            llm_agent: llm_agent.unwrap_or_default(),
         })
         .await?
         .into_inner();

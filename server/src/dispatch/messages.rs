@@ -313,6 +313,10 @@ pub struct DiscoverRequest {
     pub sources: Vec<DiscoverySource>,
     /// Longest the scan may take.
     pub timeout: Duration,
+    /// Start the configured stdio MCP servers and ask their tools.
+    pub mcp_tools: bool,
+    /// Send each tool's `--help` output (an AI agent will read it).
+    pub help_texts: bool,
 }
 
 /// A run kept after a reconnect.

@@ -10,6 +10,7 @@
 
 mod assign;
 pub mod discover;
+pub mod discover_llm;
 pub mod follow;
 pub mod hub;
 pub mod messages;

@@ -52,11 +52,22 @@ impl AgentService for AgentApi {
         &self,
         request: Request<DiscoverAgentsRequest>,
     ) -> Result<Response<Self::DiscoverAgentsStream>, Status> {
-        let (worker_id, scan, apply) = discovery::discover_request(request.into_inner())?;
+        let discovery::DiscoverCall {
+            worker_id,
+            scan,
+            apply,
+            llm_agent,
+        } = discovery::discover_request(request.into_inner())?;
+        // The AI agent to ask is checked before the worker is asked.
+        let llm_agent = match llm_agent {
+            Some(slug) => Some(self.engine.llm_agent(&slug).await?),
+            None => None,
+        };
         let deadline = tokio::time::Instant::now() + scan.timeout + RESULT_GRACE;
         let timeout = scan.timeout;
         let mut pending = self.engine.discover(&worker_id, scan).await?;
         let store = self.store.clone();
+        let engine = self.engine.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let outcome = loop {
@@ -89,6 +100,10 @@ impl AgentService for AgentApi {
                     }
                     Some(DiscoveryEvent::Done(Ok(mut found))) => {
                         crate::store::discovery::with_preset_capabilities(&mut found);
+                        // The AI agent's runs have the scan's timeout again.
+                        if let Some(agent) = &llm_agent {
+                            engine.ask_llm(agent, &mut found, timeout).await;
+                        }
                         let applied = if apply {
                             match store.discovery().apply(&found.proposals).await {
                                 Ok(applied) => Some(applied),

@@ -16,6 +16,8 @@
 //!   never touched. Any other is rewritten to the proposal when they differ,
 //!   keeping what a person set that a scan never proposes (enabled,
 //!   timeout, output cap).
+//! - a capability an AI agent proposed (`llm_generated`) is created
+//!   disabled: a person reads it and enables it.
 //! - a capability the scan no longer proposes stays: executions may
 //!   reference it, and deleting is a person's decision.
 //!
@@ -91,6 +93,8 @@ pub struct AgentProposal {
     pub preset: String,
     pub capabilities: Vec<CapabilityProposal>,
     pub description: Option<String>,
+    /// The tool's `--help` output, when the scan asked for it.
+    pub help_text: Option<String>,
 }
 
 /// A capability a worker proposes.
@@ -366,6 +370,10 @@ async fn apply_capability(
     wanted.source = Some(source);
     match existing {
         None => {
+            // An AI agent's proposal waits for a person to enable it.
+            if source == CapabilitySource::LlmGenerated {
+                wanted.is_enabled = Some(false);
+            }
             if let Some(prompt) = preset_prompt.filter(|p| p.key == wanted.key) {
                 wanted.timeout_sec = prompt.timeout_sec;
             }
@@ -456,6 +464,197 @@ pub fn with_preset_capabilities(found: &mut Found) {
                 requires_approval,
                 danger_reason: String::new(),
             },
+        );
+    }
+}
+
+/// Most capabilities taken from one AI agent's answer.
+pub const MAX_LLM_CAPABILITIES: usize = 20;
+
+/// The question put to an AI agent about `tool` (a prompt-mode run). It
+/// shows the shape of the answer in words, not as JSON: an agent that only
+/// repeats its prompt must not pass for one that answered.
+pub fn llm_prompt(tool: &str, help_text: &str) -> String {
+    format!(
+        "Agent Monitor found the command-line tool `{tool}` on a worker and asks you to \
+         propose capabilities for it: the invocations of it that are worth running on their \
+         own, each as an argv template.\n\n\
+         Answer with one JSON object and nothing else. Its only member, \"capabilities\", is a \
+         list (at most {MAX_LLM_CAPABILITIES}) of objects with these members:\n\
+         - \"key\": a short identifier (lowercase letters, digits, '-', '_', '.'), unique in the list;\n\
+         - \"label\": a few words for a person;\n\
+         - \"description\": one sentence;\n\
+         - \"command_tokens\": the arguments after `{tool}` itself, one string per argv entry, \
+         with `{{{{name}}}}` where an argument goes (no shell: no quoting, no pipes);\n\
+         - \"args_schema\": a JSON Schema object typing every `{{{{name}}}}` (\"type\": \"object\", \
+         \"properties\", \"required\", \"additionalProperties\": false);\n\
+         - \"danger_level\": 0 (only reads), 1 (changes local state), 2 (deletes, overwrites or \
+         publishes), or 3 (destroys data or the machine).\n\n\
+         Use only what the help text below says the tool accepts. Here is the output of \
+         `{tool} --help`:\n\n{help_text}\n"
+    )
+}
+
+/// The texts an agent's run answered with: each `result` of a stream-json
+/// log (Claude Code), else the whole log.
+fn answers(log: &str) -> Vec<String> {
+    let results: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["type"] == "result")
+        .filter_map(|v| v["result"].as_str().map(str::to_owned))
+        .collect();
+    if results.is_empty() {
+        vec![log.to_owned()]
+    } else {
+        results
+    }
+}
+
+/// The first JSON object in `text` with a `capabilities` member (the answer
+/// may be wrapped in prose or a code fence).
+fn proposal_object(text: &str) -> Option<serde_json::Map<String, Value>> {
+    text.char_indices()
+        .filter(|(_, c)| *c == '{')
+        .find_map(|(i, _)| {
+            let mut values = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+            match values.next() {
+                Some(Ok(Value::Object(map))) if map.contains_key("capabilities") => Some(map),
+                _ => None,
+            }
+        })
+}
+
+/// What the AI agent `agent` answered about `tool`, as capability
+/// proposals marked `llm_generated`; every proposal must pass the rules of
+/// `CreateCapability`, or none is taken (the error says which and why).
+pub fn llm_answer(log: &str, agent: &str, tool: &str) -> Result<Vec<CapabilityProposal>, String> {
+    let Some(answer) = answers(log).iter().rev().find_map(|t| proposal_object(t)) else {
+        let seen: String = answers(log)
+            .last()
+            .map(|t| t.chars().take(200).collect())
+            .unwrap_or_default();
+        return Err(format!(
+            "the answer holds no JSON object with a \"capabilities\" list: {seen:?}"
+        ));
+    };
+    let Some(items) = answer["capabilities"].as_array() else {
+        return Err("\"capabilities\" is not a list".into());
+    };
+    if items.len() > MAX_LLM_CAPABILITIES {
+        return Err(format!(
+            "{} capabilities proposed; at most {MAX_LLM_CAPABILITIES} are taken",
+            items.len()
+        ));
+    }
+    let mut proposals = Vec::with_capacity(items.len());
+    let mut keys = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("capabilities[{i}]");
+        let text = |name: &str| -> Result<Option<String>, String> {
+            match &item[name] {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(s.clone())),
+                _ => Err(format!("{field}.{name}: must be a string")),
+            }
+        };
+        let Some(key) = text("key")? else {
+            return Err(format!("{field}.key: is required"));
+        };
+        if !keys.insert(key.clone()) {
+            return Err(format!("{field}.key: {key:?} is proposed twice"));
+        }
+        let command_tokens = match &item["command_tokens"] {
+            Value::Array(tokens) => tokens
+                .iter()
+                .map(|t| t.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("{field}.command_tokens: must be a list of strings"))?,
+            _ => return Err(format!("{field}.command_tokens: must be a list of strings")),
+        };
+        let args_schema = match &item["args_schema"] {
+            Value::Null => serde_json::json!({"type": "object", "properties": {}}),
+            schema @ Value::Object(_) => schema.clone(),
+            _ => return Err(format!("{field}.args_schema: must be a JSON Schema object")),
+        };
+        let danger_level = match &item["danger_level"] {
+            Value::Null => 1,
+            level => match level.as_i64() {
+                Some(l @ 0..=3) => l as i32,
+                _ => return Err(format!("{field}.danger_level: must be 0, 1, 2 or 3")),
+            },
+        };
+        let proposal = CapabilityProposal {
+            label: text("label")?.unwrap_or_else(|| format!("{tool} {key}")),
+            description: text("description")?,
+            source: Some(CapabilitySource::LlmGenerated),
+            interaction_mode: Some(InteractionMode::Template),
+            command_tokens,
+            prompt_template: None,
+            args_schema,
+            danger_level,
+            requires_approval: danger_level >= 2,
+            danger_reason: format!(
+                "proposed by the AI agent {agent}, whose estimate the level is; not checked by \
+                 the danger heuristic"
+            ),
+            key,
+        };
+        // The same rules as applying it: a template that reads an argument
+        // the schema does not type, a key that is no identifier…
+        validate_capability(&field, capability_spec(Uuid::nil(), &proposal))
+            .map_err(|e| e.to_string())?;
+        proposals.push(proposal);
+    }
+    Ok(proposals)
+}
+
+#[cfg(test)]
+mod llm_tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_in_a_stream_json_log_becomes_disabled_proposals() {
+        let answer = r#"Sure. {"capabilities": [{"key": "grep", "command_tokens": ["-r", "{{pattern}}"],
+            "args_schema": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+            "danger_level": 0}]}"#;
+        let log = format!(
+            "{}\n{}\n",
+            serde_json::json!({"type": "assistant", "message": {"content": "Working on it."}}),
+            serde_json::json!({"type": "result", "result": answer})
+        );
+        let proposals = llm_answer(&log, "helper", "rg").unwrap();
+        assert_eq!(proposals.len(), 1);
+        let grep = &proposals[0];
+        assert_eq!(grep.key, "grep");
+        assert_eq!(grep.label, "rg grep");
+        assert_eq!(grep.source, Some(CapabilitySource::LlmGenerated));
+        assert_eq!(grep.command_tokens, vec!["-r", "{{pattern}}"]);
+        assert!(!grep.requires_approval);
+        assert!(grep.danger_reason.contains("helper"));
+    }
+
+    #[test]
+    fn a_malformed_answer_is_refused_whole() {
+        let refused = |text: &str| llm_answer(text, "helper", "rg").unwrap_err();
+        assert!(refused("echo: propose capabilities").contains("no JSON object"));
+        assert!(refused(r#"{"capabilities": "none"}"#).contains("not a list"));
+        assert!(refused(r#"{"capabilities": [{"command_tokens": []}]}"#).contains("key"));
+        assert!(
+            refused(r#"{"capabilities": [{"key": "a", "command_tokens": "-r"}]}"#)
+                .contains("command_tokens")
+        );
+        // A placeholder the schema does not type fails as CreateCapability would.
+        let e = refused(r#"{"capabilities": [{"key": "a", "command_tokens": ["{{x}}"]}]}"#);
+        assert!(e.starts_with("capabilities[0]"), "{e}");
+        assert!(
+            refused(r#"{"capabilities": [{"key": "a", "command_tokens": [], "danger_level": 7}]}"#)
+                .contains("danger_level")
+        );
+        // The prompt itself, echoed, is no answer.
+        assert!(
+            refused(&format!("echo: {}", llm_prompt("rg", "usage: rg PATTERN")))
+                .contains("no JSON")
         );
     }
 }

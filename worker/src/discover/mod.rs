@@ -6,7 +6,7 @@
 //!
 //! One module per source: [`path_scan`] (PATH, versions, Debian packages,
 //! tool types), [`preset`] (the AI CLIs of a preset), [`scan_help`]
-//! (`--help`), [`scan_completion`] (fish completion files), [`scan_man`]
+//! (`--help`), [`scan_completion`] (fish, zsh and bash completion files), [`scan_man`]
 //! (man pages), [`scan_fig`] (Fig specs), [`scan_mcp`] (the AI CLIs' MCP
 //! servers); [`command`] is the shape they all produce and how it becomes a
 //! capability (with the danger heuristic); [`probe`] is the only way a
@@ -57,6 +57,9 @@ const MAX_SUBCOMMAND_PROBES: usize = 25;
 const MAX_CAPABILITIES: usize = 60;
 /// Largest result sent: gRPC peers refuse messages over 4 MiB by default.
 const MAX_RESULT_BYTES: usize = 3 * 1024 * 1024;
+/// Most of a tool's `--help` sent for an AI agent to read (16 KiB: git's
+/// is 2.2 KB, tar's 16.7 KB and is cut).
+const MAX_HELP_TEXT_BYTES: usize = 16 * 1024;
 /// Time kept at the end of the scan for the package lookup and the answer.
 const WRAP_UP: Duration = Duration::from_secs(3);
 /// Most time between two progress messages while binaries are examined.
@@ -169,6 +172,8 @@ struct Examined {
     commands: Vec<(CapabilitySource, Vec<CommandSpec>)>,
     problems: Vec<DiscoveryProblem>,
     description: Option<String>,
+    /// Its `--help` output, when it printed a help text.
+    help_text: Option<String>,
 }
 
 fn problem(binary: &str, probe: &str, what: &Probe) -> Option<DiscoveryProblem> {
@@ -325,6 +330,68 @@ pub async fn scan(
     } else {
         Vec::new()
     };
+    let tools = if request.mcp_tools {
+        // Only the servers of the AI CLIs found: a server is started for
+        // the agent it would serve.
+        let agents: HashSet<&str> = examined
+            .iter()
+            .filter(|e| !matches!(e.version, VersionProbe::Failed(..)))
+            .filter_map(|e| preset::preset_for(&e.candidate.name).map(|(p, _)| p))
+            .collect();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timeout = scan_mcp::MCP_TIMEOUT.min(remaining.max(Duration::from_secs(1)));
+        // Owned: the listing futures run side by side inside a spawned task.
+        let jobs: Vec<(scan_mcp::McpServer, scan_mcp::Launch)> = mcp
+            .iter()
+            .filter(|s| agents.contains(s.agent))
+            .filter_map(|s| s.launch.clone().map(|l| (s.clone(), l)))
+            .collect();
+        let path_var = options.path_var.clone();
+        let dir = cwd.path().to_path_buf();
+        let listed: Vec<_> = futures_util::stream::iter(jobs)
+            .map(|(server, launch)| {
+                let path_var = path_var.clone();
+                let dir = dir.clone();
+                async move {
+                    let outcome =
+                        scan_mcp::list_tools(&launch, path_var.as_ref(), &dir, timeout).await;
+                    (server, outcome)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut tools = BTreeMap::new();
+        for (server, outcome) in listed {
+            let (kind, detail) = match outcome {
+                Ok(listed) => {
+                    tools.insert((server.agent, server.name.clone()), listed);
+                    continue;
+                }
+                Err(scan_mcp::ListFailure::TimedOut) => (
+                    ProbeProblem::TimedOut,
+                    format!(
+                        "did not list its tools within {} s; killed",
+                        timeout.as_secs()
+                    ),
+                ),
+                Err(scan_mcp::ListFailure::Flooded) => (
+                    ProbeProblem::Flooded,
+                    format!("wrote more than {} bytes; killed", scan_mcp::MAX_MCP_OUTPUT),
+                ),
+                Err(scan_mcp::ListFailure::Failed(why)) => (ProbeProblem::Crashed, why),
+            };
+            result.problems.push(DiscoveryProblem {
+                binary: format!("MCP server {} ({})", server.name, server.agent),
+                probe: format!("{}: initialize, tools/list", server.target),
+                problem: kind as i32,
+                detail,
+            });
+        }
+        tools
+    } else {
+        BTreeMap::new()
+    };
     let mut slugs = HashSet::new();
     examined.sort_by(|a, b| a.candidate.name.cmp(&b.candidate.name));
     for found in examined {
@@ -334,7 +401,15 @@ pub async fn scan(
         if matches!(found.version, VersionProbe::Failed(..)) {
             continue;
         }
-        if let Some(proposal) = propose(found, &packages, &sources, &mcp, &mut slugs) {
+        if let Some(proposal) = propose(
+            found,
+            &packages,
+            &sources,
+            &mcp,
+            &tools,
+            request.help_texts,
+            &mut slugs,
+        ) {
             result.proposals.push(proposal);
         }
     }
@@ -369,6 +444,7 @@ async fn examine(
         commands: Vec::new(),
         problems: Vec::new(),
         description: None,
+        help_text: None,
     };
     if let VersionProbe::Failed(args, what) = &version {
         // A binary that misbehaves is asked nothing more.
@@ -397,7 +473,7 @@ async fn examine(
             }
         }
         if sources.contains(&DiscoverySource::Help) && Instant::now() < deadline {
-            let specs = help_commands(
+            let (specs, help_text) = help_commands(
                 &found.candidate,
                 path_var,
                 cwd,
@@ -421,6 +497,7 @@ async fn examine(
                     other => problems.extend(problem(&name, "version", &other)),
                 }
             }
+            found.help_text = help_text;
             if !specs.is_empty() {
                 found.commands.push((CapabilitySource::ScanHelp, specs));
             }
@@ -431,10 +508,32 @@ async fn examine(
                 options.xdg_data_dirs.as_deref(),
             );
             if let Some(path) = scan_completion::find(&name, &dirs) {
-                match std::fs::read_to_string(&path) {
+                match scan_completion::read_text(&path) {
                     Ok(text) => found.commands.push((
                         CapabilitySource::ScanCompletion,
                         scan_completion::parse_fish(&name, &text),
+                    )),
+                    Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
+                }
+            }
+            let data = options.xdg_data_dirs.as_deref();
+            if let Some((path, text)) =
+                scan_completion::find_zsh(&name, &scan_completion::zsh_dirs(data))
+            {
+                match text {
+                    Ok(text) => found.commands.push((
+                        CapabilitySource::ScanCompletion,
+                        scan_completion::zsh::parse(&name, &text),
+                    )),
+                    Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
+                }
+            }
+            let dirs = scan_completion::bash_dirs(options.home.as_deref(), data);
+            if let Some(path) = scan_completion::find_bash(&name, &dirs) {
+                match scan_completion::read_text(&path) {
+                    Ok(text) => found.commands.push((
+                        CapabilitySource::ScanCompletion,
+                        scan_completion::bash::parse(&name, &text),
                     )),
                     Err(e) => problems.push(unreadable(&name, &path, e.to_string())),
                 }
@@ -482,24 +581,24 @@ async fn help_commands(
     limits: Limits,
     deadline: Instant,
     problems: &mut Vec<DiscoveryProblem>,
-) -> Vec<CommandSpec> {
+) -> (Vec<CommandSpec>, Option<String>) {
     let name = &candidate.name;
     let output = match probe::run(&candidate.path, &["--help"], path_var, cwd, limits).await {
         Probe::Exited { output, .. } => output,
         other => {
             problems.extend(problem(name, "--help", &other));
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
     let root = scan_help::parse(&output, &[]);
     if root.options.is_empty() && root.subcommands.is_empty() && root.positionals.is_empty() {
         // Not a help text (a tool that ignores --help and printed
         // something else): nothing to read.
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let mut specs = vec![root.clone()];
     if command::danger(name, &[], "").level >= 2 {
-        return specs;
+        return (specs, Some(output));
     }
     for (index, (sub, description)) in root.subcommands.iter().enumerate() {
         let listed = CommandSpec {
@@ -544,7 +643,7 @@ async fn help_commands(
             }
         }
     }
-    specs
+    (specs, Some(output))
 }
 
 /// `man -w NAME` with the worker's MANPATH.
@@ -600,6 +699,8 @@ fn propose(
     packages: &std::collections::HashMap<PathBuf, (String, Option<String>)>,
     sources: &HashSet<DiscoverySource>,
     mcp: &[scan_mcp::McpServer],
+    tools: &McpTools,
+    help_texts: bool,
     slugs: &mut HashSet<String>,
 ) -> Option<AgentProposal> {
     let Examined {
@@ -609,6 +710,7 @@ fn propose(
         commands,
         problems: _,
         description,
+        help_text,
     } = found;
     let preset = sources
         .contains(&DiscoverySource::Preset)
@@ -692,6 +794,20 @@ fn propose(
                 requires_approval: false,
                 danger_reason: "an AI agent acting through an MCP server's tools".into(),
             });
+            for tool in tools
+                .get(&(server.agent, server.name.clone()))
+                .into_iter()
+                .flatten()
+            {
+                if capabilities.len() >= MAX_CAPABILITIES {
+                    break;
+                }
+                if let Some(capability) = mcp_tool_capability(&candidate.name, server, tool)
+                    && keys.insert(capability.key.clone())
+                {
+                    capabilities.push(capability);
+                }
+            }
         }
     }
     let version = match version {
@@ -722,6 +838,89 @@ fn propose(
         preset: preset.map(|(p, _)| p.to_owned()).unwrap_or_default(),
         capabilities,
         description,
+        help_text: help_text
+            .filter(|_| help_texts)
+            .map(|text| truncate(text, MAX_HELP_TEXT_BYTES)),
+    })
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The tools each MCP server listed, by (agent, server name).
+type McpTools = BTreeMap<(&'static str, String), Vec<scan_mcp::McpTool>>;
+
+/// A prompt capability of the AI agent `binary` running a task with one
+/// tool of one of its MCP servers: the tool's input schema is the
+/// capability's args schema, and the args are listed in the prompt.
+fn mcp_tool_capability(
+    binary: &str,
+    server: &scan_mcp::McpServer,
+    tool: &scan_mcp::McpTool,
+) -> Option<CapabilityProposal> {
+    let mut key = command::capability_key(&[format!("mcp-{}-{}", server.name, tool.name)])
+        .or_else(|| command::capability_key(&[format!("mcp-{}", tool.name)]))?;
+    key.truncate(63);
+    let danger = if tool.destructive {
+        command::Danger {
+            level: 2,
+            reason: format!("the MCP server says the tool {:?} may destroy", tool.name),
+        }
+    } else if tool.read_only {
+        command::Danger {
+            level: 0,
+            reason: String::new(),
+        }
+    } else {
+        // The tool's name read like a subcommand's (`delete_issue`).
+        let words: Vec<String> = tool
+            .name
+            .split(['_', '-', '.'])
+            .map(str::to_owned)
+            .collect();
+        let by_name = command::danger(binary, &words, &tool.description);
+        if by_name.level >= 1 {
+            by_name
+        } else {
+            command::Danger {
+                level: 1,
+                reason: "an AI agent acting through an MCP server's tool".into(),
+            }
+        }
+    };
+    let schema = match &tool.input_schema {
+        Value::Object(_) => tool.input_schema.clone(),
+        _ => serde_json::json!({"type": "object"}),
+    };
+    let description: String = tool.description.chars().take(2000).collect();
+    Some(CapabilityProposal {
+        key,
+        label: format!(
+            "{binary}: {} ({})",
+            tool.title.as_deref().unwrap_or(&tool.name),
+            server.name
+        ),
+        description: Some(description).filter(|d| !d.trim().is_empty()),
+        source: CapabilitySource::ScanMcp as i32,
+        interaction_mode: InteractionMode::Prompt as i32,
+        command_tokens: Vec::new(),
+        prompt_template: Some(format!(
+            "{{{{ task_title }}}}\n\n{{{{ task_description }}}}\n\nUse the tool {:?} of the MCP server {:?} for this task{{% if args %}}, with these arguments:\n{{% for name, value in args | items %}}- {{{{ name }}}}: {{{{ value }}}}\n{{% endfor %}}{{% endif %}}",
+            tool.name, server.name
+        )),
+        args_schema: Some(json_to_struct(&schema)),
+        requires_approval: danger.level >= 2,
+        danger_level: danger.level,
+        danger_reason: danger.reason,
     })
 }
 

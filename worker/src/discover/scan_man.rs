@@ -2,8 +2,10 @@
 //! `MANPATH`); the roff source (gzip-compressed or not) is turned into the
 //! plain text a `--help` would print (the NAME line as description, the
 //! SYNOPSIS as a usage line, each `.TP`/`.IP` entry as an indented option
-//! line) and read by [`super::scan_help`]. Only man(7) pages are read;
-//! mdoc(7) pages (`.Sh`, `.Fl`) are left out.
+//! line) and read by [`super::scan_help`]. BSD-style mdoc(7) pages (`.Sh`,
+//! `.Nm`, `.Nd`, `.Op Fl x Ar file`, `.Bl -tag` / `.It Fl x Ar file`) are
+//! rendered the same way by [`mdoc_to_help`] (ssh, tmux, file, dash on this
+//! machine).
 
 use std::io::Read;
 use std::path::Path;
@@ -212,9 +214,275 @@ pub fn to_help(roff: &str) -> String {
     out
 }
 
+/// Whether a page is written in mdoc(7): its first macros are `.Dd` or
+/// `.Sh` rather than man(7)'s `.TH` and `.SH`.
+pub fn is_mdoc(roff: &str) -> bool {
+    roff.lines()
+        .filter(|l| l.starts_with('.') && !l.starts_with(".\\\""))
+        .take(5)
+        .any(|l| l.starts_with(".Dd") || l.starts_with(".Sh ") || l.starts_with(".Dt"))
+}
+
+/// mdoc macros that may be called within a line (mdoc(7), "MACRO SYNTAX").
+const CALLABLE: &[&str] = &[
+    "Ad", "An", "Ao", "Ac", "Aq", "Ar", "Bo", "Bc", "Bq", "Bro", "Brc", "Brq", "Cm", "Dl", "Do",
+    "Dc", "Dq", "Dv", "Em", "Er", "Ev", "Fa", "Fl", "Fn", "Ic", "Li", "Lk", "Ms", "Mt", "Nm", "No",
+    "Ns", "Oo", "Oc", "Op", "Pa", "Po", "Pc", "Pq", "Ql", "Qo", "Qc", "Qq", "So", "Sc", "Sq", "Sx",
+    "Sy", "Tn", "Ux", "Va", "Vt", "Xr", "St", "Ev",
+];
+
+/// One mdoc line's words (after the macro) as text; `name` is what `.Nm`
+/// alone stands for.
+fn mdoc_words(words: &[String], name: &str) -> String {
+    let mut out = String::new();
+    // No space before the next word (`Ns`, after `(`, between `Fl Fl`).
+    let mut glue = true;
+    let push = |out: &mut String, text: &str, glue: &mut bool| {
+        let closing = matches!(text, "," | "." | ";" | ":" | ")" | "]" | "?" | "!");
+        if !*glue && !closing && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(text);
+        *glue = matches!(text, "(" | "[");
+    };
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i].as_str();
+        i += 1;
+        // The plain arguments of a macro: up to the next callable macro.
+        let args = |i: &mut usize| {
+            let start = *i;
+            while *i < words.len() && !CALLABLE.contains(&words[*i].as_str()) {
+                *i += 1;
+            }
+            words[start..*i].to_vec()
+        };
+        let enclosing = |open: &str, close: &str, rest: &[String]| {
+            format!("{open}{}{close}", mdoc_words(rest, name))
+        };
+        match word {
+            "Op" => {
+                push(&mut out, &enclosing("[", "]", &words[i..]), &mut glue);
+                break;
+            }
+            "Dq" | "Qq" => {
+                push(&mut out, &enclosing("\"", "\"", &words[i..]), &mut glue);
+                break;
+            }
+            "Sq" | "Ql" => {
+                push(&mut out, &enclosing("'", "'", &words[i..]), &mut glue);
+                break;
+            }
+            "Pq" => {
+                push(&mut out, &enclosing("(", ")", &words[i..]), &mut glue);
+                break;
+            }
+            "Bq" => {
+                push(&mut out, &enclosing("[", "]", &words[i..]), &mut glue);
+                break;
+            }
+            "Brq" => {
+                push(&mut out, &enclosing("{", "}", &words[i..]), &mut glue);
+                break;
+            }
+            "Aq" => {
+                push(&mut out, &enclosing("<", ">", &words[i..]), &mut glue);
+                break;
+            }
+            "Oo" | "Bo" => {
+                push(&mut out, "[", &mut glue);
+            }
+            "Oc" | "Bc" => push(&mut out, "]", &mut glue),
+            "Po" => push(&mut out, "(", &mut glue),
+            "Pc" => push(&mut out, ")", &mut glue),
+            "Do" | "Dc" | "Qo" | "Qc" => push(&mut out, "\"", &mut glue),
+            "Ns" => glue = true,
+            "Fl" => {
+                let args = args(&mut i);
+                let (flags, trailing): (Vec<&String>, Vec<&String>) = args
+                    .iter()
+                    .partition(|a| !a.chars().all(|c| ",.;:|)]".contains(c)));
+                if flags.is_empty() {
+                    push(&mut out, "-", &mut glue);
+                    // `Fl Fl name`: one option, `--name`.
+                    glue = true;
+                } else {
+                    for flag in flags {
+                        push(&mut out, &format!("-{flag}"), &mut glue);
+                    }
+                }
+                for t in trailing {
+                    push(&mut out, t, &mut glue);
+                }
+            }
+            "Ar" => {
+                let args = args(&mut i);
+                if args.is_empty() {
+                    push(&mut out, "<file>...", &mut glue);
+                }
+                for arg in args {
+                    if arg.chars().all(|c| ",.;:|)]".contains(c)) || arg == "..." {
+                        push(&mut out, &arg, &mut glue);
+                    } else {
+                        push(&mut out, &format!("<{arg}>"), &mut glue);
+                    }
+                }
+            }
+            "Nm" => {
+                let args = args(&mut i);
+                if args.is_empty() {
+                    push(&mut out, name, &mut glue);
+                }
+                for arg in args {
+                    push(&mut out, &arg, &mut glue);
+                }
+            }
+            "Xr" => {
+                let args = args(&mut i);
+                match args.as_slice() {
+                    [page, section, rest @ ..] => {
+                        push(&mut out, &format!("{page}({section})"), &mut glue);
+                        for r in rest {
+                            push(&mut out, r, &mut glue);
+                        }
+                    }
+                    other => {
+                        for r in other {
+                            push(&mut out, r, &mut glue);
+                        }
+                    }
+                }
+            }
+            w if CALLABLE.contains(&w) => {
+                for arg in args(&mut i) {
+                    push(&mut out, &arg, &mut glue);
+                }
+            }
+            other => push(&mut out, other, &mut glue),
+        }
+    }
+    out
+}
+
+/// An mdoc(7) page as the help text it would be: the `.Nd` line as
+/// description, each synopsis (`.Nm …`) as a usage line, each `.It` of a
+/// tag list as an option line with its text indented below.
+pub fn mdoc_to_help(roff: &str) -> String {
+    let mut out = String::new();
+    let mut section = String::new();
+    let mut name = String::new();
+    let mut usages: Vec<String> = Vec::new();
+    let mut lists = 0usize;
+    let flush_usages = |usages: &mut Vec<String>, out: &mut String| {
+        for (n, usage) in usages.drain(..).enumerate() {
+            let head = if n == 0 { "Usage:" } else { "   or:" };
+            out.push_str(&format!("{head} {}\n", usage.trim()));
+        }
+    };
+    for line in roff.lines() {
+        if line.starts_with(".\\\"") || line.starts_with("'\\\"") {
+            continue;
+        }
+        let (mac, rest) = match line.strip_prefix('.') {
+            Some(rest) => {
+                let mut parts = rest.trim_start().splitn(2, char::is_whitespace);
+                (
+                    parts.next().unwrap_or("").to_owned(),
+                    parts.next().unwrap_or("").to_owned(),
+                )
+            }
+            None => (String::new(), line.to_owned()),
+        };
+        let words = || {
+            shlex::split(&plain(&rest))
+                .unwrap_or_else(|| plain(&rest).split_whitespace().map(str::to_owned).collect())
+        };
+        match mac.as_str() {
+            "Sh" | "Ss" => {
+                flush_usages(&mut usages, &mut out);
+                section = plain(&rest).trim().trim_matches('"').to_ascii_uppercase();
+                out.push_str(&format!("\n{section}:\n"));
+                continue;
+            }
+            "Dd" | "Dt" | "Os" | "Bk" | "Ek" | "Bd" | "Ed" | "Ud" | "Rs" | "Re" | "%A" | "%T"
+            | "%B" | "%D" | "%J" | "%N" | "%O" | "%P" | "%Q" | "%R" | "%U" | "%V" => continue,
+            "Bl" => {
+                lists += 1;
+                continue;
+            }
+            "El" => {
+                lists = lists.saturating_sub(1);
+                continue;
+            }
+            "Pp" | "Lp" | "sp" | "br" => {
+                out.push('\n');
+                continue;
+            }
+            _ => {}
+        }
+        if section == "NAME" {
+            match mac.as_str() {
+                "Nm" => {
+                    if name.is_empty() {
+                        name = words().into_iter().find(|w| w != ",").unwrap_or_default();
+                    }
+                }
+                "Nd" => out.push_str(&format!("{}\n", mdoc_words(&words(), &name).trim())),
+                _ => {}
+            }
+            continue;
+        }
+        if section == "SYNOPSIS" {
+            if mac == "Nm" {
+                usages.push(String::new());
+            }
+            let Some(usage) = usages.last_mut() else {
+                continue;
+            };
+            let text = if mac.is_empty() {
+                plain(&rest)
+            } else {
+                let mut all = vec![mac.clone()];
+                all.extend(words());
+                mdoc_words(&all, &name)
+            };
+            usage.push(' ');
+            usage.push_str(text.trim());
+            continue;
+        }
+        let text = if mac.is_empty() {
+            plain(&rest)
+        } else if mac == "It" {
+            let tag = mdoc_words(&words(), &name);
+            // A tag list's item: an option line when it names an option,
+            // else the text of the item above (a list of values).
+            if lists <= 1 && tag.trim_start().starts_with('-') {
+                out.push_str(&format!("  {}\n", tag.trim()));
+                continue;
+            }
+            tag
+        } else if CALLABLE.contains(&mac.as_str()) {
+            let mut all = vec![mac.clone()];
+            all.extend(words());
+            mdoc_words(&all, &name)
+        } else {
+            continue;
+        };
+        if !text.trim().is_empty() {
+            out.push_str(&format!("        {}\n", text.trim()));
+        }
+    }
+    flush_usages(&mut usages, &mut out);
+    out
+}
+
 /// A man page's synopsis, description and options.
 pub fn parse(roff: &str) -> CommandSpec {
-    let help = to_help(roff);
+    let help = if is_mdoc(roff) {
+        mdoc_to_help(roff)
+    } else {
+        to_help(roff)
+    };
     let mut spec = super::scan_help::parse(&help, &[]);
     // NAME's summary is the description; the help parser may have taken a
     // heading's prose first.
@@ -265,5 +533,82 @@ When to colour (default: auto).
             .collect();
         assert_eq!(longs, vec!["verbose", "color"]);
         assert_eq!(spec.options[1].default.as_deref(), Some("auto"));
+    }
+}
+
+#[cfg(test)]
+mod mdoc {
+    //! mdoc(7) pages as Debian ships them (file 5.44, OpenSSH's
+    //! ssh-keyscan), captured from this machine into `tests/fixtures/man`.
+    use super::*;
+    use crate::discover::command::ValueKind;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/man")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn long<'a>(spec: &'a CommandSpec, name: &str) -> &'a crate::discover::command::OptionSpec {
+        spec.options
+            .iter()
+            .find(|o| o.long.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no --{name} in {:?}", spec.options))
+    }
+
+    #[test]
+    fn file() {
+        let roff = fixture("file.1");
+        assert!(is_mdoc(&roff));
+        let spec = parse(&roff);
+        assert_eq!(spec.description, "determine file type");
+        let brief = long(&spec, "brief");
+        assert_eq!((brief.short, brief.value.is_none()), (Some('b'), true));
+        assert!(
+            brief.description.starts_with("Do not prepend filenames"),
+            "{brief:?}"
+        );
+        let exclude = long(&spec, "exclude");
+        assert_eq!(
+            (exclude.short, exclude.value.clone()),
+            (Some('e'), Some(ValueKind::String))
+        );
+        // The values listed under --exclude are no options.
+        assert!(
+            spec.options
+                .iter()
+                .all(|o| o.long.as_deref() != Some("apptype"))
+        );
+        assert!(spec.options.len() > 20, "{:?}", spec.options);
+        let names: Vec<&str> = spec.positionals.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["file"], "{:?}", spec.positionals);
+        assert!(spec.positionals[0].required && spec.positionals[0].repeated);
+    }
+
+    #[test]
+    fn ssh_keyscan() {
+        let spec = parse(&fixture("ssh-keyscan.1"));
+        assert_eq!(spec.description, "gather SSH public keys from servers");
+        let shorts: Vec<char> = spec.options.iter().filter_map(|o| o.short).collect();
+        for c in ['4', '6', 'c', 'D', 'f', 'p', 'T', 't', 'v'] {
+            assert!(shorts.contains(&c), "-{c} missing from {shorts:?}");
+        }
+        let port = spec.options.iter().find(|o| o.short == Some('p')).unwrap();
+        assert_eq!(port.value, Some(ValueKind::Integer));
+        // [host | addrlist namelist]: optional, so no required argument.
+        assert!(
+            spec.positionals.iter().all(|p| !p.required),
+            "{:?}",
+            spec.positionals
+        );
+    }
+
+    #[test]
+    fn a_man_7_page_is_not_mdoc() {
+        assert!(!is_mdoc(".TH WIDGET 1\n.SH NAME\nwidget \\- w\n"));
+        assert!(is_mdoc(".\\\" comment\n.Dd May 1, 2020\n.Dt X 1\n"));
     }
 }

@@ -64,17 +64,34 @@ pub fn source_to_proto(source: DiscoverySource) -> i32 {
     }) as i32
 }
 
-/// A `DiscoverAgents` request: the worker, what to scan, and whether to apply.
-pub fn discover_request(
-    request: pb::DiscoverAgentsRequest,
-) -> StoreResult<(String, DiscoverRequest, bool)> {
+/// A `DiscoverAgents` request, checked.
+#[derive(Debug)]
+pub struct DiscoverCall {
+    /// The worker to scan.
+    pub worker_id: String,
+    /// What it is asked.
+    pub scan: DiscoverRequest,
+    /// Whether to apply the proposals.
+    pub apply: bool,
+    /// The AI agent to ask for proposals, by slug.
+    pub llm_agent: Option<String>,
+}
+
+/// A `DiscoverAgents` request: the worker, what to scan, whether to apply,
+/// and which AI agent to ask.
+pub fn discover_request(request: pb::DiscoverAgentsRequest) -> StoreResult<DiscoverCall> {
     let pb::DiscoverAgentsRequest {
         worker_id,
         binaries,
         sources,
         apply,
         timeout,
+        mcp_tools,
+        llm_agent,
     } = request;
+    let llm_agent = llm_agent.trim().to_owned();
+    check_printable("llm_agent", &llm_agent, 128)?;
+    let llm_agent = (!llm_agent.is_empty()).then_some(llm_agent);
     let worker_id = worker_id.trim().to_owned();
     if worker_id.is_empty() {
         return Err(StoreError::invalid("worker_id", "is required"));
@@ -111,6 +128,12 @@ pub fn discover_request(
     chosen.push(DiscoverySource::PathScan);
     chosen.sort();
     chosen.dedup();
+    if mcp_tools && !chosen.contains(&DiscoverySource::Mcp) {
+        return Err(StoreError::invalid(
+            "mcp_tools",
+            "asks the MCP servers found by DISCOVERY_SOURCE_MCP: add that source, or leave sources empty",
+        ));
+    }
     let timeout = match timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => {
@@ -127,15 +150,24 @@ pub fn discover_request(
             t
         }
     };
-    Ok((
+    if llm_agent.is_some() && !chosen.contains(&DiscoverySource::Help) {
+        return Err(StoreError::invalid(
+            "llm_agent",
+            "reads the help texts found by DISCOVERY_SOURCE_HELP: add that source, or leave sources empty",
+        ));
+    }
+    Ok(DiscoverCall {
         worker_id,
-        DiscoverRequest {
+        scan: DiscoverRequest {
             binaries,
             sources: chosen,
             timeout,
+            mcp_tools,
+            help_texts: llm_agent.is_some(),
         },
         apply,
-    ))
+        llm_agent,
+    })
 }
 
 /// The `discover` message to a worker.
@@ -144,12 +176,16 @@ pub fn discover_to_proto(request_id: uuid::Uuid, request: DiscoverRequest) -> pb
         binaries,
         sources,
         timeout,
+        mcp_tools,
+        help_texts,
     } = request;
     pb::Discover {
         request_id: request_id.to_string(),
         binaries,
         sources: sources.into_iter().map(source_to_proto).collect(),
         timeout: Some(duration_to_proto(timeout)),
+        mcp_tools,
+        help_texts,
     }
 }
 
@@ -263,6 +299,7 @@ fn proposal_from_proto(field: &str, proposal: pb::AgentProposal) -> StoreResult<
         preset,
         capabilities,
         description,
+        help_text,
     } = proposal;
     let sub = |name: &str| format!("{field}.{name}");
     for (name, value) in [
@@ -279,6 +316,7 @@ fn proposal_from_proto(field: &str, proposal: pb::AgentProposal) -> StoreResult<
         ("package_name", &package_name),
         ("package_section", &package_section),
         ("description", &description),
+        ("help_text", &help_text),
     ] {
         if let Some(value) = value {
             text(&sub(name), value)?;
@@ -303,6 +341,7 @@ fn proposal_from_proto(field: &str, proposal: pb::AgentProposal) -> StoreResult<
         tool_type,
         preset,
         description,
+        help_text,
     })
 }
 
@@ -393,6 +432,7 @@ fn proposal_to_proto(proposal: &AgentProposal) -> pb::AgentProposal {
         preset,
         capabilities,
         description,
+        help_text: _,
     } = proposal;
     pb::AgentProposal {
         slug: slug.clone(),
@@ -406,6 +446,9 @@ fn proposal_to_proto(proposal: &AgentProposal) -> pb::AgentProposal {
         preset: preset.clone(),
         capabilities: capabilities.iter().map(capability_to_proto).collect(),
         description: description.clone(),
+        // Sent for the AI agent asked, not for the caller: the report stays
+        // the size of what was proposed.
+        help_text: None,
     }
 }
 
@@ -555,10 +598,36 @@ mod tests {
             worker_id: "w1".into(),
             ..Default::default()
         };
-        let (worker, request, apply) = ok(base.clone()).unwrap();
-        assert_eq!((worker.as_str(), apply), ("w1", false));
-        assert_eq!(request.sources, DiscoverySource::ALL.to_vec());
-        assert_eq!(request.timeout, DEFAULT_TIMEOUT);
+        let call = ok(base.clone()).unwrap();
+        assert_eq!((call.worker_id.as_str(), call.apply), ("w1", false));
+        assert_eq!(call.scan.sources, DiscoverySource::ALL.to_vec());
+        assert_eq!(call.scan.timeout, DEFAULT_TIMEOUT);
+        assert!(!call.scan.help_texts && call.llm_agent.is_none());
+        // Asking an AI agent takes the help texts; the MCP servers' tools
+        // and the agent need the sources that find what they read.
+        let call = ok(pb::DiscoverAgentsRequest {
+            llm_agent: " claude ".into(),
+            ..base.clone()
+        })
+        .unwrap();
+        assert_eq!(call.llm_agent.as_deref(), Some("claude"));
+        assert!(call.scan.help_texts);
+        assert!(
+            err(pb::DiscoverAgentsRequest {
+                llm_agent: "claude".into(),
+                sources: vec![pb::DiscoverySource::Man as i32],
+                ..base.clone()
+            })
+            .starts_with("llm_agent:")
+        );
+        assert!(
+            err(pb::DiscoverAgentsRequest {
+                mcp_tools: true,
+                sources: vec![pb::DiscoverySource::Help as i32],
+                ..base.clone()
+            })
+            .starts_with("mcp_tools:")
+        );
         assert!(
             err(pb::DiscoverAgentsRequest {
                 sources: vec![0],
@@ -591,11 +660,12 @@ mod tests {
             .starts_with("timeout:")
         );
         // PATH scanning comes with any source named.
-        let (_, request, _) = ok(pb::DiscoverAgentsRequest {
+        let request = ok(pb::DiscoverAgentsRequest {
             sources: vec![pb::DiscoverySource::Help as i32],
             ..base
         })
-        .unwrap();
+        .unwrap()
+        .scan;
         assert_eq!(
             request.sources,
             vec![DiscoverySource::PathScan, DiscoverySource::Help]

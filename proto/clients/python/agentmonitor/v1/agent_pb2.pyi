@@ -402,18 +402,22 @@ class CreatePresetAgentResponse(_message.Message):
     def __init__(self, agent: _Optional[_Union[Agent, _Mapping]] = ..., capability: _Optional[_Union[Capability, _Mapping]] = ...) -> None: ...
 
 class DiscoverAgentsRequest(_message.Message):
-    __slots__ = ("worker_id", "binaries", "sources", "apply", "timeout")
+    __slots__ = ("worker_id", "binaries", "sources", "apply", "timeout", "mcp_tools", "llm_agent")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     BINARIES_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     APPLY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MCP_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    LLM_AGENT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     binaries: _containers.RepeatedScalarFieldContainer[str]
     sources: _containers.RepeatedScalarFieldContainer[DiscoverySource]
     apply: bool
     timeout: _duration_pb2.Duration
-    def __init__(self, worker_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[DiscoverySource, str]]] = ..., apply: _Optional[bool] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    mcp_tools: bool
+    llm_agent: str
+    def __init__(self, worker_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[DiscoverySource, str]]] = ..., apply: _Optional[bool] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., mcp_tools: _Optional[bool] = ..., llm_agent: _Optional[str] = ...) -> None: ...
 
 class DiscoverAgentsResponse(_message.Message):
     __slots__ = ("progress", "report")
@@ -450,7 +454,7 @@ class DiscoveryReport(_message.Message):
     def __init__(self, proposals: _Optional[_Iterable[_Union[AgentProposal, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[DiscoveryProblem, _Mapping]]] = ..., binaries_scanned: _Optional[int] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., applied: _Optional[bool] = ..., applied_agents: _Optional[_Iterable[_Union[AppliedAgent, _Mapping]]] = ...) -> None: ...
 
 class AgentProposal(_message.Message):
-    __slots__ = ("slug", "name", "binary_path", "discovery_method", "version", "package_name", "package_section", "tool_type", "preset", "capabilities", "description")
+    __slots__ = ("slug", "name", "binary_path", "discovery_method", "version", "package_name", "package_section", "tool_type", "preset", "capabilities", "description", "help_text")
     SLUG_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BINARY_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -462,6 +466,7 @@ class AgentProposal(_message.Message):
     PRESET_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    HELP_TEXT_FIELD_NUMBER: _ClassVar[int]
     slug: str
     name: str
     binary_path: str
@@ -473,7 +478,8 @@ class AgentProposal(_message.Message):
     preset: str
     capabilities: _containers.RepeatedCompositeFieldContainer[CapabilityProposal]
     description: str
-    def __init__(self, slug: _Optional[str] = ..., name: _Optional[str] = ..., binary_path: _Optional[str] = ..., discovery_method: _Optional[_Union[_common_pb2.DiscoveryMethod, str]] = ..., version: _Optional[str] = ..., package_name: _Optional[str] = ..., package_section: _Optional[str] = ..., tool_type: _Optional[str] = ..., preset: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[CapabilityProposal, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
+    help_text: str
+    def __init__(self, slug: _Optional[str] = ..., name: _Optional[str] = ..., binary_path: _Optional[str] = ..., discovery_method: _Optional[_Union[_common_pb2.DiscoveryMethod, str]] = ..., version: _Optional[str] = ..., package_name: _Optional[str] = ..., package_section: _Optional[str] = ..., tool_type: _Optional[str] = ..., preset: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[CapabilityProposal, _Mapping]]] = ..., description: _Optional[str] = ..., help_text: _Optional[str] = ...) -> None: ...
 
 class CapabilityProposal(_message.Message):
     __slots__ = ("key", "label", "description", "source", "interaction_mode", "command_tokens", "prompt_template", "args_schema", "danger_level", "requires_approval", "danger_reason")

@@ -401,16 +401,20 @@ class Drain(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class Discover(_message.Message):
-    __slots__ = ("request_id", "binaries", "sources", "timeout")
+    __slots__ = ("request_id", "binaries", "sources", "timeout", "mcp_tools", "help_texts")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BINARIES_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MCP_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    HELP_TEXTS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     binaries: _containers.RepeatedScalarFieldContainer[str]
     sources: _containers.RepeatedScalarFieldContainer[_agent_pb2.DiscoverySource]
     timeout: _duration_pb2.Duration
-    def __init__(self, request_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[_agent_pb2.DiscoverySource, str]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    mcp_tools: bool
+    help_texts: bool
+    def __init__(self, request_id: _Optional[str] = ..., binaries: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[_agent_pb2.DiscoverySource, str]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., mcp_tools: _Optional[bool] = ..., help_texts: _Optional[bool] = ...) -> None: ...
 
 class DiscoverProgress(_message.Message):
     __slots__ = ("request_id", "done", "total", "binary")
