@@ -7,9 +7,9 @@
         bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-KB2ZIFPI.css")),
     },
     Asset {
-        name: "app-X5JEU22V.js",
+        name: "app-RTEQR76K.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-X5JEU22V.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-RTEQR76K.js")),
     },
     Asset {
         name: "index.html",

@@ -13,14 +13,152 @@
 // - update RPCs take a google.protobuf.FieldMask naming the fields to change;
 // - every enum starts with `*_UNSPECIFIED = 0`, which is never a stored value.
 
-import type { GenEnum, GenFile } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file agentmonitor/v1/common.proto.
  */
 export const file_agentmonitor_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChxhZ2VudG1vbml0b3IvdjEvY29tbW9uLnByb3RvEg9hZ2VudG1vbml0b3IudjEqpgEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBUQVNLX1NUQVRVU19UT0RPEAESGwoXVEFTS19TVEFUVVNfSU5fUFJPR1JFU1MQAhIXChNUQVNLX1NUQVRVU19CTE9DS0VEEAMSFAoQVEFTS19TVEFUVVNfRE9ORRAEEhkKFVRBU0tfU1RBVFVTX0NBTkNFTExFRBAFKowCCg9FeGVjdXRpb25TdGF0dXMSIAocRVhFQ1VUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9TVEFUVVNfUVVFVUVEEAESHAoYRVhFQ1VUSU9OX1NUQVRVU19SVU5OSU5HEAISHwobRVhFQ1VUSU9OX1NUQVRVU19DQU5DRUxMSU5HEAMSHgoaRVhFQ1VUSU9OX1NUQVRVU19TVUNDRUVERUQQBBIbChdFWEVDVVRJT05fU1RBVFVTX0ZBSUxFRBAFEh4KGkVYRUNVVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAYSHgoaRVhFQ1VUSU9OX1NUQVRVU19USU1FRF9PVVQQBypvCg9JbnRlcmFjdGlvbk1vZGUSIAocSU5URVJBQ1RJT05fTU9ERV9VTlNQRUNJRklFRBAAEh0KGUlOVEVSQUNUSU9OX01PREVfVEVNUExBVEUQARIbChdJTlRFUkFDVElPTl9NT0RFX1BST01QVBACKlYKCUFnZW50S2luZBIaChZBR0VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSQUdFTlRfS0lORF9CVUlMVElOEAESFQoRQUdFTlRfS0lORF9DVVNUT00QAirdAgoQQ2FwYWJpbGl0eVNvdXJjZRIhCh1DQVBBQklMSVRZX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGENBUEFCSUxJVFlfU09VUkNFX01BTlVBTBABEh0KGUNBUEFCSUxJVFlfU09VUkNFX0JVSUxUSU4QAhIcChhDQVBBQklMSVRZX1NPVVJDRV9QUkVTRVQQAxIfChtDQVBBQklMSVRZX1NPVVJDRV9TQ0FOX0hFTFAQBBIlCiFDQVBBQklMSVRZX1NPVVJDRV9TQ0FOX0NPTVBMRVRJT04QBRIeChpDQVBBQklMSVRZX1NPVVJDRV9TQ0FOX0ZJRxAGEh4KGkNBUEFCSUxJVFlfU09VUkNFX1NDQU5fTUNQEAcSHgoaQ0FQQUJJTElUWV9TT1VSQ0VfU0NBTl9NQU4QCBIjCh9DQVBBQklMSVRZX1NPVVJDRV9MTE1fR0VORVJBVEVEEAkqjQEKD0Rpc2NvdmVyeU1ldGhvZBIgChxESVNDT1ZFUllfTUVUSE9EX1VOU1BFQ0lGSUVEEAASGwoXRElTQ09WRVJZX01FVEhPRF9QUkVTRVQQARIeChpESVNDT1ZFUllfTUVUSE9EX1BBVEhfU0NBThACEhsKF0RJU0NPVkVSWV9NRVRIT0RfTUFOVUFMEAMqaQoJQWN0b3JUeXBlEhoKFkFDVE9SX1RZUEVfVU5TUEVDSUZJRUQQABITCg9BQ1RPUl9UWVBFX1VTRVIQARIUChBBQ1RPUl9UWVBFX0FHRU5UEAISFQoRQUNUT1JfVFlQRV9TWVNURU0QA0JcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw");
+  fileDesc("ChxhZ2VudG1vbml0b3IvdjEvY29tbW9uLnByb3RvEg9hZ2VudG1vbml0b3IudjEigwIKD1dvcmt0cmVlU3VtbWFyeRISCgpyZXBvc2l0b3J5GAEgASgJEgwKBHBhdGgYAiABKAkSDgoGYnJhbmNoGAMgASgJEhAKCGJhc2VfcmVmGAQgASgJEhMKC2Jhc2VfY29tbWl0GAUgASgJEhMKC2hlYWRfY29tbWl0GAYgASgJEg8KB2NvbW1pdHMYByABKAUSMgoFZmlsZXMYCCADKAsyIy5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVGaWxlQ2hhbmdlEhcKD2ZpbGVzX3RydW5jYXRlZBgJIAEoCBINCgVkaXJ0eRgKIAEoCBIVCg1zbmFwc2hvdF90cmVlGAsgASgJIlIKEldvcmt0cmVlRmlsZUNoYW5nZRIMCgRwYXRoGAEgASgJEg0KBWFkZGVkGAIgASgFEg8KB3JlbW92ZWQYAyABKAUSDgoGYmluYXJ5GAQgASgIKqYBCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQVEFTS19TVEFUVVNfVE9ETxABEhsKF1RBU0tfU1RBVFVTX0lOX1BST0dSRVNTEAISFwoTVEFTS19TVEFUVVNfQkxPQ0tFRBADEhQKEFRBU0tfU1RBVFVTX0RPTkUQBBIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBSqMAgoPRXhlY3V0aW9uU3RhdHVzEiAKHEVYRUNVVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRJT05fU1RBVFVTX1FVRVVFRBABEhwKGEVYRUNVVElPTl9TVEFUVVNfUlVOTklORxACEh8KG0VYRUNVVElPTl9TVEFUVVNfQ0FOQ0VMTElORxADEh4KGkVYRUNVVElPTl9TVEFUVVNfU1VDQ0VFREVEEAQSGwoXRVhFQ1VUSU9OX1NUQVRVU19GQUlMRUQQBRIeChpFWEVDVVRJT05fU1RBVFVTX0NBTkNFTExFRBAGEh4KGkVYRUNVVElPTl9TVEFUVVNfVElNRURfT1VUEAcqbwoPSW50ZXJhY3Rpb25Nb2RlEiAKHElOVEVSQUNUSU9OX01PREVfVU5TUEVDSUZJRUQQABIdChlJTlRFUkFDVElPTl9NT0RFX1RFTVBMQVRFEAESGwoXSU5URVJBQ1RJT05fTU9ERV9QUk9NUFQQAipWCglBZ2VudEtpbmQSGgoWQUdFTlRfS0lORF9VTlNQRUNJRklFRBAAEhYKEkFHRU5UX0tJTkRfQlVJTFRJThABEhUKEUFHRU5UX0tJTkRfQ1VTVE9NEAIq3QIKEENhcGFiaWxpdHlTb3VyY2USIQodQ0FQQUJJTElUWV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIcChhDQVBBQklMSVRZX1NPVVJDRV9NQU5VQUwQARIdChlDQVBBQklMSVRZX1NPVVJDRV9CVUlMVElOEAISHAoYQ0FQQUJJTElUWV9TT1VSQ0VfUFJFU0VUEAMSHwobQ0FQQUJJTElUWV9TT1VSQ0VfU0NBTl9IRUxQEAQSJQohQ0FQQUJJTElUWV9TT1VSQ0VfU0NBTl9DT01QTEVUSU9OEAUSHgoaQ0FQQUJJTElUWV9TT1VSQ0VfU0NBTl9GSUcQBhIeChpDQVBBQklMSVRZX1NPVVJDRV9TQ0FOX01DUBAHEh4KGkNBUEFCSUxJVFlfU09VUkNFX1NDQU5fTUFOEAgSIwofQ0FQQUJJTElUWV9TT1VSQ0VfTExNX0dFTkVSQVRFRBAJKo0BCg9EaXNjb3ZlcnlNZXRob2QSIAocRElTQ09WRVJZX01FVEhPRF9VTlNQRUNJRklFRBAAEhsKF0RJU0NPVkVSWV9NRVRIT0RfUFJFU0VUEAESHgoaRElTQ09WRVJZX01FVEhPRF9QQVRIX1NDQU4QAhIbChdESVNDT1ZFUllfTUVUSE9EX01BTlVBTBADKmkKCUFjdG9yVHlwZRIaChZBQ1RPUl9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPQUNUT1JfVFlQRV9VU0VSEAESFAoQQUNUT1JfVFlQRV9BR0VOVBACEhUKEUFDVE9SX1RZUEVfU1lTVEVNEAMqdQoRV29ya3RyZWVJc29sYXRpb24SIgoeV09SS1RSRUVfSVNPTEFUSU9OX1VOU1BFQ0lGSUVEEAASGwoXV09SS1RSRUVfSVNPTEFUSU9OX05PTkUQARIfChtXT1JLVFJFRV9JU09MQVRJT05fV09SS1RSRUUQAkJcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw");
+
+/**
+ * What a run changed in its task's worktree, recorded by the worker when the
+ * run ended, against the base the worktree was made from.
+ *
+ * @generated from message agentmonitor.v1.WorktreeSummary
+ */
+export type WorktreeSummary = Message<"agentmonitor.v1.WorktreeSummary"> & {
+  /**
+   * Path of the base repository (the task's working directory) on the worker.
+   *
+   * @generated from field: string repository = 1;
+   */
+  repository: string;
+
+  /**
+   * Path of the worktree on the worker.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The task's branch (`amon/<short-id>-<slug>`).
+   *
+   * @generated from field: string branch = 3;
+   */
+  branch: string;
+
+  /**
+   * The ref the worktree was based on, as the task named it (or `HEAD`).
+   *
+   * @generated from field: string base_ref = 4;
+   */
+  baseRef: string;
+
+  /**
+   * The commit the worktree was based on.
+   *
+   * @generated from field: string base_commit = 5;
+   */
+  baseCommit: string;
+
+  /**
+   * The branch's commit when the run ended.
+   *
+   * @generated from field: string head_commit = 6;
+   */
+  headCommit: string;
+
+  /**
+   * Commits on the branch since `base_commit`.
+   *
+   * @generated from field: int32 commits = 7;
+   */
+  commits: number;
+
+  /**
+   * Files that differ from `base_commit` (committed or not, new files
+   * included), sorted by path; at most 1,000 (see `files_truncated`).
+   *
+   * @generated from field: repeated agentmonitor.v1.WorktreeFileChange files = 8;
+   */
+  files: WorktreeFileChange[];
+
+  /**
+   * More files differ than `files` lists.
+   *
+   * @generated from field: bool files_truncated = 9;
+   */
+  filesTruncated: boolean;
+
+  /**
+   * The worktree had changes not committed (including untracked files).
+   *
+   * @generated from field: bool dirty = 10;
+   */
+  dirty: boolean;
+
+  /**
+   * A tree object holding the worktree's whole content when the run ended
+   * (uncommitted changes included): the diff of this run is `base_commit`
+   * against it, whatever later runs changed.
+   *
+   * @generated from field: string snapshot_tree = 11;
+   */
+  snapshotTree: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeSummary.
+ * Use `create(WorktreeSummarySchema)` to create a new message.
+ */
+export const WorktreeSummarySchema: GenMessage<WorktreeSummary> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_common, 0);
+
+/**
+ * One file a run changed, with line counts as `git diff --numstat` gives them.
+ *
+ * @generated from message agentmonitor.v1.WorktreeFileChange
+ */
+export type WorktreeFileChange = Message<"agentmonitor.v1.WorktreeFileChange"> & {
+  /**
+   * Path relative to the repository root.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * Lines added (0 for a binary file).
+   *
+   * @generated from field: int32 added = 2;
+   */
+  added: number;
+
+  /**
+   * Lines removed (0 for a binary file).
+   *
+   * @generated from field: int32 removed = 3;
+   */
+  removed: number;
+
+  /**
+   * Binary file: no line counts.
+   *
+   * @generated from field: bool binary = 4;
+   */
+  binary: boolean;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeFileChange.
+ * Use `create(WorktreeFileChangeSchema)` to create a new message.
+ */
+export const WorktreeFileChangeSchema: GenMessage<WorktreeFileChange> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_common, 1);
 
 /**
  * Where a task sits on the board.
@@ -382,4 +520,40 @@ export enum ActorType {
  */
 export const ActorTypeSchema: GenEnum<ActorType> = /*@__PURE__*/
   enumDesc(file_agentmonitor_v1_common, 6);
+
+/**
+ * Whether a task's runs work in a git worktree of their own.
+ *
+ * @generated from enum agentmonitor.v1.WorktreeIsolation
+ */
+export enum WorktreeIsolation {
+  /**
+   * Not said: a task takes its agent's default; an agent's default is none.
+   *
+   * @generated from enum value: WORKTREE_ISOLATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Runs work in the task's working directory itself.
+   *
+   * @generated from enum value: WORKTREE_ISOLATION_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * Runs work in a git worktree of the task's working directory, on a
+   * branch of the task's own (`amon/<short-id>-<slug>`), created by the
+   * worker under its data directory and reused by every run of the task.
+   *
+   * @generated from enum value: WORKTREE_ISOLATION_WORKTREE = 2;
+   */
+  WORKTREE = 2,
+}
+
+/**
+ * Describes the enum agentmonitor.v1.WorktreeIsolation.
+ */
+export const WorktreeIsolationSchema: GenEnum<WorktreeIsolation> = /*@__PURE__*/
+  enumDesc(file_agentmonitor_v1_common, 7);
 

@@ -2,9 +2,9 @@
 // @generated from file agentmonitor/v1/execution.proto (package agentmonitor.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ExecutionStatus, InteractionMode } from "./common_pb";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ExecutionStatus, InteractionMode, WorktreeSummary } from "./common_pb";
 import { file_agentmonitor_v1_common } from "./common_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentmonitor/v1/execution.proto.
  */
 export const file_agentmonitor_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hZ2VudG1vbml0b3IvdjEvZXhlY3V0aW9uLnByb3RvEg9hZ2VudG1vbml0b3IudjEiqQcKCUV4ZWN1dGlvbhIKCgJpZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhUKDWNhcGFiaWxpdHlfaWQYBCABKAkSFAoMcmVxdWVzdGVkX2J5GAUgASgJEjAKBnN0YXR1cxgGIAEoDjIgLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb25TdGF0dXMSLgoEbW9kZRgHIAEoDjIgLmFnZW50bW9uaXRvci52MS5JbnRlcmFjdGlvbk1vZGUSJQoEYXJncxgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGcHJvbXB0GAkgASgJSACIAQESEAoDcGlkGAogASgFSAGIAQESGAoLc2Vzc2lvbl9yZWYYCyABKAlIAogBARIeChF0bXV4X3Nlc3Npb25fbmFtZRgMIAEoCUgDiAEBEiAKE3BhcmVudF9leGVjdXRpb25faWQYDSABKAlIBIgBARIuCgpzdGFydGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJZXhpdF9jb2RlGBAgASgFSAWIAQESEgoFZXJyb3IYESABKAlIBogBARIWCgl3b3JrZXJfaWQYEiABKAlIB4gBARIwCgxoZWFydGJlYXRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKDWxvZ19maWxlX3BhdGgYFCABKAlICIgBARIVCg1sb2dfYnl0ZV9zaXplGBUgASgDEhYKDmxvZ19saW5lX2NvdW50GBYgASgFEjIKDmxvZ191cGRhdGVkX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXRyeV9jb3VudBgYIAEoBRITCgttYXhfcmV0cmllcxgZIAEoBRIuCgpjcmVhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdfcHJvbXB0QgYKBF9waWRCDgoMX3Nlc3Npb25fcmVmQhQKEl90bXV4X3Nlc3Npb25fbmFtZUIWChRfcGFyZW50X2V4ZWN1dGlvbl9pZEIMCgpfZXhpdF9jb2RlQggKBl9lcnJvckIMCgpfd29ya2VyX2lkQhAKDl9sb2dfZmlsZV9wYXRoInwKFkNyZWF0ZUV4ZWN1dGlvblJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIVCg1jYXBhYmlsaXR5X2lkGAIgASgJEiUKBGFyZ3MYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKC21heF9yZXRyaWVzGAQgASgFIkgKF0NyZWF0ZUV4ZWN1dGlvblJlc3BvbnNlEi0KCWV4ZWN1dGlvbhgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24iIQoTR2V0RXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJlChRHZXRFeGVjdXRpb25SZXNwb25zZRItCglleGVjdXRpb24YASABKAsyGi5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uEh4KFmFuY2VzdG9yX2V4ZWN1dGlvbl9pZHMYAiADKAkipgEKFUxpc3RFeGVjdXRpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEjAKBnN0YXR1cxgEIAEoDjIgLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb25TdGF0dXMSEAoIYWdlbnRfaWQYBSABKAkSEQoJd29ya2VyX2lkGAYgASgJImEKFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USLgoKZXhlY3V0aW9ucxgBIAMoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKFkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkgKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEi0KCWV4ZWN1dGlvbhgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24iIwoVUmV0cnlFeGVjdXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkcKFlJldHJ5RXhlY3V0aW9uUmVzcG9uc2USLQoJZXhlY3V0aW9uGAEgASgLMhouYWdlbnRtb25pdG9yLnYxLkV4ZWN1dGlvbiIlChdBcHByb3ZlRXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJJChhBcHByb3ZlRXhlY3V0aW9uUmVzcG9uc2USLQoJZXhlY3V0aW9uGAEgASgLMhouYWdlbnRtb25pdG9yLnYxLkV4ZWN1dGlvbiI2ChhDb250aW51ZUV4ZWN1dGlvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJIkoKGUNvbnRpbnVlRXhlY3V0aW9uUmVzcG9uc2USLQoJZXhlY3V0aW9uGAEgASgLMhouYWdlbnRtb25pdG9yLnYxLkV4ZWN1dGlvbiJJChFTdHJlYW1Mb2dzUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDEg4KBmZvbGxvdxgDIAEoCCIyChJTdHJlYW1Mb2dzUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgDEgwKBGRhdGEYAiABKAwiPwoWV2F0Y2hFeGVjdXRpb25zUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhQKDGV4ZWN1dGlvbl9pZBgCIAEoCSJIChdXYXRjaEV4ZWN1dGlvbnNSZXNwb25zZRItCglleGVjdXRpb24YASABKAsyGi5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uMpcHChBFeGVjdXRpb25TZXJ2aWNlEmQKD0NyZWF0ZUV4ZWN1dGlvbhInLmFnZW50bW9uaXRvci52MS5DcmVhdGVFeGVjdXRpb25SZXF1ZXN0GiguYWdlbnRtb25pdG9yLnYxLkNyZWF0ZUV4ZWN1dGlvblJlc3BvbnNlElsKDEdldEV4ZWN1dGlvbhIkLmFnZW50bW9uaXRvci52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiUuYWdlbnRtb25pdG9yLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlEmEKDkxpc3RFeGVjdXRpb25zEiYuYWdlbnRtb25pdG9yLnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBonLmFnZW50bW9uaXRvci52MS5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEmQKD0NhbmNlbEV4ZWN1dGlvbhInLmFnZW50bW9uaXRvci52MS5DYW5jZWxFeGVjdXRpb25SZXF1ZXN0GiguYWdlbnRtb25pdG9yLnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEmEKDlJldHJ5RXhlY3V0aW9uEiYuYWdlbnRtb25pdG9yLnYxLlJldHJ5RXhlY3V0aW9uUmVxdWVzdBonLmFnZW50bW9uaXRvci52MS5SZXRyeUV4ZWN1dGlvblJlc3BvbnNlEmcKEEFwcHJvdmVFeGVjdXRpb24SKC5hZ2VudG1vbml0b3IudjEuQXBwcm92ZUV4ZWN1dGlvblJlcXVlc3QaKS5hZ2VudG1vbml0b3IudjEuQXBwcm92ZUV4ZWN1dGlvblJlc3BvbnNlEmoKEUNvbnRpbnVlRXhlY3V0aW9uEikuYWdlbnRtb25pdG9yLnYxLkNvbnRpbnVlRXhlY3V0aW9uUmVxdWVzdBoqLmFnZW50bW9uaXRvci52MS5Db250aW51ZUV4ZWN1dGlvblJlc3BvbnNlElcKClN0cmVhbUxvZ3MSIi5hZ2VudG1vbml0b3IudjEuU3RyZWFtTG9nc1JlcXVlc3QaIy5hZ2VudG1vbml0b3IudjEuU3RyZWFtTG9nc1Jlc3BvbnNlMAESZgoPV2F0Y2hFeGVjdXRpb25zEicuYWdlbnRtb25pdG9yLnYxLldhdGNoRXhlY3V0aW9uc1JlcXVlc3QaKC5hZ2VudG1vbml0b3IudjEuV2F0Y2hFeGVjdXRpb25zUmVzcG9uc2UwAUJcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw", [file_agentmonitor_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9hZ2VudG1vbml0b3IvdjEvZXhlY3V0aW9uLnByb3RvEg9hZ2VudG1vbml0b3IudjEi3QcKCUV4ZWN1dGlvbhIKCgJpZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEhUKDWNhcGFiaWxpdHlfaWQYBCABKAkSFAoMcmVxdWVzdGVkX2J5GAUgASgJEjAKBnN0YXR1cxgGIAEoDjIgLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb25TdGF0dXMSLgoEbW9kZRgHIAEoDjIgLmFnZW50bW9uaXRvci52MS5JbnRlcmFjdGlvbk1vZGUSJQoEYXJncxgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoGcHJvbXB0GAkgASgJSACIAQESEAoDcGlkGAogASgFSAGIAQESGAoLc2Vzc2lvbl9yZWYYCyABKAlIAogBARIeChF0bXV4X3Nlc3Npb25fbmFtZRgMIAEoCUgDiAEBEiAKE3BhcmVudF9leGVjdXRpb25faWQYDSABKAlIBIgBARIuCgpzdGFydGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoJZXhpdF9jb2RlGBAgASgFSAWIAQESEgoFZXJyb3IYESABKAlIBogBARIWCgl3b3JrZXJfaWQYEiABKAlIB4gBARIwCgxoZWFydGJlYXRfYXQYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKDWxvZ19maWxlX3BhdGgYFCABKAlICIgBARIVCg1sb2dfYnl0ZV9zaXplGBUgASgDEhYKDmxvZ19saW5lX2NvdW50GBYgASgFEjIKDmxvZ191cGRhdGVkX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXRyeV9jb3VudBgYIAEoBRITCgttYXhfcmV0cmllcxgZIAEoBRIuCgpjcmVhdGVkX2F0GBogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgh3b3JrdHJlZRgoIAEoCzIgLmFnZW50bW9uaXRvci52MS5Xb3JrdHJlZVN1bW1hcnlCCQoHX3Byb21wdEIGCgRfcGlkQg4KDF9zZXNzaW9uX3JlZkIUChJfdG11eF9zZXNzaW9uX25hbWVCFgoUX3BhcmVudF9leGVjdXRpb25faWRCDAoKX2V4aXRfY29kZUIICgZfZXJyb3JCDAoKX3dvcmtlcl9pZEIQCg5fbG9nX2ZpbGVfcGF0aCJ8ChZDcmVhdGVFeGVjdXRpb25SZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSFQoNY2FwYWJpbGl0eV9pZBgCIAEoCRIlCgRhcmdzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgttYXhfcmV0cmllcxgEIAEoBSJIChdDcmVhdGVFeGVjdXRpb25SZXNwb25zZRItCglleGVjdXRpb24YASABKAsyGi5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uIiEKE0dldEV4ZWN1dGlvblJlcXVlc3QSCgoCaWQYASABKAkiZQoUR2V0RXhlY3V0aW9uUmVzcG9uc2USLQoJZXhlY3V0aW9uGAEgASgLMhouYWdlbnRtb25pdG9yLnYxLkV4ZWN1dGlvbhIeChZhbmNlc3Rvcl9leGVjdXRpb25faWRzGAIgAygJIqYBChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHdGFza19pZBgDIAEoCRIwCgZzdGF0dXMYBCABKA4yIC5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uU3RhdHVzEhAKCGFnZW50X2lkGAUgASgJEhEKCXdvcmtlcl9pZBgGIAEoCSJhChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEi4KCmV4ZWN1dGlvbnMYASADKAsyGi5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI0ChZDYW5jZWxFeGVjdXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJIChdDYW5jZWxFeGVjdXRpb25SZXNwb25zZRItCglleGVjdXRpb24YASABKAsyGi5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uIiMKFVJldHJ5RXhlY3V0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJHChZSZXRyeUV4ZWN1dGlvblJlc3BvbnNlEi0KCWV4ZWN1dGlvbhgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24iJQoXQXBwcm92ZUV4ZWN1dGlvblJlcXVlc3QSCgoCaWQYASABKAkiSQoYQXBwcm92ZUV4ZWN1dGlvblJlc3BvbnNlEi0KCWV4ZWN1dGlvbhgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24iNgoYQ29udGludWVFeGVjdXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnByb21wdBgCIAEoCSJKChlDb250aW51ZUV4ZWN1dGlvblJlc3BvbnNlEi0KCWV4ZWN1dGlvbhgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5FeGVjdXRpb24iSQoRU3RyZWFtTG9nc1JlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIOCgZmb2xsb3cYAyABKAgiMgoSU3RyZWFtTG9nc1Jlc3BvbnNlEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIj8KFldhdGNoRXhlY3V0aW9uc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxleGVjdXRpb25faWQYAiABKAkiSAoXV2F0Y2hFeGVjdXRpb25zUmVzcG9uc2USLQoJZXhlY3V0aW9uGAEgASgLMhouYWdlbnRtb25pdG9yLnYxLkV4ZWN1dGlvbiJCChdHZXRFeGVjdXRpb25EaWZmUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkSEQoJbWF4X2J5dGVzGAIgASgFIm8KGEdldEV4ZWN1dGlvbkRpZmZSZXNwb25zZRIMCgRkaWZmGAEgASgMEhEKCXRydW5jYXRlZBgCIAEoCBIyCgh3b3JrdHJlZRgDIAEoCzIgLmFnZW50bW9uaXRvci52MS5Xb3JrdHJlZVN1bW1hcnkiKgoMVGVybWluYWxTaXplEgwKBHJvd3MYASABKAUSDAoEY29scxgCIAEoBSJqChJBdHRhY2hUZXJtaW5hbE9wZW4SFAoMZXhlY3V0aW9uX2lkGAEgASgJEhEKCXJlYWRfb25seRgCIAEoCBIrCgRzaXplGAMgASgLMh0uYWdlbnRtb25pdG9yLnYxLlRlcm1pbmFsU2l6ZSJqChRBdHRhY2hUZXJtaW5hbE9wZW5lZBIRCglhdHRhY2hfaWQYASABKAkSEQoJd29ya2VyX2lkGAIgASgJEhkKEXRtdXhfc2Vzc2lvbl9uYW1lGAMgASgJEhEKCXJlYWRfb25seRgEIAEoCCJUCg1UZXJtaW5hbEVuZGVkEjIKBnJlYXNvbhgBIAEoDjIiLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbEVuZFJlYXNvbhIPCgdtZXNzYWdlGAIgASgJIpkBChVBdHRhY2hUZXJtaW5hbFJlcXVlc3QSMwoEb3BlbhgBIAEoCzIjLmFnZW50bW9uaXRvci52MS5BdHRhY2hUZXJtaW5hbE9wZW5IABIPCgVpbnB1dBgCIAEoDEgAEi8KBnJlc2l6ZRgDIAEoCzIdLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbFNpemVIAEIJCgdtZXNzYWdlIp8BChZBdHRhY2hUZXJtaW5hbFJlc3BvbnNlEjcKBm9wZW5lZBgBIAEoCzIlLmFnZW50bW9uaXRvci52MS5BdHRhY2hUZXJtaW5hbE9wZW5lZEgAEhAKBm91dHB1dBgCIAEoDEgAEi8KBWVuZGVkGAMgASgLMh4uYWdlbnRtb25pdG9yLnYxLlRlcm1pbmFsRW5kZWRIAEIJCgdtZXNzYWdlIlAKG0F0dGFjaFRlcm1pbmFsT3V0cHV0UmVxdWVzdBIxCgRvcGVuGAEgASgLMiMuYWdlbnRtb25pdG9yLnYxLkF0dGFjaFRlcm1pbmFsT3BlbiKlAQocQXR0YWNoVGVybWluYWxPdXRwdXRSZXNwb25zZRI3CgZvcGVuZWQYASABKAsyJS5hZ2VudG1vbml0b3IudjEuQXR0YWNoVGVybWluYWxPcGVuZWRIABIQCgZvdXRwdXQYAiABKAxIABIvCgVlbmRlZBgDIAEoCzIeLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbEVuZGVkSABCCQoHbWVzc2FnZSI9ChpBdHRhY2hUZXJtaW5hbElucHV0UmVxdWVzdBIRCglhdHRhY2hfaWQYASABKAkSDAoEZGF0YRgCIAEoDCIdChtBdHRhY2hUZXJtaW5hbElucHV0UmVzcG9uc2UiXQobQXR0YWNoVGVybWluYWxSZXNpemVSZXF1ZXN0EhEKCWF0dGFjaF9pZBgBIAEoCRIrCgRzaXplGAIgASgLMh0uYWdlbnRtb25pdG9yLnYxLlRlcm1pbmFsU2l6ZSIeChxBdHRhY2hUZXJtaW5hbFJlc2l6ZVJlc3BvbnNlKskBChFUZXJtaW5hbEVuZFJlYXNvbhIjCh9URVJNSU5BTF9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodVEVSTUlOQUxfRU5EX1JFQVNPTl9SVU5fRU5ERUQQARIgChxURVJNSU5BTF9FTkRfUkVBU09OX0RFVEFDSEVEEAISKwonVEVSTUlOQUxfRU5EX1JFQVNPTl9XT1JLRVJfRElTQ09OTkVDVEVEEAMSHQoZVEVSTUlOQUxfRU5EX1JFQVNPTl9FUlJPUhAEMsULChBFeGVjdXRpb25TZXJ2aWNlEmQKD0NyZWF0ZUV4ZWN1dGlvbhInLmFnZW50bW9uaXRvci52MS5DcmVhdGVFeGVjdXRpb25SZXF1ZXN0GiguYWdlbnRtb25pdG9yLnYxLkNyZWF0ZUV4ZWN1dGlvblJlc3BvbnNlElsKDEdldEV4ZWN1dGlvbhIkLmFnZW50bW9uaXRvci52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiUuYWdlbnRtb25pdG9yLnYxLkdldEV4ZWN1dGlvblJlc3BvbnNlEmEKDkxpc3RFeGVjdXRpb25zEiYuYWdlbnRtb25pdG9yLnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBonLmFnZW50bW9uaXRvci52MS5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEmQKD0NhbmNlbEV4ZWN1dGlvbhInLmFnZW50bW9uaXRvci52MS5DYW5jZWxFeGVjdXRpb25SZXF1ZXN0GiguYWdlbnRtb25pdG9yLnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEmEKDlJldHJ5RXhlY3V0aW9uEiYuYWdlbnRtb25pdG9yLnYxLlJldHJ5RXhlY3V0aW9uUmVxdWVzdBonLmFnZW50bW9uaXRvci52MS5SZXRyeUV4ZWN1dGlvblJlc3BvbnNlEmcKEEFwcHJvdmVFeGVjdXRpb24SKC5hZ2VudG1vbml0b3IudjEuQXBwcm92ZUV4ZWN1dGlvblJlcXVlc3QaKS5hZ2VudG1vbml0b3IudjEuQXBwcm92ZUV4ZWN1dGlvblJlc3BvbnNlEmoKEUNvbnRpbnVlRXhlY3V0aW9uEikuYWdlbnRtb25pdG9yLnYxLkNvbnRpbnVlRXhlY3V0aW9uUmVxdWVzdBoqLmFnZW50bW9uaXRvci52MS5Db250aW51ZUV4ZWN1dGlvblJlc3BvbnNlElcKClN0cmVhbUxvZ3MSIi5hZ2VudG1vbml0b3IudjEuU3RyZWFtTG9nc1JlcXVlc3QaIy5hZ2VudG1vbml0b3IudjEuU3RyZWFtTG9nc1Jlc3BvbnNlMAESZgoPV2F0Y2hFeGVjdXRpb25zEicuYWdlbnRtb25pdG9yLnYxLldhdGNoRXhlY3V0aW9uc1JlcXVlc3QaKC5hZ2VudG1vbml0b3IudjEuV2F0Y2hFeGVjdXRpb25zUmVzcG9uc2UwARJnChBHZXRFeGVjdXRpb25EaWZmEiguYWdlbnRtb25pdG9yLnYxLkdldEV4ZWN1dGlvbkRpZmZSZXF1ZXN0GikuYWdlbnRtb25pdG9yLnYxLkdldEV4ZWN1dGlvbkRpZmZSZXNwb25zZRJlCg5BdHRhY2hUZXJtaW5hbBImLmFnZW50bW9uaXRvci52MS5BdHRhY2hUZXJtaW5hbFJlcXVlc3QaJy5hZ2VudG1vbml0b3IudjEuQXR0YWNoVGVybWluYWxSZXNwb25zZSgBMAESdQoUQXR0YWNoVGVybWluYWxPdXRwdXQSLC5hZ2VudG1vbml0b3IudjEuQXR0YWNoVGVybWluYWxPdXRwdXRSZXF1ZXN0Gi0uYWdlbnRtb25pdG9yLnYxLkF0dGFjaFRlcm1pbmFsT3V0cHV0UmVzcG9uc2UwARJwChNBdHRhY2hUZXJtaW5hbElucHV0EisuYWdlbnRtb25pdG9yLnYxLkF0dGFjaFRlcm1pbmFsSW5wdXRSZXF1ZXN0GiwuYWdlbnRtb25pdG9yLnYxLkF0dGFjaFRlcm1pbmFsSW5wdXRSZXNwb25zZRJzChRBdHRhY2hUZXJtaW5hbFJlc2l6ZRIsLmFnZW50bW9uaXRvci52MS5BdHRhY2hUZXJtaW5hbFJlc2l6ZVJlcXVlc3QaLS5hZ2VudG1vbml0b3IudjEuQXR0YWNoVGVybWluYWxSZXNpemVSZXNwb25zZUJcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw", [file_agentmonitor_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One run of a capability for a task.
@@ -206,6 +206,15 @@ export type Execution = Message<"agentmonitor.v1.Execution"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 26;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * What the run changed in its task's git worktree, recorded when it ended
+   * (runs with worktree isolation only). Set by GetExecution and
+   * ListExecutions.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeSummary worktree = 40;
+   */
+  worktree?: WorktreeSummary | undefined;
 };
 
 /**
@@ -706,6 +715,495 @@ export const WatchExecutionsResponseSchema: GenMessage<WatchExecutionsResponse> 
   messageDesc(file_agentmonitor_v1_execution, 18);
 
 /**
+ * Request of ExecutionService.GetExecutionDiff.
+ *
+ * @generated from message agentmonitor.v1.GetExecutionDiffRequest
+ */
+export type GetExecutionDiffRequest = Message<"agentmonitor.v1.GetExecutionDiffRequest"> & {
+  /**
+   * UUID of the execution.
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * Most bytes of diff to return (default and most: 4,000,000).
+   *
+   * @generated from field: int32 max_bytes = 2;
+   */
+  maxBytes: number;
+};
+
+/**
+ * Describes the message agentmonitor.v1.GetExecutionDiffRequest.
+ * Use `create(GetExecutionDiffRequestSchema)` to create a new message.
+ */
+export const GetExecutionDiffRequestSchema: GenMessage<GetExecutionDiffRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 19);
+
+/**
+ * Response of ExecutionService.GetExecutionDiff.
+ *
+ * @generated from message agentmonitor.v1.GetExecutionDiffResponse
+ */
+export type GetExecutionDiffResponse = Message<"agentmonitor.v1.GetExecutionDiffResponse"> & {
+  /**
+   * The unified diff (`git diff` of the run's worktree against its base),
+   * cut at `max_bytes`.
+   *
+   * @generated from field: bytes diff = 1;
+   */
+  diff: Uint8Array;
+
+  /**
+   * The diff was longer than `max_bytes` and was cut.
+   *
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+
+  /**
+   * What the execution recorded.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeSummary worktree = 3;
+   */
+  worktree?: WorktreeSummary | undefined;
+};
+
+/**
+ * Describes the message agentmonitor.v1.GetExecutionDiffResponse.
+ * Use `create(GetExecutionDiffResponseSchema)` to create a new message.
+ */
+export const GetExecutionDiffResponseSchema: GenMessage<GetExecutionDiffResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 20);
+
+/**
+ * A terminal's size in character cells.
+ *
+ * @generated from message agentmonitor.v1.TerminalSize
+ */
+export type TerminalSize = Message<"agentmonitor.v1.TerminalSize"> & {
+  /**
+   * Rows (1 to 1000).
+   *
+   * @generated from field: int32 rows = 1;
+   */
+  rows: number;
+
+  /**
+   * Columns (1 to 1000).
+   *
+   * @generated from field: int32 cols = 2;
+   */
+  cols: number;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalSize.
+ * Use `create(TerminalSizeSchema)` to create a new message.
+ */
+export const TerminalSizeSchema: GenMessage<TerminalSize> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 21);
+
+/**
+ * What to attach to, first on an AttachTerminal stream.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalOpen
+ */
+export type AttachTerminalOpen = Message<"agentmonitor.v1.AttachTerminalOpen"> & {
+  /**
+   * UUID of a running execution of an AI agent (one with a tmux session).
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * Watch only: keys sent on this attach are dropped, and the worker
+   * attaches with `tmux attach -r`.
+   *
+   * @generated from field: bool read_only = 2;
+   */
+  readOnly: boolean;
+
+  /**
+   * The viewer's terminal size; unset: 24 rows, 80 columns.
+   *
+   * @generated from field: agentmonitor.v1.TerminalSize size = 3;
+   */
+  size?: TerminalSize | undefined;
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalOpen.
+ * Use `create(AttachTerminalOpenSchema)` to create a new message.
+ */
+export const AttachTerminalOpenSchema: GenMessage<AttachTerminalOpen> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 22);
+
+/**
+ * The attach is open.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalOpened
+ */
+export type AttachTerminalOpened = Message<"agentmonitor.v1.AttachTerminalOpened"> & {
+  /**
+   * Id of this attach (keys AttachTerminalInput and AttachTerminalResize).
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * Id of the worker the run lives on.
+   *
+   * @generated from field: string worker_id = 2;
+   */
+  workerId: string;
+
+  /**
+   * The run's tmux session on that worker.
+   *
+   * @generated from field: string tmux_session_name = 3;
+   */
+  tmuxSessionName: string;
+
+  /**
+   * Whether keys are dropped.
+   *
+   * @generated from field: bool read_only = 4;
+   */
+  readOnly: boolean;
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalOpened.
+ * Use `create(AttachTerminalOpenedSchema)` to create a new message.
+ */
+export const AttachTerminalOpenedSchema: GenMessage<AttachTerminalOpened> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 23);
+
+/**
+ * The last message of an attach.
+ *
+ * @generated from message agentmonitor.v1.TerminalEnded
+ */
+export type TerminalEnded = Message<"agentmonitor.v1.TerminalEnded"> & {
+  /**
+   * Why it ended.
+   *
+   * @generated from field: agentmonitor.v1.TerminalEndReason reason = 1;
+   */
+  reason: TerminalEndReason;
+
+  /**
+   * In words, for a person.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalEnded.
+ * Use `create(TerminalEndedSchema)` to create a new message.
+ */
+export const TerminalEndedSchema: GenMessage<TerminalEnded> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 24);
+
+/**
+ * Request of ExecutionService.AttachTerminal.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalRequest
+ */
+export type AttachTerminalRequest = Message<"agentmonitor.v1.AttachTerminalRequest"> & {
+  /**
+   * What the viewer says.
+   *
+   * @generated from oneof agentmonitor.v1.AttachTerminalRequest.message
+   */
+  message: {
+    /**
+     * First message, and only first: what to attach to.
+     *
+     * @generated from field: agentmonitor.v1.AttachTerminalOpen open = 1;
+     */
+    value: AttachTerminalOpen;
+    case: "open";
+  } | {
+    /**
+     * Keys, as the terminal sends them (dropped for a read-only attach).
+     *
+     * @generated from field: bytes input = 2;
+     */
+    value: Uint8Array;
+    case: "input";
+  } | {
+    /**
+     * The viewer's terminal changed size.
+     *
+     * @generated from field: agentmonitor.v1.TerminalSize resize = 3;
+     */
+    value: TerminalSize;
+    case: "resize";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalRequest.
+ * Use `create(AttachTerminalRequestSchema)` to create a new message.
+ */
+export const AttachTerminalRequestSchema: GenMessage<AttachTerminalRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 25);
+
+/**
+ * Response of ExecutionService.AttachTerminal.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalResponse
+ */
+export type AttachTerminalResponse = Message<"agentmonitor.v1.AttachTerminalResponse"> & {
+  /**
+   * What the server says.
+   *
+   * @generated from oneof agentmonitor.v1.AttachTerminalResponse.message
+   */
+  message: {
+    /**
+     * First message: the attach is open.
+     *
+     * @generated from field: agentmonitor.v1.AttachTerminalOpened opened = 1;
+     */
+    value: AttachTerminalOpened;
+    case: "opened";
+  } | {
+    /**
+     * Bytes tmux drew, to be written to the viewer's terminal as they are.
+     *
+     * @generated from field: bytes output = 2;
+     */
+    value: Uint8Array;
+    case: "output";
+  } | {
+    /**
+     * Last message: why the attach ended.
+     *
+     * @generated from field: agentmonitor.v1.TerminalEnded ended = 3;
+     */
+    value: TerminalEnded;
+    case: "ended";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalResponse.
+ * Use `create(AttachTerminalResponseSchema)` to create a new message.
+ */
+export const AttachTerminalResponseSchema: GenMessage<AttachTerminalResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 26);
+
+/**
+ * Request of ExecutionService.AttachTerminalOutput.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalOutputRequest
+ */
+export type AttachTerminalOutputRequest = Message<"agentmonitor.v1.AttachTerminalOutputRequest"> & {
+  /**
+   * What to attach to.
+   *
+   * @generated from field: agentmonitor.v1.AttachTerminalOpen open = 1;
+   */
+  open?: AttachTerminalOpen | undefined;
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalOutputRequest.
+ * Use `create(AttachTerminalOutputRequestSchema)` to create a new message.
+ */
+export const AttachTerminalOutputRequestSchema: GenMessage<AttachTerminalOutputRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 27);
+
+/**
+ * Response of ExecutionService.AttachTerminalOutput: as AttachTerminalResponse.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalOutputResponse
+ */
+export type AttachTerminalOutputResponse = Message<"agentmonitor.v1.AttachTerminalOutputResponse"> & {
+  /**
+   * What the server says.
+   *
+   * @generated from oneof agentmonitor.v1.AttachTerminalOutputResponse.message
+   */
+  message: {
+    /**
+     * First message: the attach is open, with its id.
+     *
+     * @generated from field: agentmonitor.v1.AttachTerminalOpened opened = 1;
+     */
+    value: AttachTerminalOpened;
+    case: "opened";
+  } | {
+    /**
+     * Bytes tmux drew.
+     *
+     * @generated from field: bytes output = 2;
+     */
+    value: Uint8Array;
+    case: "output";
+  } | {
+    /**
+     * Last message: why the attach ended.
+     *
+     * @generated from field: agentmonitor.v1.TerminalEnded ended = 3;
+     */
+    value: TerminalEnded;
+    case: "ended";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalOutputResponse.
+ * Use `create(AttachTerminalOutputResponseSchema)` to create a new message.
+ */
+export const AttachTerminalOutputResponseSchema: GenMessage<AttachTerminalOutputResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 28);
+
+/**
+ * Request of ExecutionService.AttachTerminalInput.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalInputRequest
+ */
+export type AttachTerminalInputRequest = Message<"agentmonitor.v1.AttachTerminalInputRequest"> & {
+  /**
+   * `opened.attach_id` of an AttachTerminalOutput stream.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * Keys, as the terminal sends them (at most 64 KiB).
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalInputRequest.
+ * Use `create(AttachTerminalInputRequestSchema)` to create a new message.
+ */
+export const AttachTerminalInputRequestSchema: GenMessage<AttachTerminalInputRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 29);
+
+/**
+ * Response of ExecutionService.AttachTerminalInput.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalInputResponse
+ */
+export type AttachTerminalInputResponse = Message<"agentmonitor.v1.AttachTerminalInputResponse"> & {
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalInputResponse.
+ * Use `create(AttachTerminalInputResponseSchema)` to create a new message.
+ */
+export const AttachTerminalInputResponseSchema: GenMessage<AttachTerminalInputResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 30);
+
+/**
+ * Request of ExecutionService.AttachTerminalResize.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalResizeRequest
+ */
+export type AttachTerminalResizeRequest = Message<"agentmonitor.v1.AttachTerminalResizeRequest"> & {
+  /**
+   * `opened.attach_id` of an AttachTerminalOutput stream.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * The new size.
+   *
+   * @generated from field: agentmonitor.v1.TerminalSize size = 2;
+   */
+  size?: TerminalSize | undefined;
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalResizeRequest.
+ * Use `create(AttachTerminalResizeRequestSchema)` to create a new message.
+ */
+export const AttachTerminalResizeRequestSchema: GenMessage<AttachTerminalResizeRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 31);
+
+/**
+ * Response of ExecutionService.AttachTerminalResize.
+ *
+ * @generated from message agentmonitor.v1.AttachTerminalResizeResponse
+ */
+export type AttachTerminalResizeResponse = Message<"agentmonitor.v1.AttachTerminalResizeResponse"> & {
+};
+
+/**
+ * Describes the message agentmonitor.v1.AttachTerminalResizeResponse.
+ * Use `create(AttachTerminalResizeResponseSchema)` to create a new message.
+ */
+export const AttachTerminalResizeResponseSchema: GenMessage<AttachTerminalResizeResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_execution, 32);
+
+/**
+ * Why an attach ended.
+ *
+ * @generated from enum agentmonitor.v1.TerminalEndReason
+ */
+export enum TerminalEndReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: TERMINAL_END_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The run ended: its tmux session is gone.
+   *
+   * @generated from enum value: TERMINAL_END_REASON_RUN_ENDED = 1;
+   */
+  RUN_ENDED = 1,
+
+  /**
+   * The tmux client ended while the run goes on (detached by tmux, for
+   * example with `tmux detach-client`).
+   *
+   * @generated from enum value: TERMINAL_END_REASON_DETACHED = 2;
+   */
+  DETACHED = 2,
+
+  /**
+   * The worker's stream to the server ended (it left or reconnected).
+   *
+   * @generated from enum value: TERMINAL_END_REASON_WORKER_DISCONNECTED = 3;
+   */
+  WORKER_DISCONNECTED = 3,
+
+  /**
+   * The worker could not attach, or the relay failed; `message` says why.
+   *
+   * @generated from enum value: TERMINAL_END_REASON_ERROR = 4;
+   */
+  ERROR = 4,
+}
+
+/**
+ * Describes the enum agentmonitor.v1.TerminalEndReason.
+ */
+export const TerminalEndReasonSchema: GenEnum<TerminalEndReason> = /*@__PURE__*/
+  enumDesc(file_agentmonitor_v1_execution, 0);
+
+/**
  * Runs of capabilities for tasks: queueing, control, and live output.
  *
  * @generated from service agentmonitor.v1.ExecutionService
@@ -807,6 +1305,80 @@ export const ExecutionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchExecutionsRequestSchema;
     output: typeof WatchExecutionsResponseSchema;
+  },
+  /**
+   * Returns the unified diff of what a run changed in its task's git
+   * worktree (`worktree.base_commit` against `worktree.snapshot_tree`),
+   * asked of the worker that holds it. FAILED_PRECONDITION when the run
+   * recorded no worktree, or its worker is not connected to this server
+   * (saying where it is, when another server over the same database holds
+   * it). The recorded
+   * `Execution.worktree` stays readable either way.
+   *
+   * @generated from rpc agentmonitor.v1.ExecutionService.GetExecutionDiff
+   */
+  getExecutionDiff: {
+    methodKind: "unary";
+    input: typeof GetExecutionDiffRequestSchema;
+    output: typeof GetExecutionDiffResponseSchema;
+  },
+  /**
+   * Attaches to the terminal of a running AI agent run: the tmux session it
+   * lives in on its worker, relayed through the server over the worker's
+   * `Connect` stream. The first request is `open`; then `input` (keys, sent
+   * as typed) and `resize` in any order. The server answers `opened`, then
+   * `output` (the bytes tmux draws, escape sequences and all) and, when the
+   * attach ends, one `ended` saying why before the stream closes. Ending the
+   * request stream detaches; detaching never stops the run. Refused:
+   * NOT_FOUND for an unknown execution, FAILED_PRECONDITION for a run that
+   * has no terminal (template runs), has not started, has finished, or whose
+   * worker is not connected to this server.
+   *
+   * @generated from rpc agentmonitor.v1.ExecutionService.AttachTerminal
+   */
+  attachTerminal: {
+    methodKind: "bidi_streaming";
+    input: typeof AttachTerminalRequestSchema;
+    output: typeof AttachTerminalResponseSchema;
+  },
+  /**
+   * The output half of an attach for clients without client streaming
+   * (gRPC-web in a browser): opens an attach like AttachTerminal's `open`
+   * and streams the same answers. `opened.attach_id` keys the
+   * AttachTerminalInput and AttachTerminalResize calls; closing this stream
+   * detaches. The attach lives on the server that opened it: send those
+   * calls to the same server.
+   *
+   * @generated from rpc agentmonitor.v1.ExecutionService.AttachTerminalOutput
+   */
+  attachTerminalOutput: {
+    methodKind: "server_streaming";
+    input: typeof AttachTerminalOutputRequestSchema;
+    output: typeof AttachTerminalOutputResponseSchema;
+  },
+  /**
+   * Sends keys to an attach opened with AttachTerminalOutput. NOT_FOUND when
+   * no such attach is open on this server; FAILED_PRECONDITION for a
+   * read-only attach (its input is never sent).
+   *
+   * @generated from rpc agentmonitor.v1.ExecutionService.AttachTerminalInput
+   */
+  attachTerminalInput: {
+    methodKind: "unary";
+    input: typeof AttachTerminalInputRequestSchema;
+    output: typeof AttachTerminalInputResponseSchema;
+  },
+  /**
+   * Resizes the terminal of an attach opened with AttachTerminalOutput
+   * (tmux redraws the pane at the new size). NOT_FOUND when no such attach
+   * is open on this server.
+   *
+   * @generated from rpc agentmonitor.v1.ExecutionService.AttachTerminalResize
+   */
+  attachTerminalResize: {
+    methodKind: "unary";
+    input: typeof AttachTerminalResizeRequestSchema;
+    output: typeof AttachTerminalResizeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentmonitor_v1_execution, 0);

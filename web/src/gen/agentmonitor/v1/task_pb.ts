@@ -2,9 +2,9 @@
 // @generated from file agentmonitor/v1/task.proto (package agentmonitor.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ActorType, TaskStatus } from "./common_pb";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ActorType, TaskStatus, WorktreeIsolation } from "./common_pb";
 import { file_agentmonitor_v1_common } from "./common_pb";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentmonitor/v1/task.proto.
  */
 export const file_agentmonitor_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChphZ2VudG1vbml0b3IvdjEvdGFzay5wcm90bxIPYWdlbnRtb25pdG9yLnYxIoQECgRUYXNrEgoKAmlkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEhQKDHdvcmtzcGFjZV9pZBgDIAEoCRIbCg5wYXJlbnRfdGFza19pZBgEIAEoCUgAiAEBEg0KBXRpdGxlGAUgASgJEhgKC2Rlc2NyaXB0aW9uGAYgASgJSAGIAQESKwoGc3RhdHVzGAcgASgOMhsuYWdlbnRtb25pdG9yLnYxLlRhc2tTdGF0dXMSFQoIcHJpb3JpdHkYCCABKAVIAogBARISCgpzb3J0X29yZGVyGAkgASgFEh4KEWFzc2lnbmVlX2FnZW50X2lkGAogASgJSAOIAQESOAoNaW5wdXRfY29udGV4dBgLIAEoCzIhLmFnZW50bW9uaXRvci52MS5UYXNrSW5wdXRDb250ZXh0EioKBmR1ZV9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCEQoPX3BhcmVudF90YXNrX2lkQg4KDF9kZXNjcmlwdGlvbkILCglfcHJpb3JpdHlCFAoSX2Fzc2lnbmVlX2FnZW50X2lkIpgCChBUYXNrSW5wdXRDb250ZXh0EhgKC3dvcmtpbmdfZGlyGAEgASgJSACIAQESSgoNZW52X292ZXJyaWRlcxgCIAMoCzIzLmFnZW50bW9uaXRvci52MS5UYXNrSW5wdXRDb250ZXh0LkVudk92ZXJyaWRlc0VudHJ5EiUKBGFyZ3MYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eh0KEHByb21wdF9hZGRpdGlvbnMYBCABKAlIAYgBARozChFFbnZPdmVycmlkZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF93b3JraW5nX2RpckITChFfcHJvbXB0X2FkZGl0aW9ucyJtCg5UYXNrRGVwZW5kZW5jeRIPCgd0YXNrX2lkGAEgASgJEhoKEmRlcGVuZHNfb25fdGFza19pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLqAQoJVGFza0V2ZW50EgoKAmlkGAEgASgDEg8KB3Rhc2tfaWQYAiABKAkSLgoKYWN0b3JfdHlwZRgDIAEoDjIaLmFnZW50bW9uaXRvci52MS5BY3RvclR5cGUSFQoIYWN0b3JfaWQYBCABKAlIAIgBARISCgpldmVudF90eXBlGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgsKCV9hY3Rvcl9pZCJzCgtCb2FyZENvbHVtbhIrCgZzdGF0dXMYASABKA4yGy5hZ2VudG1vbml0b3IudjEuVGFza1N0YXR1cxIkCgV0YXNrcxgCIAMoCzIVLmFnZW50bW9uaXRvci52MS5UYXNrEhEKCXRydW5jYXRlZBgDIAEoCCI4ChFDcmVhdGVUYXNrUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUuYWdlbnRtb25pdG9yLnYxLlRhc2siOQoSQ3JlYXRlVGFza1Jlc3BvbnNlEiMKBHRhc2sYASABKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzayIcCg5HZXRUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCSI2Cg9HZXRUYXNrUmVzcG9uc2USIwoEdGFzaxgBIAEoCzIVLmFnZW50bW9uaXRvci52MS5UYXNrIpkBChBMaXN0VGFza3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLmFnZW50bW9uaXRvci52MS5UYXNrU3RhdHVzEhkKEWFzc2lnbmVlX2FnZW50X2lkGAQgASgJEhYKDnBhcmVudF90YXNrX2lkGAUgASgJIlIKEUxpc3RUYXNrc1Jlc3BvbnNlEiQKBXRhc2tzGAEgAygLMhUuYWdlbnRtb25pdG9yLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKEVVwZGF0ZVRhc2tSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzaxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOQoSVXBkYXRlVGFza1Jlc3BvbnNlEiMKBHRhc2sYASABKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzayIfChFEZWxldGVUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVUYXNrUmVzcG9uc2UiiQEKD01vdmVUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCRIrCgZzdGF0dXMYAiABKA4yGy5hZ2VudG1vbml0b3IudjEuVGFza1N0YXR1cxIXCg1hZnRlcl90YXNrX2lkGAMgASgJSAASGAoOYmVmb3JlX3Rhc2tfaWQYBCABKAlIAEIKCghwb3NpdGlvbiI3ChBNb3ZlVGFza1Jlc3BvbnNlEiMKBHRhc2sYASABKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzayIRCg9HZXRCb2FyZFJlcXVlc3QiQQoQR2V0Qm9hcmRSZXNwb25zZRItCgdjb2x1bW5zGAEgAygLMhwuYWdlbnRtb25pdG9yLnYxLkJvYXJkQ29sdW1uIkMKFEFkZERlcGVuZGVuY3lSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSGgoSZGVwZW5kc19vbl90YXNrX2lkGAIgASgJIkwKFUFkZERlcGVuZGVuY3lSZXNwb25zZRIzCgpkZXBlbmRlbmN5GAEgASgLMh8uYWdlbnRtb25pdG9yLnYxLlRhc2tEZXBlbmRlbmN5IkYKF1JlbW92ZURlcGVuZGVuY3lSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSGgoSZGVwZW5kc19vbl90YXNrX2lkGAIgASgJIhoKGFJlbW92ZURlcGVuZGVuY3lSZXNwb25zZSIqChdMaXN0RGVwZW5kZW5jaWVzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIoYBChhMaXN0RGVwZW5kZW5jaWVzUmVzcG9uc2USNQoMZGVwZW5kZW5jaWVzGAEgAygLMh8uYWdlbnRtb25pdG9yLnYxLlRhc2tEZXBlbmRlbmN5EjMKCmRlcGVuZGVudHMYAiADKAsyHy5hZ2VudG1vbml0b3IudjEuVGFza0RlcGVuZGVuY3kiTwoVTGlzdFRhc2tFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkiXQoWTGlzdFRhc2tFdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5hZ2VudG1vbml0b3IudjEuVGFza0V2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJBChZXYXRjaFRhc2tFdmVudHNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSFgoOYWZ0ZXJfZXZlbnRfaWQYAiABKAMiRAoXV2F0Y2hUYXNrRXZlbnRzUmVzcG9uc2USKQoFZXZlbnQYASABKAsyGi5hZ2VudG1vbml0b3IudjEuVGFza0V2ZW50MtMICgtUYXNrU2VydmljZRJVCgpDcmVhdGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLkNyZWF0ZVRhc2tSZXNwb25zZRJMCgdHZXRUYXNrEh8uYWdlbnRtb25pdG9yLnYxLkdldFRhc2tSZXF1ZXN0GiAuYWdlbnRtb25pdG9yLnYxLkdldFRhc2tSZXNwb25zZRJSCglMaXN0VGFza3MSIS5hZ2VudG1vbml0b3IudjEuTGlzdFRhc2tzUmVxdWVzdBoiLmFnZW50bW9uaXRvci52MS5MaXN0VGFza3NSZXNwb25zZRJVCgpVcGRhdGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLlVwZGF0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLlVwZGF0ZVRhc2tSZXNwb25zZRJVCgpEZWxldGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJPCghNb3ZlVGFzaxIgLmFnZW50bW9uaXRvci52MS5Nb3ZlVGFza1JlcXVlc3QaIS5hZ2VudG1vbml0b3IudjEuTW92ZVRhc2tSZXNwb25zZRJPCghHZXRCb2FyZBIgLmFnZW50bW9uaXRvci52MS5HZXRCb2FyZFJlcXVlc3QaIS5hZ2VudG1vbml0b3IudjEuR2V0Qm9hcmRSZXNwb25zZRJeCg1BZGREZXBlbmRlbmN5EiUuYWdlbnRtb25pdG9yLnYxLkFkZERlcGVuZGVuY3lSZXF1ZXN0GiYuYWdlbnRtb25pdG9yLnYxLkFkZERlcGVuZGVuY3lSZXNwb25zZRJnChBSZW1vdmVEZXBlbmRlbmN5EiguYWdlbnRtb25pdG9yLnYxLlJlbW92ZURlcGVuZGVuY3lSZXF1ZXN0GikuYWdlbnRtb25pdG9yLnYxLlJlbW92ZURlcGVuZGVuY3lSZXNwb25zZRJnChBMaXN0RGVwZW5kZW5jaWVzEiguYWdlbnRtb25pdG9yLnYxLkxpc3REZXBlbmRlbmNpZXNSZXF1ZXN0GikuYWdlbnRtb25pdG9yLnYxLkxpc3REZXBlbmRlbmNpZXNSZXNwb25zZRJhCg5MaXN0VGFza0V2ZW50cxImLmFnZW50bW9uaXRvci52MS5MaXN0VGFza0V2ZW50c1JlcXVlc3QaJy5hZ2VudG1vbml0b3IudjEuTGlzdFRhc2tFdmVudHNSZXNwb25zZRJmCg9XYXRjaFRhc2tFdmVudHMSJy5hZ2VudG1vbml0b3IudjEuV2F0Y2hUYXNrRXZlbnRzUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5XYXRjaFRhc2tFdmVudHNSZXNwb25zZTABQlwKE2Rldi5hZ2VudG1vbml0b3IudjFQAVpDZ2l0aHViLmNvbS9hZ2VudC1tb25pdG9yL2Ftb24vZ2VuL2dvL2FnZW50bW9uaXRvci92MTthZ2VudG1vbml0b3J2MWIGcHJvdG8z", [file_agentmonitor_v1_common, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChphZ2VudG1vbml0b3IvdjEvdGFzay5wcm90bxIPYWdlbnRtb25pdG9yLnYxIoQECgRUYXNrEgoKAmlkGAEgASgJEhAKCG93bmVyX2lkGAIgASgJEhQKDHdvcmtzcGFjZV9pZBgDIAEoCRIbCg5wYXJlbnRfdGFza19pZBgEIAEoCUgAiAEBEg0KBXRpdGxlGAUgASgJEhgKC2Rlc2NyaXB0aW9uGAYgASgJSAGIAQESKwoGc3RhdHVzGAcgASgOMhsuYWdlbnRtb25pdG9yLnYxLlRhc2tTdGF0dXMSFQoIcHJpb3JpdHkYCCABKAVIAogBARISCgpzb3J0X29yZGVyGAkgASgFEh4KEWFzc2lnbmVlX2FnZW50X2lkGAogASgJSAOIAQESOAoNaW5wdXRfY29udGV4dBgLIAEoCzIhLmFnZW50bW9uaXRvci52MS5UYXNrSW5wdXRDb250ZXh0EioKBmR1ZV9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCEQoPX3BhcmVudF90YXNrX2lkQg4KDF9kZXNjcmlwdGlvbkILCglfcHJpb3JpdHlCFAoSX2Fzc2lnbmVlX2FnZW50X2lkIvMCChBUYXNrSW5wdXRDb250ZXh0EhgKC3dvcmtpbmdfZGlyGAEgASgJSACIAQESSgoNZW52X292ZXJyaWRlcxgCIAMoCzIzLmFnZW50bW9uaXRvci52MS5UYXNrSW5wdXRDb250ZXh0LkVudk92ZXJyaWRlc0VudHJ5EiUKBGFyZ3MYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eh0KEHByb21wdF9hZGRpdGlvbnMYBCABKAlIAYgBARI1Cglpc29sYXRpb24YKCABKA4yIi5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVJc29sYXRpb24SFQoIYmFzZV9yZWYYKSABKAlIAogBARozChFFbnZPdmVycmlkZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KDF93b3JraW5nX2RpckITChFfcHJvbXB0X2FkZGl0aW9uc0ILCglfYmFzZV9yZWYibQoOVGFza0RlcGVuZGVuY3kSDwoHdGFza19pZBgBIAEoCRIaChJkZXBlbmRzX29uX3Rhc2tfaWQYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6gEKCVRhc2tFdmVudBIKCgJpZBgBIAEoAxIPCgd0YXNrX2lkGAIgASgJEi4KCmFjdG9yX3R5cGUYAyABKA4yGi5hZ2VudG1vbml0b3IudjEuQWN0b3JUeXBlEhUKCGFjdG9yX2lkGAQgASgJSACIAQESEgoKZXZlbnRfdHlwZRgFIAEoCRIoCgdwYXlsb2FkGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEILCglfYWN0b3JfaWQicwoLQm9hcmRDb2x1bW4SKwoGc3RhdHVzGAEgASgOMhsuYWdlbnRtb25pdG9yLnYxLlRhc2tTdGF0dXMSJAoFdGFza3MYAiADKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzaxIRCgl0cnVuY2F0ZWQYAyABKAgiOAoRQ3JlYXRlVGFza1JlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLmFnZW50bW9uaXRvci52MS5UYXNrIjkKEkNyZWF0ZVRhc2tSZXNwb25zZRIjCgR0YXNrGAEgASgLMhUuYWdlbnRtb25pdG9yLnYxLlRhc2siHAoOR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiNgoPR2V0VGFza1Jlc3BvbnNlEiMKBHRhc2sYASABKAsyFS5hZ2VudG1vbml0b3IudjEuVGFzayKZAQoQTGlzdFRhc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5hZ2VudG1vbml0b3IudjEuVGFza1N0YXR1cxIZChFhc3NpZ25lZV9hZ2VudF9pZBgEIAEoCRIWCg5wYXJlbnRfdGFza19pZBgFIAEoCSJSChFMaXN0VGFza3NSZXNwb25zZRIkCgV0YXNrcxgBIAMoCzIVLmFnZW50bW9uaXRvci52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJpChFVcGRhdGVUYXNrUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUuYWdlbnRtb25pdG9yLnYxLlRhc2sSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjkKElVwZGF0ZVRhc2tSZXNwb25zZRIjCgR0YXNrGAEgASgLMhUuYWdlbnRtb25pdG9yLnYxLlRhc2sibAoRRGVsZXRlVGFza1JlcXVlc3QSCgoCaWQYASABKAkSMwoId29ya3RyZWUYKCABKA4yIS5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVEaXNwb3NhbBIWCg5mb3JjZV93b3JrdHJlZRgpIAEoCCIUChJEZWxldGVUYXNrUmVzcG9uc2Ui1gEKD01vdmVUYXNrUmVxdWVzdBIKCgJpZBgBIAEoCRIrCgZzdGF0dXMYAiABKA4yGy5hZ2VudG1vbml0b3IudjEuVGFza1N0YXR1cxIXCg1hZnRlcl90YXNrX2lkGAMgASgJSAASGAoOYmVmb3JlX3Rhc2tfaWQYBCABKAlIABIzCgh3b3JrdHJlZRgoIAEoDjIhLmFnZW50bW9uaXRvci52MS5Xb3JrdHJlZURpc3Bvc2FsEhYKDmZvcmNlX3dvcmt0cmVlGCkgASgIQgoKCHBvc2l0aW9uIjcKEE1vdmVUYXNrUmVzcG9uc2USIwoEdGFzaxgBIAEoCzIVLmFnZW50bW9uaXRvci52MS5UYXNrIhEKD0dldEJvYXJkUmVxdWVzdCJBChBHZXRCb2FyZFJlc3BvbnNlEi0KB2NvbHVtbnMYASADKAsyHC5hZ2VudG1vbml0b3IudjEuQm9hcmRDb2x1bW4iQwoUQWRkRGVwZW5kZW5jeVJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIaChJkZXBlbmRzX29uX3Rhc2tfaWQYAiABKAkiTAoVQWRkRGVwZW5kZW5jeVJlc3BvbnNlEjMKCmRlcGVuZGVuY3kYASABKAsyHy5hZ2VudG1vbml0b3IudjEuVGFza0RlcGVuZGVuY3kiRgoXUmVtb3ZlRGVwZW5kZW5jeVJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIaChJkZXBlbmRzX29uX3Rhc2tfaWQYAiABKAkiGgoYUmVtb3ZlRGVwZW5kZW5jeVJlc3BvbnNlIioKF0xpc3REZXBlbmRlbmNpZXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkihgEKGExpc3REZXBlbmRlbmNpZXNSZXNwb25zZRI1CgxkZXBlbmRlbmNpZXMYASADKAsyHy5hZ2VudG1vbml0b3IudjEuVGFza0RlcGVuZGVuY3kSMwoKZGVwZW5kZW50cxgCIAMoCzIfLmFnZW50bW9uaXRvci52MS5UYXNrRGVwZW5kZW5jeSJPChVMaXN0VGFza0V2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHdGFza19pZBgDIAEoCSJdChZMaXN0VGFza0V2ZW50c1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmFnZW50bW9uaXRvci52MS5UYXNrRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkEKFldhdGNoVGFza0V2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIWCg5hZnRlcl9ldmVudF9pZBgCIAEoAyJEChdXYXRjaFRhc2tFdmVudHNSZXNwb25zZRIpCgVldmVudBgBIAEoCzIaLmFnZW50bW9uaXRvci52MS5UYXNrRXZlbnQicAoZRmluaXNoVGFza1dvcmt0cmVlUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEjMKCGRpc3Bvc2FsGAIgASgOMiEuYWdlbnRtb25pdG9yLnYxLldvcmt0cmVlRGlzcG9zYWwSDQoFZm9yY2UYAyABKAgiXgoaRmluaXNoVGFza1dvcmt0cmVlUmVzcG9uc2USGAoQd29ya3RyZWVfcmVtb3ZlZBgBIAEoCBIWCg5icmFuY2hfcmVtb3ZlZBgCIAEoCBIOCgZicmFuY2gYAyABKAkqfQoQV29ya3RyZWVEaXNwb3NhbBIhCh1XT1JLVFJFRV9ESVNQT1NBTF9VTlNQRUNJRklFRBAAEiEKHVdPUktUUkVFX0RJU1BPU0FMX0tFRVBfQlJBTkNIEAESIwofV09SS1RSRUVfRElTUE9TQUxfUkVNT1ZFX0JSQU5DSBACMsIJCgtUYXNrU2VydmljZRJVCgpDcmVhdGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLkNyZWF0ZVRhc2tSZXNwb25zZRJMCgdHZXRUYXNrEh8uYWdlbnRtb25pdG9yLnYxLkdldFRhc2tSZXF1ZXN0GiAuYWdlbnRtb25pdG9yLnYxLkdldFRhc2tSZXNwb25zZRJSCglMaXN0VGFza3MSIS5hZ2VudG1vbml0b3IudjEuTGlzdFRhc2tzUmVxdWVzdBoiLmFnZW50bW9uaXRvci52MS5MaXN0VGFza3NSZXNwb25zZRJVCgpVcGRhdGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLlVwZGF0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLlVwZGF0ZVRhc2tSZXNwb25zZRJVCgpEZWxldGVUYXNrEiIuYWdlbnRtb25pdG9yLnYxLkRlbGV0ZVRhc2tSZXF1ZXN0GiMuYWdlbnRtb25pdG9yLnYxLkRlbGV0ZVRhc2tSZXNwb25zZRJPCghNb3ZlVGFzaxIgLmFnZW50bW9uaXRvci52MS5Nb3ZlVGFza1JlcXVlc3QaIS5hZ2VudG1vbml0b3IudjEuTW92ZVRhc2tSZXNwb25zZRJPCghHZXRCb2FyZBIgLmFnZW50bW9uaXRvci52MS5HZXRCb2FyZFJlcXVlc3QaIS5hZ2VudG1vbml0b3IudjEuR2V0Qm9hcmRSZXNwb25zZRJeCg1BZGREZXBlbmRlbmN5EiUuYWdlbnRtb25pdG9yLnYxLkFkZERlcGVuZGVuY3lSZXF1ZXN0GiYuYWdlbnRtb25pdG9yLnYxLkFkZERlcGVuZGVuY3lSZXNwb25zZRJnChBSZW1vdmVEZXBlbmRlbmN5EiguYWdlbnRtb25pdG9yLnYxLlJlbW92ZURlcGVuZGVuY3lSZXF1ZXN0GikuYWdlbnRtb25pdG9yLnYxLlJlbW92ZURlcGVuZGVuY3lSZXNwb25zZRJnChBMaXN0RGVwZW5kZW5jaWVzEiguYWdlbnRtb25pdG9yLnYxLkxpc3REZXBlbmRlbmNpZXNSZXF1ZXN0GikuYWdlbnRtb25pdG9yLnYxLkxpc3REZXBlbmRlbmNpZXNSZXNwb25zZRJhCg5MaXN0VGFza0V2ZW50cxImLmFnZW50bW9uaXRvci52MS5MaXN0VGFza0V2ZW50c1JlcXVlc3QaJy5hZ2VudG1vbml0b3IudjEuTGlzdFRhc2tFdmVudHNSZXNwb25zZRJmCg9XYXRjaFRhc2tFdmVudHMSJy5hZ2VudG1vbml0b3IudjEuV2F0Y2hUYXNrRXZlbnRzUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5XYXRjaFRhc2tFdmVudHNSZXNwb25zZTABEm0KEkZpbmlzaFRhc2tXb3JrdHJlZRIqLmFnZW50bW9uaXRvci52MS5GaW5pc2hUYXNrV29ya3RyZWVSZXF1ZXN0GisuYWdlbnRtb25pdG9yLnYxLkZpbmlzaFRhc2tXb3JrdHJlZVJlc3BvbnNlQlwKE2Rldi5hZ2VudG1vbml0b3IudjFQAVpDZ2l0aHViLmNvbS9hZ2VudC1tb25pdG9yL2Ftb24vZ2VuL2dvL2FnZW50bW9uaXRvci92MTthZ2VudG1vbml0b3J2MWIGcHJvdG8z", [file_agentmonitor_v1_common, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A unit of work on the board.
@@ -162,6 +162,25 @@ export type TaskInputContext = Message<"agentmonitor.v1.TaskInputContext"> & {
    * @generated from field: optional string prompt_additions = 4;
    */
   promptAdditions?: string | undefined;
+
+  /**
+   * Whether the task's runs work in a git worktree of their own; unset takes
+   * the assigned agent's `default_isolation`. Needs `working_dir` (or the
+   * agent's) to be inside a git repository, else runs fail with
+   * FAILED_PRECONDITION.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeIsolation isolation = 40;
+   */
+  isolation: WorktreeIsolation;
+
+  /**
+   * With worktree isolation: the ref (branch, tag or commit) the task's
+   * worktree is based on when the first run creates it; unset: the
+   * repository's current `HEAD`.
+   *
+   * @generated from field: optional string base_ref = 41;
+   */
+  baseRef?: string | undefined;
 };
 
 /**
@@ -530,6 +549,21 @@ export type DeleteTaskRequest = Message<"agentmonitor.v1.DeleteTaskRequest"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * What to do with the task's worktree first; unset leaves it to its
+   * worker, which removes it (keeping the branch) when it next starts.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeDisposal worktree = 40;
+   */
+  worktree: WorktreeDisposal;
+
+  /**
+   * Remove the worktree even with uncommitted changes.
+   *
+   * @generated from field: bool force_worktree = 41;
+   */
+  forceWorktree: boolean;
 };
 
 /**
@@ -596,6 +630,21 @@ export type MoveTaskRequest = Message<"agentmonitor.v1.MoveTaskRequest"> & {
     value: string;
     case: "beforeTaskId";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Only with `status` TASK_STATUS_CANCELLED: finish the task's git
+   * worktree first (see FinishTaskWorktree); if that fails the task stays.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeDisposal worktree = 40;
+   */
+  worktree: WorktreeDisposal;
+
+  /**
+   * Remove the worktree even with uncommitted changes.
+   *
+   * @generated from field: bool force_worktree = 41;
+   */
+  forceWorktree: boolean;
 };
 
 /**
@@ -916,6 +965,110 @@ export const WatchTaskEventsResponseSchema: GenMessage<WatchTaskEventsResponse> 
   messageDesc(file_agentmonitor_v1_task, 28);
 
 /**
+ * Request of TaskService.FinishTaskWorktree.
+ *
+ * @generated from message agentmonitor.v1.FinishTaskWorktreeRequest
+ */
+export type FinishTaskWorktreeRequest = Message<"agentmonitor.v1.FinishTaskWorktreeRequest"> & {
+  /**
+   * UUID of the task.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Keep the branch or remove it too. Required.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeDisposal disposal = 2;
+   */
+  disposal: WorktreeDisposal;
+
+  /**
+   * Remove the worktree even with uncommitted changes (they are lost).
+   *
+   * @generated from field: bool force = 3;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message agentmonitor.v1.FinishTaskWorktreeRequest.
+ * Use `create(FinishTaskWorktreeRequestSchema)` to create a new message.
+ */
+export const FinishTaskWorktreeRequestSchema: GenMessage<FinishTaskWorktreeRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_task, 29);
+
+/**
+ * Response of TaskService.FinishTaskWorktree.
+ *
+ * @generated from message agentmonitor.v1.FinishTaskWorktreeResponse
+ */
+export type FinishTaskWorktreeResponse = Message<"agentmonitor.v1.FinishTaskWorktreeResponse"> & {
+  /**
+   * The worktree was removed (false when it was already gone).
+   *
+   * @generated from field: bool worktree_removed = 1;
+   */
+  worktreeRemoved: boolean;
+
+  /**
+   * The branch was deleted.
+   *
+   * @generated from field: bool branch_removed = 2;
+   */
+  branchRemoved: boolean;
+
+  /**
+   * The branch, kept or removed.
+   *
+   * @generated from field: string branch = 3;
+   */
+  branch: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.FinishTaskWorktreeResponse.
+ * Use `create(FinishTaskWorktreeResponseSchema)` to create a new message.
+ */
+export const FinishTaskWorktreeResponseSchema: GenMessage<FinishTaskWorktreeResponse> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_task, 30);
+
+/**
+ * What becomes of a task's git worktree when it is finished.
+ *
+ * @generated from enum agentmonitor.v1.WorktreeDisposal
+ */
+export enum WorktreeDisposal {
+  /**
+   * Not said.
+   *
+   * @generated from enum value: WORKTREE_DISPOSAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Remove the worktree, keep the branch (its commits stay in the repository).
+   *
+   * @generated from enum value: WORKTREE_DISPOSAL_KEEP_BRANCH = 1;
+   */
+  KEEP_BRANCH = 1,
+
+  /**
+   * Remove the worktree and delete the branch.
+   *
+   * @generated from enum value: WORKTREE_DISPOSAL_REMOVE_BRANCH = 2;
+   */
+  REMOVE_BRANCH = 2,
+}
+
+/**
+ * Describes the enum agentmonitor.v1.WorktreeDisposal.
+ */
+export const WorktreeDisposalSchema: GenEnum<WorktreeDisposal> = /*@__PURE__*/
+  enumDesc(file_agentmonitor_v1_task, 0);
+
+/**
  * The task board: tasks in Kanban columns, their dependencies and their audit trail.
  *
  * @generated from service agentmonitor.v1.TaskService
@@ -963,7 +1116,8 @@ export const TaskService: GenService<{
   },
   /**
    * Deletes a task with its dependencies, executions and events; its
-   * subtasks lose their parent.
+   * subtasks lose their parent. With `worktree`, finishes the task's
+   * worktree first (see FinishTaskWorktree); if that fails the task stays.
    *
    * @generated from rpc agentmonitor.v1.TaskService.DeleteTask
    */
@@ -1043,6 +1197,21 @@ export const TaskService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchTaskEventsRequestSchema;
     output: typeof WatchTaskEventsResponseSchema;
+  },
+  /**
+   * Finishes a task's git worktree on the worker that holds it: removes the
+   * worktree and keeps the branch, or removes both. A worktree with
+   * uncommitted changes is removed only with `force`. FAILED_PRECONDITION
+   * when the task has no worktree, a run of it is under way, the worktree is
+   * dirty, or its worker is not connected to this server (saying where it
+   * is, when another server over the same database holds it).
+   *
+   * @generated from rpc agentmonitor.v1.TaskService.FinishTaskWorktree
+   */
+  finishTaskWorktree: {
+    methodKind: "unary";
+    input: typeof FinishTaskWorktreeRequestSchema;
+    output: typeof FinishTaskWorktreeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_agentmonitor_v1_task, 0);

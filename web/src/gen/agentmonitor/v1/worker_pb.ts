@@ -6,8 +6,10 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Agent, AgentProposal, DiscoveryProblem, DiscoverySource } from "./agent_pb";
 import { file_agentmonitor_v1_agent } from "./agent_pb";
-import type { ExecutionStatus, InteractionMode } from "./common_pb";
+import type { ExecutionStatus, InteractionMode, WorktreeSummary } from "./common_pb";
 import { file_agentmonitor_v1_common } from "./common_pb";
+import type { TerminalEndReason, TerminalSize } from "./execution_pb";
+import { file_agentmonitor_v1_execution } from "./execution_pb";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file agentmonitor/v1/worker.proto.
  */
 export const file_agentmonitor_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChxhZ2VudG1vbml0b3IvdjEvd29ya2VyLnByb3RvEg9hZ2VudG1vbml0b3IudjEi7gIKBldvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCgljb25uZWN0ZWQYBCABKAgSEAoIZHJhaW5pbmcYBSABKAgSDQoFc2xvdHMYBiABKAUSMwoGbGFiZWxzGAcgAygLMiMuYWdlbnRtb25pdG9yLnYxLldvcmtlci5MYWJlbHNFbnRyeRIdChVydW5uaW5nX2V4ZWN1dGlvbl9pZHMYCCADKAkSMAoMbGFzdF9zZWVuX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJjdXJyZW50X2V4ZWN1dGlvbnMYCiABKAUSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwAEKDFdvcmtlckNvbmZpZxIvCgxzdGFsZV93aW5kb3cYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoSaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGNhbmNlbF9ncmFjZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9sb2dfY2h1bmtfYnl0ZXMYBCABKAUiLAoSTGlzdFdvcmtlcnNSZXF1ZXN0EhYKDmNvbm5lY3RlZF9vbmx5GAEgASgIIj8KE0xpc3RXb3JrZXJzUmVzcG9uc2USKAoHd29ya2VycxgBIAMoCzIXLmFnZW50bW9uaXRvci52MS5Xb3JrZXIiGAoWR2V0V29ya2VyQ29uZmlnUmVxdWVzdCJIChdHZXRXb3JrZXJDb25maWdSZXNwb25zZRItCgZjb25maWcYASABKAsyHS5hZ2VudG1vbml0b3IudjEuV29ya2VyQ29uZmlnIngKFlNldFdvcmtlckNvbmZpZ1JlcXVlc3QSLQoGY29uZmlnGAEgASgLMh0uYWdlbnRtb25pdG9yLnYxLldvcmtlckNvbmZpZxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoXU2V0V29ya2VyQ29uZmlnUmVzcG9uc2USLQoGY29uZmlnGAEgASgLMh0uYWdlbnRtb25pdG9yLnYxLldvcmtlckNvbmZpZyLUBAoOQ29ubmVjdFJlcXVlc3QSLQoIcmVnaXN0ZXIYASABKAsyGS5hZ2VudG1vbml0b3IudjEuUmVnaXN0ZXJIABIwCgpzbG90X2dyYW50GAIgASgLMhouYWdlbnRtb25pdG9yLnYxLlNsb3RHcmFudEgAEi4KB3N0YXJ0ZWQYAyABKAsyGy5hZ2VudG1vbml0b3IudjEuUnVuU3RhcnRlZEgAEi4KCWxvZ19jaHVuaxgEIAEoCzIZLmFnZW50bW9uaXRvci52MS5Mb2dDaHVua0gAEi8KCWhlYXJ0YmVhdBgFIAEoCzIaLmFnZW50bW9uaXRvci52MS5IZWFydGJlYXRIABIwCghmaW5pc2hlZBgGIAEoCzIcLmFnZW50bW9uaXRvci52MS5SdW5GaW5pc2hlZEgAEjwKEHNlc3Npb25fZGV0ZWN0ZWQYByABKAsyIC5hZ2VudG1vbml0b3IudjEuU2Vzc2lvbkRldGVjdGVkSAASJwoFZHJhaW4YCCABKAsyFi5hZ2VudG1vbml0b3IudjEuRHJhaW5IABIwCgpydW5fc3RhdHVzGAkgASgLMhouYWdlbnRtb25pdG9yLnYxLlJ1blN0YXR1c0gAEj4KEWRpc2NvdmVyX3Byb2dyZXNzGAogASgLMiEuYWdlbnRtb25pdG9yLnYxLkRpc2NvdmVyUHJvZ3Jlc3NIABI6Cg9kaXNjb3Zlcl9yZXN1bHQYCyABKAsyHy5hZ2VudG1vbml0b3IudjEuRGlzY292ZXJSZXN1bHRIAEIJCgdtZXNzYWdlIssDCg9Db25uZWN0UmVzcG9uc2USMQoKcmVnaXN0ZXJlZBgBIAEoCzIbLmFnZW50bW9uaXRvci52MS5SZWdpc3RlcmVkSAASKQoGYXNzaWduGAIgASgLMhcuYWdlbnRtb25pdG9yLnYxLkFzc2lnbkgAEioKB2xvZ19hY2sYAyABKAsyFy5hZ2VudG1vbml0b3IudjEuTG9nQWNrSAASKQoGY2FuY2VsGAQgASgLMhcuYWdlbnRtb25pdG9yLnYxLkNhbmNlbEgAEi8KBmNvbmZpZxgFIAEoCzIdLmFnZW50bW9uaXRvci52MS5Xb3JrZXJDb25maWdIABInCgVkcmFpbhgGIAEoCzIWLmFnZW50bW9uaXRvci52MS5EcmFpbkgAEjcKDGZpbmlzaGVkX2FjaxgHIAEoCzIfLmFnZW50bW9uaXRvci52MS5SdW5GaW5pc2hlZEFja0gAEjYKDWhlYXJ0YmVhdF9hY2sYCCABKAsyHS5hZ2VudG1vbml0b3IudjEuSGVhcnRiZWF0QWNrSAASLQoIZGlzY292ZXIYCSABKAsyGS5hZ2VudG1vbml0b3IudjEuRGlzY292ZXJIAEIJCgdtZXNzYWdlIpMCCghSZWdpc3RlchIRCgl3b3JrZXJfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRINCgVzbG90cxgEIAEoBRITCgthZ2VudF9zbHVncxgFIAMoCRI1CgZsYWJlbHMYBiADKAsyJS5hZ2VudG1vbml0b3IudjEuUmVnaXN0ZXIuTGFiZWxzRW50cnkSMgoHcnVubmluZxgHIAMoCzIhLmFnZW50bW9uaXRvci52MS5SdW5uaW5nRXhlY3V0aW9uEhMKC2luc3RhbmNlX2lkGAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPwoQUnVubmluZ0V4ZWN1dGlvbhIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCSKCAQoKUmVnaXN0ZXJlZBIRCgl3b3JrZXJfaWQYASABKAkSLQoGY29uZmlnGAIgASgLMh0uYWdlbnRtb25pdG9yLnYxLldvcmtlckNvbmZpZxIyCgdyZXN1bWVkGAMgAygLMiEuYWdlbnRtb25pdG9yLnYxLlJlc3VtZWRFeGVjdXRpb24iXAoQUmVzdW1lZEV4ZWN1dGlvbhIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRIbChNhY2tub3dsZWRnZWRfb2Zmc2V0GAMgASgDIhoKCVNsb3RHcmFudBINCgVjb3VudBgBIAEoBSKBBQoGQXNzaWduEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSJQoFYWdlbnQYBCABKAsyFi5hZ2VudG1vbml0b3IudjEuQWdlbnQSLgoEbW9kZRgFIAEoDjIgLmFnZW50bW9uaXRvci52MS5JbnRlcmFjdGlvbk1vZGUSDAoEYXJndhgGIAMoCRITCgZwcm9tcHQYByABKAlIAIgBARITCgt3b3JraW5nX2RpchgIIAEoCRItCgNlbnYYCSADKAsyIC5hZ2VudG1vbml0b3IudjEuQXNzaWduLkVudkVudHJ5EhUKDWVudl9hbGxvd2xpc3QYCiADKAkSKgoHdGltZW91dBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfb3V0cHV0X2J5dGVzGAwgASgDEg8KB2F0dGVtcHQYDSABKAUSHwoScmVzdW1lX3Nlc3Npb25fcmVmGA4gASgJSAGIAQESHgoRdG11eF9zZXNzaW9uX25hbWUYDyABKAlIAogBARISCgpsb2dfb2Zmc2V0GBAgASgDEhsKDm1jcF9zZXJ2ZXJfdXJsGBEgASgJSAOIAQESFgoJbWNwX3Rva2VuGBIgASgJSASIAQEaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcHJvbXB0QhUKE19yZXN1bWVfc2Vzc2lvbl9yZWZCFAoSX3RtdXhfc2Vzc2lvbl9uYW1lQhEKD19tY3Bfc2VydmVyX3VybEIMCgpfbWNwX3Rva2VuInwKClJ1blN0YXJ0ZWQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkSCwoDcGlkGAMgASgFEh4KEXRtdXhfc2Vzc2lvbl9uYW1lGAQgASgJSACIAQFCFAoSX3RtdXhfc2Vzc2lvbl9uYW1lIlUKCExvZ0NodW5rEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEg4KBm9mZnNldBgDIAEoAxIMCgRkYXRhGAQgASgMIkUKBkxvZ0FjaxIUCgxleGVjdXRpb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDEhUKDWF0dGVtcHRfdG9rZW4YAyABKAkiXgoOUnVuRmluaXNoZWRBY2sSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkSEAoIYWNjZXB0ZWQYAyABKAgSDQoFZXJyb3IYBCABKAkiDgoMSGVhcnRiZWF0QWNrIlUKCUhlYXJ0YmVhdBIdChVydW5uaW5nX2V4ZWN1dGlvbl9pZHMYASADKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IscBCgtSdW5GaW5pc2hlZBIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRIwCgZzdGF0dXMYAyABKA4yIC5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uU3RhdHVzEhYKCWV4aXRfY29kZRgEIAEoBUgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESFQoNbG9nX2J5dGVfc2l6ZRgGIAEoA0IMCgpfZXhpdF9jb2RlQggKBl9lcnJvciJTCg9TZXNzaW9uRGV0ZWN0ZWQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkSEwoLc2Vzc2lvbl9yZWYYAyABKAkiWAoJUnVuU3RhdHVzEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEhMKBnN0YXR1cxgDIAEoCUgAiAEBQgkKB19zdGF0dXMiVQoGQ2FuY2VsEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIOCgZmb3JnZXQYBCABKAgiFwoFRHJhaW4SDgoGcmVhc29uGAEgASgJIo8BCghEaXNjb3ZlchISCgpyZXF1ZXN0X2lkGAEgASgJEhAKCGJpbmFyaWVzGAIgAygJEjEKB3NvdXJjZXMYAyADKA4yIC5hZ2VudG1vbml0b3IudjEuRGlzY292ZXJ5U291cmNlEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUwoQRGlzY292ZXJQcm9ncmVzcxISCgpyZXF1ZXN0X2lkGAEgASgJEgwKBGRvbmUYAiABKAUSDQoFdG90YWwYAyABKAUSDgoGYmluYXJ5GAQgASgJIuEBCg5EaXNjb3ZlclJlc3VsdBISCgpyZXF1ZXN0X2lkGAEgASgJEjEKCXByb3Bvc2FscxgCIAMoCzIeLmFnZW50bW9uaXRvci52MS5BZ2VudFByb3Bvc2FsEjMKCHByb2JsZW1zGAMgAygLMiEuYWdlbnRtb25pdG9yLnYxLkRpc2NvdmVyeVByb2JsZW0SGAoQYmluYXJpZXNfc2Nhbm5lZBgEIAEoBRIqCgdlbGFwc2VkGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWVycm9yGAYgASgJMocDCg1Xb3JrZXJTZXJ2aWNlElAKB0Nvbm5lY3QSHy5hZ2VudG1vbml0b3IudjEuQ29ubmVjdFJlcXVlc3QaIC5hZ2VudG1vbml0b3IudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJYCgtMaXN0V29ya2VycxIjLmFnZW50bW9uaXRvci52MS5MaXN0V29ya2Vyc1JlcXVlc3QaJC5hZ2VudG1vbml0b3IudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJkCg9HZXRXb3JrZXJDb25maWcSJy5hZ2VudG1vbml0b3IudjEuR2V0V29ya2VyQ29uZmlnUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5HZXRXb3JrZXJDb25maWdSZXNwb25zZRJkCg9TZXRXb3JrZXJDb25maWcSJy5hZ2VudG1vbml0b3IudjEuU2V0V29ya2VyQ29uZmlnUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5TZXRXb3JrZXJDb25maWdSZXNwb25zZUJcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw", [file_agentmonitor_v1_agent, file_agentmonitor_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhZ2VudG1vbml0b3IvdjEvd29ya2VyLnByb3RvEg9hZ2VudG1vbml0b3IudjEi7gIKBldvcmtlchIRCgl3b3JrZXJfaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCgljb25uZWN0ZWQYBCABKAgSEAoIZHJhaW5pbmcYBSABKAgSDQoFc2xvdHMYBiABKAUSMwoGbGFiZWxzGAcgAygLMiMuYWdlbnRtb25pdG9yLnYxLldvcmtlci5MYWJlbHNFbnRyeRIdChVydW5uaW5nX2V4ZWN1dGlvbl9pZHMYCCADKAkSMAoMbGFzdF9zZWVuX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJjdXJyZW50X2V4ZWN1dGlvbnMYCiABKAUSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwAEKDFdvcmtlckNvbmZpZxIvCgxzdGFsZV93aW5kb3cYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoSaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGNhbmNlbF9ncmFjZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9sb2dfY2h1bmtfYnl0ZXMYBCABKAUiLAoSTGlzdFdvcmtlcnNSZXF1ZXN0EhYKDmNvbm5lY3RlZF9vbmx5GAEgASgIIj8KE0xpc3RXb3JrZXJzUmVzcG9uc2USKAoHd29ya2VycxgBIAMoCzIXLmFnZW50bW9uaXRvci52MS5Xb3JrZXIiGAoWR2V0V29ya2VyQ29uZmlnUmVxdWVzdCJIChdHZXRXb3JrZXJDb25maWdSZXNwb25zZRItCgZjb25maWcYASABKAsyHS5hZ2VudG1vbml0b3IudjEuV29ya2VyQ29uZmlnIngKFlNldFdvcmtlckNvbmZpZ1JlcXVlc3QSLQoGY29uZmlnGAEgASgLMh0uYWdlbnRtb25pdG9yLnYxLldvcmtlckNvbmZpZxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoXU2V0V29ya2VyQ29uZmlnUmVzcG9uc2USLQoGY29uZmlnGAEgASgLMh0uYWdlbnRtb25pdG9yLnYxLldvcmtlckNvbmZpZyLEBgoOQ29ubmVjdFJlcXVlc3QSLQoIcmVnaXN0ZXIYASABKAsyGS5hZ2VudG1vbml0b3IudjEuUmVnaXN0ZXJIABIwCgpzbG90X2dyYW50GAIgASgLMhouYWdlbnRtb25pdG9yLnYxLlNsb3RHcmFudEgAEi4KB3N0YXJ0ZWQYAyABKAsyGy5hZ2VudG1vbml0b3IudjEuUnVuU3RhcnRlZEgAEi4KCWxvZ19jaHVuaxgEIAEoCzIZLmFnZW50bW9uaXRvci52MS5Mb2dDaHVua0gAEi8KCWhlYXJ0YmVhdBgFIAEoCzIaLmFnZW50bW9uaXRvci52MS5IZWFydGJlYXRIABIwCghmaW5pc2hlZBgGIAEoCzIcLmFnZW50bW9uaXRvci52MS5SdW5GaW5pc2hlZEgAEjwKEHNlc3Npb25fZGV0ZWN0ZWQYByABKAsyIC5hZ2VudG1vbml0b3IudjEuU2Vzc2lvbkRldGVjdGVkSAASJwoFZHJhaW4YCCABKAsyFi5hZ2VudG1vbml0b3IudjEuRHJhaW5IABIwCgpydW5fc3RhdHVzGAkgASgLMhouYWdlbnRtb25pdG9yLnYxLlJ1blN0YXR1c0gAEj4KEWRpc2NvdmVyX3Byb2dyZXNzGAogASgLMiEuYWdlbnRtb25pdG9yLnYxLkRpc2NvdmVyUHJvZ3Jlc3NIABI6Cg9kaXNjb3Zlcl9yZXN1bHQYCyABKAsyHy5hZ2VudG1vbml0b3IudjEuRGlzY292ZXJSZXN1bHRIABI6Cg93b3JrdHJlZV9yZXN1bHQYFCABKAsyHy5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVSZXN1bHRIABI6Cg90ZXJtaW5hbF9vcGVuZWQYDCABKAsyHy5hZ2VudG1vbml0b3IudjEuVGVybWluYWxPcGVuZWRIABI6Cg90ZXJtaW5hbF9vdXRwdXQYDSABKAsyHy5hZ2VudG1vbml0b3IudjEuVGVybWluYWxPdXRwdXRIABI6Cg90ZXJtaW5hbF9jbG9zZWQYDiABKAsyHy5hZ2VudG1vbml0b3IudjEuVGVybWluYWxDbG9zZWRIAEIJCgdtZXNzYWdlIqsGCg9Db25uZWN0UmVzcG9uc2USMQoKcmVnaXN0ZXJlZBgBIAEoCzIbLmFnZW50bW9uaXRvci52MS5SZWdpc3RlcmVkSAASKQoGYXNzaWduGAIgASgLMhcuYWdlbnRtb25pdG9yLnYxLkFzc2lnbkgAEioKB2xvZ19hY2sYAyABKAsyFy5hZ2VudG1vbml0b3IudjEuTG9nQWNrSAASKQoGY2FuY2VsGAQgASgLMhcuYWdlbnRtb25pdG9yLnYxLkNhbmNlbEgAEi8KBmNvbmZpZxgFIAEoCzIdLmFnZW50bW9uaXRvci52MS5Xb3JrZXJDb25maWdIABInCgVkcmFpbhgGIAEoCzIWLmFnZW50bW9uaXRvci52MS5EcmFpbkgAEjcKDGZpbmlzaGVkX2FjaxgHIAEoCzIfLmFnZW50bW9uaXRvci52MS5SdW5GaW5pc2hlZEFja0gAEjYKDWhlYXJ0YmVhdF9hY2sYCCABKAsyHS5hZ2VudG1vbml0b3IudjEuSGVhcnRiZWF0QWNrSAASLQoIZGlzY292ZXIYCSABKAsyGS5hZ2VudG1vbml0b3IudjEuRGlzY292ZXJIABI8ChB3b3JrdHJlZV9yZXF1ZXN0GBQgASgLMiAuYWdlbnRtb25pdG9yLnYxLldvcmt0cmVlUmVxdWVzdEgAEjYKDXRlcm1pbmFsX29wZW4YCiABKAsyHS5hZ2VudG1vbml0b3IudjEuVGVybWluYWxPcGVuSAASOAoOdGVybWluYWxfaW5wdXQYCyABKAsyHi5hZ2VudG1vbml0b3IudjEuVGVybWluYWxJbnB1dEgAEjoKD3Rlcm1pbmFsX3Jlc2l6ZRgMIAEoCzIfLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbFJlc2l6ZUgAEjgKDnRlcm1pbmFsX2dyYW50GA0gASgLMh4uYWdlbnRtb25pdG9yLnYxLlRlcm1pbmFsR3JhbnRIABI4Cg50ZXJtaW5hbF9jbG9zZRgOIAEoCzIeLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbENsb3NlSABCCQoHbWVzc2FnZSKuAgoIUmVnaXN0ZXISEQoJd29ya2VyX2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDQoFc2xvdHMYBCABKAUSEwoLYWdlbnRfc2x1Z3MYBSADKAkSNQoGbGFiZWxzGAYgAygLMiUuYWdlbnRtb25pdG9yLnYxLlJlZ2lzdGVyLkxhYmVsc0VudHJ5EjIKB3J1bm5pbmcYByADKAsyIS5hZ2VudG1vbml0b3IudjEuUnVubmluZ0V4ZWN1dGlvbhITCgtpbnN0YW5jZV9pZBgIIAEoCRIZChF3b3JrdHJlZV90YXNrX2lkcxgoIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj8KEFJ1bm5pbmdFeGVjdXRpb24SFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkiogEKClJlZ2lzdGVyZWQSEQoJd29ya2VyX2lkGAEgASgJEi0KBmNvbmZpZxgCIAEoCzIdLmFnZW50bW9uaXRvci52MS5Xb3JrZXJDb25maWcSMgoHcmVzdW1lZBgDIAMoCzIhLmFnZW50bW9uaXRvci52MS5SZXN1bWVkRXhlY3V0aW9uEh4KFmdvbmVfd29ya3RyZWVfdGFza19pZHMYKCADKAkiXAoQUmVzdW1lZEV4ZWN1dGlvbhIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRIbChNhY2tub3dsZWRnZWRfb2Zmc2V0GAMgASgDIhoKCVNsb3RHcmFudBINCgVjb3VudBgBIAEoBSK4BQoGQXNzaWduEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSJQoFYWdlbnQYBCABKAsyFi5hZ2VudG1vbml0b3IudjEuQWdlbnQSLgoEbW9kZRgFIAEoDjIgLmFnZW50bW9uaXRvci52MS5JbnRlcmFjdGlvbk1vZGUSDAoEYXJndhgGIAMoCRITCgZwcm9tcHQYByABKAlIAIgBARITCgt3b3JraW5nX2RpchgIIAEoCRItCgNlbnYYCSADKAsyIC5hZ2VudG1vbml0b3IudjEuQXNzaWduLkVudkVudHJ5EhUKDWVudl9hbGxvd2xpc3QYCiADKAkSKgoHdGltZW91dBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfb3V0cHV0X2J5dGVzGAwgASgDEg8KB2F0dGVtcHQYDSABKAUSHwoScmVzdW1lX3Nlc3Npb25fcmVmGA4gASgJSAGIAQESHgoRdG11eF9zZXNzaW9uX25hbWUYDyABKAlIAogBARISCgpsb2dfb2Zmc2V0GBAgASgDEhsKDm1jcF9zZXJ2ZXJfdXJsGBEgASgJSAOIAQESFgoJbWNwX3Rva2VuGBIgASgJSASIAQESNQoId29ya3RyZWUYHiABKAsyIy5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVBc3NpZ25tZW50GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX3Byb21wdEIVChNfcmVzdW1lX3Nlc3Npb25fcmVmQhQKEl90bXV4X3Nlc3Npb25fbmFtZUIRCg9fbWNwX3NlcnZlcl91cmxCDAoKX21jcF90b2tlbiI2ChJXb3JrdHJlZUFzc2lnbm1lbnQSDgoGYnJhbmNoGAEgASgJEhAKCGJhc2VfcmVmGAIgASgJInwKClJ1blN0YXJ0ZWQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkSCwoDcGlkGAMgASgFEh4KEXRtdXhfc2Vzc2lvbl9uYW1lGAQgASgJSACIAQFCFAoSX3RtdXhfc2Vzc2lvbl9uYW1lIlUKCExvZ0NodW5rEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEg4KBm9mZnNldBgDIAEoAxIMCgRkYXRhGAQgASgMIkUKBkxvZ0FjaxIUCgxleGVjdXRpb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDEhUKDWF0dGVtcHRfdG9rZW4YAyABKAkiXgoOUnVuRmluaXNoZWRBY2sSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhUKDWF0dGVtcHRfdG9rZW4YAiABKAkSEAoIYWNjZXB0ZWQYAyABKAgSDQoFZXJyb3IYBCABKAkiDgoMSGVhcnRiZWF0QWNrIlUKCUhlYXJ0YmVhdBIdChVydW5uaW5nX2V4ZWN1dGlvbl9pZHMYASADKAkSKQoIbWV0YWRhdGEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IvsBCgtSdW5GaW5pc2hlZBIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRIwCgZzdGF0dXMYAyABKA4yIC5hZ2VudG1vbml0b3IudjEuRXhlY3V0aW9uU3RhdHVzEhYKCWV4aXRfY29kZRgEIAEoBUgAiAEBEhIKBWVycm9yGAUgASgJSAGIAQESFQoNbG9nX2J5dGVfc2l6ZRgGIAEoAxIyCgh3b3JrdHJlZRgKIAEoCzIgLmFnZW50bW9uaXRvci52MS5Xb3JrdHJlZVN1bW1hcnlCDAoKX2V4aXRfY29kZUIICgZfZXJyb3IiUwoPU2Vzc2lvbkRldGVjdGVkEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIVCg1hdHRlbXB0X3Rva2VuGAIgASgJEhMKC3Nlc3Npb25fcmVmGAMgASgJIlgKCVJ1blN0YXR1cxIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRITCgZzdGF0dXMYAyABKAlIAIgBAUIJCgdfc3RhdHVzIlUKBkNhbmNlbBIUCgxleGVjdXRpb25faWQYASABKAkSFQoNYXR0ZW1wdF90b2tlbhgCIAEoCRIOCgZyZWFzb24YAyABKAkSDgoGZm9yZ2V0GAQgASgIIhcKBURyYWluEg4KBnJlYXNvbhgBIAEoCSK2AQoIRGlzY292ZXISEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghiaW5hcmllcxgCIAMoCRIxCgdzb3VyY2VzGAMgAygOMiAuYWdlbnRtb25pdG9yLnYxLkRpc2NvdmVyeVNvdXJjZRIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCW1jcF90b29scxgFIAEoCBISCgpoZWxwX3RleHRzGAYgASgIIlMKEERpc2NvdmVyUHJvZ3Jlc3MSEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgRkb25lGAIgASgFEg0KBXRvdGFsGAMgASgFEg4KBmJpbmFyeRgEIAEoCSLhAQoORGlzY292ZXJSZXN1bHQSEgoKcmVxdWVzdF9pZBgBIAEoCRIxCglwcm9wb3NhbHMYAiADKAsyHi5hZ2VudG1vbml0b3IudjEuQWdlbnRQcm9wb3NhbBIzCghwcm9ibGVtcxgDIAMoCzIhLmFnZW50bW9uaXRvci52MS5EaXNjb3ZlcnlQcm9ibGVtEhgKEGJpbmFyaWVzX3NjYW5uZWQYBCABKAUSKgoHZWxhcHNlZBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgGIAEoCSKRAQoPV29ya3RyZWVSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSLQoEZGlmZhgCIAEoCzIdLmFnZW50bW9uaXRvci52MS5Xb3JrdHJlZURpZmZIABIxCgZmaW5pc2gYAyABKAsyHy5hZ2VudG1vbml0b3IudjEuV29ya3RyZWVGaW5pc2hIAEIICgZhY3Rpb24iYQoMV29ya3RyZWVEaWZmEhIKCnJlcG9zaXRvcnkYASABKAkSEwoLYmFzZV9jb21taXQYAiABKAkSFQoNc25hcHNob3RfdHJlZRgDIAEoCRIRCgltYXhfYnl0ZXMYBCABKAMiawoOV29ya3RyZWVGaW5pc2gSDwoHdGFza19pZBgBIAEoCRISCgpyZXBvc2l0b3J5GAIgASgJEg4KBmJyYW5jaBgDIAEoCRIVCg1yZW1vdmVfYnJhbmNoGAQgASgIEg0KBWZvcmNlGAUgASgIIoYBCg5Xb3JrdHJlZVJlc3VsdBISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBWVycm9yGAIgASgJEgwKBGRpZmYYAyABKAwSEQoJdHJ1bmNhdGVkGAQgASgIEhgKEHdvcmt0cmVlX3JlbW92ZWQYBSABKAgSFgoOYnJhbmNoX3JlbW92ZWQYBiABKAgiuQEKDFRlcm1pbmFsT3BlbhIRCglhdHRhY2hfaWQYASABKAkSFAoMZXhlY3V0aW9uX2lkGAIgASgJEhUKDWF0dGVtcHRfdG9rZW4YAyABKAkSGQoRdG11eF9zZXNzaW9uX25hbWUYBCABKAkSEQoJcmVhZF9vbmx5GAUgASgIEisKBHNpemUYBiABKAsyHS5hZ2VudG1vbml0b3IudjEuVGVybWluYWxTaXplEg4KBndpbmRvdxgHIAEoAyIwCg1UZXJtaW5hbElucHV0EhEKCWF0dGFjaF9pZBgBIAEoCRIMCgRkYXRhGAIgASgMIlAKDlRlcm1pbmFsUmVzaXplEhEKCWF0dGFjaF9pZBgBIAEoCRIrCgRzaXplGAIgASgLMh0uYWdlbnRtb25pdG9yLnYxLlRlcm1pbmFsU2l6ZSIxCg1UZXJtaW5hbEdyYW50EhEKCWF0dGFjaF9pZBgBIAEoCRINCgVieXRlcxgCIAEoAyIiCg1UZXJtaW5hbENsb3NlEhEKCWF0dGFjaF9pZBgBIAEoCSIjCg5UZXJtaW5hbE9wZW5lZBIRCglhdHRhY2hfaWQYASABKAkiMQoOVGVybWluYWxPdXRwdXQSEQoJYXR0YWNoX2lkGAEgASgJEgwKBGRhdGEYAiABKAwiaAoOVGVybWluYWxDbG9zZWQSEQoJYXR0YWNoX2lkGAEgASgJEjIKBnJlYXNvbhgCIAEoDjIiLmFnZW50bW9uaXRvci52MS5UZXJtaW5hbEVuZFJlYXNvbhIPCgdtZXNzYWdlGAMgASgJMocDCg1Xb3JrZXJTZXJ2aWNlElAKB0Nvbm5lY3QSHy5hZ2VudG1vbml0b3IudjEuQ29ubmVjdFJlcXVlc3QaIC5hZ2VudG1vbml0b3IudjEuQ29ubmVjdFJlc3BvbnNlKAEwARJYCgtMaXN0V29ya2VycxIjLmFnZW50bW9uaXRvci52MS5MaXN0V29ya2Vyc1JlcXVlc3QaJC5hZ2VudG1vbml0b3IudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJkCg9HZXRXb3JrZXJDb25maWcSJy5hZ2VudG1vbml0b3IudjEuR2V0V29ya2VyQ29uZmlnUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5HZXRXb3JrZXJDb25maWdSZXNwb25zZRJkCg9TZXRXb3JrZXJDb25maWcSJy5hZ2VudG1vbml0b3IudjEuU2V0V29ya2VyQ29uZmlnUmVxdWVzdBooLmFnZW50bW9uaXRvci52MS5TZXRXb3JrZXJDb25maWdSZXNwb25zZUJcChNkZXYuYWdlbnRtb25pdG9yLnYxUAFaQ2dpdGh1Yi5jb20vYWdlbnQtbW9uaXRvci9hbW9uL2dlbi9nby9hZ2VudG1vbml0b3IvdjE7YWdlbnRtb25pdG9ydjFiBnByb3RvMw", [file_agentmonitor_v1_agent, file_agentmonitor_v1_common, file_agentmonitor_v1_execution, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A worker as the server sees it.
@@ -377,6 +379,38 @@ export type ConnectRequest = Message<"agentmonitor.v1.ConnectRequest"> & {
      */
     value: DiscoverResult;
     case: "discoverResult";
+  } | {
+    /**
+     * The answer to a `worktree_request`.
+     *
+     * @generated from field: agentmonitor.v1.WorktreeResult worktree_result = 20;
+     */
+    value: WorktreeResult;
+    case: "worktreeResult";
+  } | {
+    /**
+     * A terminal asked with `terminal_open` is attached.
+     *
+     * @generated from field: agentmonitor.v1.TerminalOpened terminal_opened = 12;
+     */
+    value: TerminalOpened;
+    case: "terminalOpened";
+  } | {
+    /**
+     * Bytes a terminal drew, within the window the server granted.
+     *
+     * @generated from field: agentmonitor.v1.TerminalOutput terminal_output = 13;
+     */
+    value: TerminalOutput;
+    case: "terminalOutput";
+  } | {
+    /**
+     * A terminal ended (or could not be attached); the last message about it.
+     *
+     * @generated from field: agentmonitor.v1.TerminalClosed terminal_closed = 14;
+     */
+    value: TerminalClosed;
+    case: "terminalClosed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -473,6 +507,54 @@ export type ConnectResponse = Message<"agentmonitor.v1.ConnectResponse"> & {
      */
     value: Discover;
     case: "discover";
+  } | {
+    /**
+     * Show or finish a task's git worktree (GetExecutionDiff, FinishTaskWorktree).
+     *
+     * @generated from field: agentmonitor.v1.WorktreeRequest worktree_request = 20;
+     */
+    value: WorktreeRequest;
+    case: "worktreeRequest";
+  } | {
+    /**
+     * Attach a terminal to a run's tmux session (ExecutionService.AttachTerminal).
+     *
+     * @generated from field: agentmonitor.v1.TerminalOpen terminal_open = 10;
+     */
+    value: TerminalOpen;
+    case: "terminalOpen";
+  } | {
+    /**
+     * Keys for an attached terminal.
+     *
+     * @generated from field: agentmonitor.v1.TerminalInput terminal_input = 11;
+     */
+    value: TerminalInput;
+    case: "terminalInput";
+  } | {
+    /**
+     * An attached terminal's new size.
+     *
+     * @generated from field: agentmonitor.v1.TerminalResize terminal_resize = 12;
+     */
+    value: TerminalResize;
+    case: "terminalResize";
+  } | {
+    /**
+     * More output bytes an attached terminal may send.
+     *
+     * @generated from field: agentmonitor.v1.TerminalGrant terminal_grant = 13;
+     */
+    value: TerminalGrant;
+    case: "terminalGrant";
+  } | {
+    /**
+     * Detach a terminal (its viewer left); the run goes on.
+     *
+     * @generated from field: agentmonitor.v1.TerminalClose terminal_close = 14;
+     */
+    value: TerminalClose;
+    case: "terminalClose";
   } | { case: undefined; value?: undefined };
 };
 
@@ -547,6 +629,14 @@ export type Register = Message<"agentmonitor.v1.Register"> & {
    * @generated from field: string instance_id = 8;
    */
   instanceId: string;
+
+  /**
+   * Tasks whose git worktrees this worker holds under its data directory:
+   * the server answers which of them are gone (`Registered.gone_worktree_task_ids`).
+   *
+   * @generated from field: repeated string worktree_task_ids = 40;
+   */
+  worktreeTaskIds: string[];
 };
 
 /**
@@ -611,6 +701,15 @@ export type Registered = Message<"agentmonitor.v1.Registered"> & {
    * @generated from field: repeated agentmonitor.v1.ResumedExecution resumed = 3;
    */
   resumed: ResumedExecution[];
+
+  /**
+   * Of `Register.worktree_task_ids`, the tasks that no longer exist: the
+   * worker removes their worktrees (keeping branches, and keeping any
+   * worktree with uncommitted changes).
+   *
+   * @generated from field: repeated string gone_worktree_task_ids = 40;
+   */
+  goneWorktreeTaskIds: string[];
 };
 
 /**
@@ -815,6 +914,14 @@ export type Assign = Message<"agentmonitor.v1.Assign"> & {
    * @generated from field: optional string mcp_token = 18;
    */
   mcpToken?: string | undefined;
+
+  /**
+   * Run in the task's git worktree rather than in `working_dir` itself (the
+   * repository the worktree belongs to). Unset: no worktree.
+   *
+   * @generated from field: agentmonitor.v1.WorktreeAssignment worktree = 30;
+   */
+  worktree?: WorktreeAssignment | undefined;
 };
 
 /**
@@ -823,6 +930,34 @@ export type Assign = Message<"agentmonitor.v1.Assign"> & {
  */
 export const AssignSchema: GenMessage<Assign> = /*@__PURE__*/
   messageDesc(file_agentmonitor_v1_worker, 15);
+
+/**
+ * The task's git worktree an assigned run works in.
+ *
+ * @generated from message agentmonitor.v1.WorktreeAssignment
+ */
+export type WorktreeAssignment = Message<"agentmonitor.v1.WorktreeAssignment"> & {
+  /**
+   * The task's branch, created with the worktree (`amon/<short-id>-<slug>`).
+   *
+   * @generated from field: string branch = 1;
+   */
+  branch: string;
+
+  /**
+   * What to base the worktree on when it does not exist yet; empty: `HEAD`.
+   *
+   * @generated from field: string base_ref = 2;
+   */
+  baseRef: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeAssignment.
+ * Use `create(WorktreeAssignmentSchema)` to create a new message.
+ */
+export const WorktreeAssignmentSchema: GenMessage<WorktreeAssignment> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 16);
 
 /**
  * A run has started.
@@ -864,7 +999,7 @@ export type RunStarted = Message<"agentmonitor.v1.RunStarted"> & {
  * Use `create(RunStartedSchema)` to create a new message.
  */
 export const RunStartedSchema: GenMessage<RunStarted> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 16);
+  messageDesc(file_agentmonitor_v1_worker, 17);
 
 /**
  * Consecutive output bytes of a run.
@@ -907,7 +1042,7 @@ export type LogChunk = Message<"agentmonitor.v1.LogChunk"> & {
  * Use `create(LogChunkSchema)` to create a new message.
  */
 export const LogChunkSchema: GenMessage<LogChunk> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 17);
+  messageDesc(file_agentmonitor_v1_worker, 18);
 
 /**
  * The server has stored a run's output up to `offset`.
@@ -943,7 +1078,7 @@ export type LogAck = Message<"agentmonitor.v1.LogAck"> & {
  * Use `create(LogAckSchema)` to create a new message.
  */
 export const LogAckSchema: GenMessage<LogAck> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 18);
+  messageDesc(file_agentmonitor_v1_worker, 19);
 
 /**
  * The server's answer to a `finished` report.
@@ -987,7 +1122,7 @@ export type RunFinishedAck = Message<"agentmonitor.v1.RunFinishedAck"> & {
  * Use `create(RunFinishedAckSchema)` to create a new message.
  */
 export const RunFinishedAckSchema: GenMessage<RunFinishedAck> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 19);
+  messageDesc(file_agentmonitor_v1_worker, 20);
 
 /**
  * The server heard a heartbeat.
@@ -1002,7 +1137,7 @@ export type HeartbeatAck = Message<"agentmonitor.v1.HeartbeatAck"> & {
  * Use `create(HeartbeatAckSchema)` to create a new message.
  */
 export const HeartbeatAckSchema: GenMessage<HeartbeatAck> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 20);
+  messageDesc(file_agentmonitor_v1_worker, 21);
 
 /**
  * A worker is alive.
@@ -1030,7 +1165,7 @@ export type Heartbeat = Message<"agentmonitor.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 21);
+  messageDesc(file_agentmonitor_v1_worker, 22);
 
 /**
  * A run has ended.
@@ -1079,6 +1214,13 @@ export type RunFinished = Message<"agentmonitor.v1.RunFinished"> & {
    * @generated from field: int64 log_byte_size = 6;
    */
   logByteSize: bigint;
+
+  /**
+   * What the run changed in its worktree (runs assigned a worktree).
+   *
+   * @generated from field: agentmonitor.v1.WorktreeSummary worktree = 10;
+   */
+  worktree?: WorktreeSummary | undefined;
 };
 
 /**
@@ -1086,7 +1228,7 @@ export type RunFinished = Message<"agentmonitor.v1.RunFinished"> & {
  * Use `create(RunFinishedSchema)` to create a new message.
  */
 export const RunFinishedSchema: GenMessage<RunFinished> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 22);
+  messageDesc(file_agentmonitor_v1_worker, 23);
 
 /**
  * The agent's session id, learned during a run.
@@ -1121,7 +1263,7 @@ export type SessionDetected = Message<"agentmonitor.v1.SessionDetected"> & {
  * Use `create(SessionDetectedSchema)` to create a new message.
  */
 export const SessionDetectedSchema: GenMessage<SessionDetected> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 23);
+  messageDesc(file_agentmonitor_v1_worker, 24);
 
 /**
  * What a running agent is going through now, in words a person reads
@@ -1160,7 +1302,7 @@ export type RunStatus = Message<"agentmonitor.v1.RunStatus"> & {
  * Use `create(RunStatusSchema)` to create a new message.
  */
 export const RunStatusSchema: GenMessage<RunStatus> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 24);
+  messageDesc(file_agentmonitor_v1_worker, 25);
 
 /**
  * Stop a run.
@@ -1203,7 +1345,7 @@ export type Cancel = Message<"agentmonitor.v1.Cancel"> & {
  * Use `create(CancelSchema)` to create a new message.
  */
 export const CancelSchema: GenMessage<Cancel> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 25);
+  messageDesc(file_agentmonitor_v1_worker, 26);
 
 /**
  * Finish current runs, take no new ones.
@@ -1224,7 +1366,7 @@ export type Drain = Message<"agentmonitor.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 26);
+  messageDesc(file_agentmonitor_v1_worker, 27);
 
 /**
  * A discovery scan the server asks of a worker. The worker answers with
@@ -1262,6 +1404,22 @@ export type Discover = Message<"agentmonitor.v1.Discover"> & {
    * @generated from field: google.protobuf.Duration timeout = 4;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Start the configured stdio MCP servers and ask their `tools/list`
+   * (DiscoverAgentsRequest.mcp_tools).
+   *
+   * @generated from field: bool mcp_tools = 5;
+   */
+  mcpTools: boolean;
+
+  /**
+   * Send each tool's `--help` output (AgentProposal.help_text): the server
+   * asks an AI agent for proposals from it (DiscoverAgentsRequest.llm_agent).
+   *
+   * @generated from field: bool help_texts = 6;
+   */
+  helpTexts: boolean;
 };
 
 /**
@@ -1269,7 +1427,7 @@ export type Discover = Message<"agentmonitor.v1.Discover"> & {
  * Use `create(DiscoverSchema)` to create a new message.
  */
 export const DiscoverSchema: GenMessage<Discover> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 27);
+  messageDesc(file_agentmonitor_v1_worker, 28);
 
 /**
  * How far a worker's discovery scan is.
@@ -1311,7 +1469,7 @@ export type DiscoverProgress = Message<"agentmonitor.v1.DiscoverProgress"> & {
  * Use `create(DiscoverProgressSchema)` to create a new message.
  */
 export const DiscoverProgressSchema: GenMessage<DiscoverProgress> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 28);
+  messageDesc(file_agentmonitor_v1_worker, 29);
 
 /**
  * The outcome of a worker's discovery scan.
@@ -1367,7 +1525,461 @@ export type DiscoverResult = Message<"agentmonitor.v1.DiscoverResult"> & {
  * Use `create(DiscoverResultSchema)` to create a new message.
  */
 export const DiscoverResultSchema: GenMessage<DiscoverResult> = /*@__PURE__*/
-  messageDesc(file_agentmonitor_v1_worker, 29);
+  messageDesc(file_agentmonitor_v1_worker, 30);
+
+/**
+ * Something the server asks of a task's git worktree on this worker. The
+ * worker answers with one `worktree_result` quoting `request_id`.
+ *
+ * @generated from message agentmonitor.v1.WorktreeRequest
+ */
+export type WorktreeRequest = Message<"agentmonitor.v1.WorktreeRequest"> & {
+  /**
+   * Id of this request, quoted by the answer.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * What to do.
+   *
+   * @generated from oneof agentmonitor.v1.WorktreeRequest.action
+   */
+  action: {
+    /**
+     * The diff of a recorded run.
+     *
+     * @generated from field: agentmonitor.v1.WorktreeDiff diff = 2;
+     */
+    value: WorktreeDiff;
+    case: "diff";
+  } | {
+    /**
+     * Remove a task's worktree (and maybe its branch).
+     *
+     * @generated from field: agentmonitor.v1.WorktreeFinish finish = 3;
+     */
+    value: WorktreeFinish;
+    case: "finish";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeRequest.
+ * Use `create(WorktreeRequestSchema)` to create a new message.
+ */
+export const WorktreeRequestSchema: GenMessage<WorktreeRequest> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 31);
+
+/**
+ * The unified diff between a run's base and its snapshot.
+ *
+ * @generated from message agentmonitor.v1.WorktreeDiff
+ */
+export type WorktreeDiff = Message<"agentmonitor.v1.WorktreeDiff"> & {
+  /**
+   * The base repository (`WorktreeSummary.repository`).
+   *
+   * @generated from field: string repository = 1;
+   */
+  repository: string;
+
+  /**
+   * `WorktreeSummary.base_commit`.
+   *
+   * @generated from field: string base_commit = 2;
+   */
+  baseCommit: string;
+
+  /**
+   * `WorktreeSummary.snapshot_tree`.
+   *
+   * @generated from field: string snapshot_tree = 3;
+   */
+  snapshotTree: string;
+
+  /**
+   * Most bytes of diff to send back.
+   *
+   * @generated from field: int64 max_bytes = 4;
+   */
+  maxBytes: bigint;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeDiff.
+ * Use `create(WorktreeDiffSchema)` to create a new message.
+ */
+export const WorktreeDiffSchema: GenMessage<WorktreeDiff> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 32);
+
+/**
+ * Remove a task's worktree.
+ *
+ * @generated from message agentmonitor.v1.WorktreeFinish
+ */
+export type WorktreeFinish = Message<"agentmonitor.v1.WorktreeFinish"> & {
+  /**
+   * UUID of the task whose worktree it is.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The base repository.
+   *
+   * @generated from field: string repository = 2;
+   */
+  repository: string;
+
+  /**
+   * The task's branch.
+   *
+   * @generated from field: string branch = 3;
+   */
+  branch: string;
+
+  /**
+   * Delete the branch too.
+   *
+   * @generated from field: bool remove_branch = 4;
+   */
+  removeBranch: boolean;
+
+  /**
+   * Remove the worktree even with uncommitted changes.
+   *
+   * @generated from field: bool force = 5;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeFinish.
+ * Use `create(WorktreeFinishSchema)` to create a new message.
+ */
+export const WorktreeFinishSchema: GenMessage<WorktreeFinish> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 33);
+
+/**
+ * The answer to a `worktree_request`.
+ *
+ * @generated from message agentmonitor.v1.WorktreeResult
+ */
+export type WorktreeResult = Message<"agentmonitor.v1.WorktreeResult"> & {
+  /**
+   * The `request_id` of the request.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * Why it could not be done (then nothing else is set); the worker changed nothing.
+   *
+   * @generated from field: string error = 2;
+   */
+  error: string;
+
+  /**
+   * Diff: the unified diff, cut at `max_bytes`.
+   *
+   * @generated from field: bytes diff = 3;
+   */
+  diff: Uint8Array;
+
+  /**
+   * Diff: it was cut.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+
+  /**
+   * Finish: the worktree was removed (false: there was none).
+   *
+   * @generated from field: bool worktree_removed = 5;
+   */
+  worktreeRemoved: boolean;
+
+  /**
+   * Finish: the branch was deleted.
+   *
+   * @generated from field: bool branch_removed = 6;
+   */
+  branchRemoved: boolean;
+};
+
+/**
+ * Describes the message agentmonitor.v1.WorktreeResult.
+ * Use `create(WorktreeResultSchema)` to create a new message.
+ */
+export const WorktreeResultSchema: GenMessage<WorktreeResult> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 34);
+
+/**
+ * Attach a terminal to a run's tmux session: the worker runs
+ * `tmux attach -t <session>` (`attach -r` when read-only) on a
+ * pseudo-terminal of the given size, and answers `terminal_opened` or
+ * `terminal_closed`. Several terminals may be attached to one run; closing
+ * one never stops the run, and each ends when the run does.
+ *
+ * Flow control: the worker sends at most `window` bytes of
+ * `terminal_output` for this attach beyond what `terminal_grant` messages
+ * gave back since; with no window left it stops reading the terminal (tmux
+ * holds a slow client's screen itself, so the run never waits).
+ *
+ * @generated from message agentmonitor.v1.TerminalOpen
+ */
+export type TerminalOpen = Message<"agentmonitor.v1.TerminalOpen"> & {
+  /**
+   * Id of this attach, quoted by every message about it.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * UUID of the run; the worker must hold it, with this attempt, alive.
+   *
+   * @generated from field: string execution_id = 2;
+   */
+  executionId: string;
+
+  /**
+   * Attempt token of the run.
+   *
+   * @generated from field: string attempt_token = 3;
+   */
+  attemptToken: string;
+
+  /**
+   * The run's tmux session (as its `started` report gave it).
+   *
+   * @generated from field: string tmux_session_name = 4;
+   */
+  tmuxSessionName: string;
+
+  /**
+   * Attach read-only (`tmux attach -r`).
+   *
+   * @generated from field: bool read_only = 5;
+   */
+  readOnly: boolean;
+
+  /**
+   * The viewer's terminal size.
+   *
+   * @generated from field: agentmonitor.v1.TerminalSize size = 6;
+   */
+  size?: TerminalSize | undefined;
+
+  /**
+   * Output bytes the worker may send before the first grant.
+   *
+   * @generated from field: int64 window = 7;
+   */
+  window: bigint;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalOpen.
+ * Use `create(TerminalOpenSchema)` to create a new message.
+ */
+export const TerminalOpenSchema: GenMessage<TerminalOpen> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 35);
+
+/**
+ * Keys for an attached terminal, written to it as they are.
+ *
+ * @generated from message agentmonitor.v1.TerminalInput
+ */
+export type TerminalInput = Message<"agentmonitor.v1.TerminalInput"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * The keys.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalInput.
+ * Use `create(TerminalInputSchema)` to create a new message.
+ */
+export const TerminalInputSchema: GenMessage<TerminalInput> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 36);
+
+/**
+ * An attached terminal's new size.
+ *
+ * @generated from message agentmonitor.v1.TerminalResize
+ */
+export type TerminalResize = Message<"agentmonitor.v1.TerminalResize"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * The size.
+   *
+   * @generated from field: agentmonitor.v1.TerminalSize size = 2;
+   */
+  size?: TerminalSize | undefined;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalResize.
+ * Use `create(TerminalResizeSchema)` to create a new message.
+ */
+export const TerminalResizeSchema: GenMessage<TerminalResize> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 37);
+
+/**
+ * The server passed on output of an attached terminal: the worker may send
+ * `bytes` more.
+ *
+ * @generated from message agentmonitor.v1.TerminalGrant
+ */
+export type TerminalGrant = Message<"agentmonitor.v1.TerminalGrant"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * Bytes given back to the window.
+   *
+   * @generated from field: int64 bytes = 2;
+   */
+  bytes: bigint;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalGrant.
+ * Use `create(TerminalGrantSchema)` to create a new message.
+ */
+export const TerminalGrantSchema: GenMessage<TerminalGrant> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 38);
+
+/**
+ * Detach a terminal.
+ *
+ * @generated from message agentmonitor.v1.TerminalClose
+ */
+export type TerminalClose = Message<"agentmonitor.v1.TerminalClose"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalClose.
+ * Use `create(TerminalCloseSchema)` to create a new message.
+ */
+export const TerminalCloseSchema: GenMessage<TerminalClose> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 39);
+
+/**
+ * A terminal is attached.
+ *
+ * @generated from message agentmonitor.v1.TerminalOpened
+ */
+export type TerminalOpened = Message<"agentmonitor.v1.TerminalOpened"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalOpened.
+ * Use `create(TerminalOpenedSchema)` to create a new message.
+ */
+export const TerminalOpenedSchema: GenMessage<TerminalOpened> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 40);
+
+/**
+ * Bytes an attached terminal drew.
+ *
+ * @generated from message agentmonitor.v1.TerminalOutput
+ */
+export type TerminalOutput = Message<"agentmonitor.v1.TerminalOutput"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * The bytes, as tmux wrote them.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalOutput.
+ * Use `create(TerminalOutputSchema)` to create a new message.
+ */
+export const TerminalOutputSchema: GenMessage<TerminalOutput> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 41);
+
+/**
+ * A terminal ended, or could not be attached.
+ *
+ * @generated from message agentmonitor.v1.TerminalClosed
+ */
+export type TerminalClosed = Message<"agentmonitor.v1.TerminalClosed"> & {
+  /**
+   * The `attach_id` of `terminal_open`.
+   *
+   * @generated from field: string attach_id = 1;
+   */
+  attachId: string;
+
+  /**
+   * Why.
+   *
+   * @generated from field: agentmonitor.v1.TerminalEndReason reason = 2;
+   */
+  reason: TerminalEndReason;
+
+  /**
+   * In words, for a person.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message agentmonitor.v1.TerminalClosed.
+ * Use `create(TerminalClosedSchema)` to create a new message.
+ */
+export const TerminalClosedSchema: GenMessage<TerminalClosed> = /*@__PURE__*/
+  messageDesc(file_agentmonitor_v1_worker, 42);
 
 /**
  * Remote workers: the stream they run work over, and their runtime tuning.
