@@ -94,3 +94,16 @@ impl TestWorker {
             .expect("waiting for the worker")
     }
 }
+
+/// A worker id no other test of this run uses. A worker's id names its tmux
+/// server (`tmux -L amon-<id>`), which a starting worker clears: two tests
+/// (or a test's two backends, which run side by side) that start an AI agent
+/// on workers of one name kill each other's agents.
+pub fn unique_worker(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}

@@ -5,7 +5,6 @@
 //! refs, continuation chains, raw logs, and no tmux session left behind.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use amon_proto::v1::{
@@ -18,7 +17,7 @@ use amon_tests::{
     both_backends,
     db::TestDb,
     server::TestServer,
-    worker::TestWorker,
+    worker::{TestWorker, unique_worker},
 };
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -32,16 +31,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-/// A worker id no other test uses: it names the worker's tmux server.
-fn unique_worker(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 struct Setup {

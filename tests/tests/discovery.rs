@@ -21,7 +21,7 @@ use amon_tests::{
     both_backends,
     db::{Backend, TestDb},
     server::TestServer,
-    worker::TestWorker,
+    worker::{TestWorker, unique_worker},
 };
 use anyhow::{Context, Result, anyhow};
 use serde_json::json;
@@ -781,8 +781,11 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
     let mut env = machine.env(true);
     env.push(("FAKE_CLI_REPLY_FILE".into(), reply.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let _worker = TestWorker::start_with(&server, &server.url(), "llm", 2, &env, &[]);
-    connected(&mut api, "llm").await;
+    // Its own name: both backends run an AI agent at once, in the tmux
+    // server the worker's id names (and clears when it starts).
+    let llm = unique_worker("llm");
+    let _worker = TestWorker::start_with(&server, &server.url(), &llm, 2, &env, &[]);
+    connected(&mut api, &llm).await;
     let created = api
         .agents
         .create_preset_agent(CreatePresetAgentRequest {
@@ -822,7 +825,7 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
     )?;
     let ask = |apply: bool| DiscoverAgentsRequest {
         llm_agent: "helper".into(),
-        ..request("llm", &["widget"], apply)
+        ..request(&llm, &["widget"], apply)
     };
     let (report, _) = discover(&mut api, ask(true)).await?;
     let widget = proposal(&report, "widget")?;
@@ -898,7 +901,7 @@ async fn an_ai_agent_proposes_capabilities(db: TestDb) -> Result<()> {
         api.agents
             .discover_agents(DiscoverAgentsRequest {
                 llm_agent: "nobody".into(),
-                ..request("llm", &["widget"], false)
+                ..request(&llm, &["widget"], false)
             })
             .await,
     );

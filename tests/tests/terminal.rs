@@ -8,7 +8,6 @@
 use std::{
     io::{Read, Write},
     os::fd::{BorrowedFd, OwnedFd},
-    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -21,20 +20,11 @@ use amon_tests::{
     db::TestDb,
     server::{TestServer, binary},
     terminal::{GeminiRig, Viewer, WAIT, WebViewer, resize_parser, screen_parser},
+    worker::unique_worker,
 };
 use anyhow::Result;
 use serde_json::json;
 use tonic::Code;
-
-/// A worker id no other test uses: it names the worker's tmux server.
-fn unique_worker(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Whether the run's window is sized to a viewer of `rows` x `cols` (less
 /// tmux's status line, when it shows one).

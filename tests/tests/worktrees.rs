@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use amon_proto::v1::{
@@ -21,7 +20,7 @@ use amon_tests::{
     both_backends,
     db::TestDb,
     server::TestServer,
-    worker::TestWorker,
+    worker::{TestWorker, unique_worker},
 };
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -35,16 +34,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-/// A worker id no other test uses: it names the worker's tmux server.
-fn unique_worker() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "wt-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// `git -C dir args`, which must succeed; its output.
@@ -115,7 +104,7 @@ impl Setup {
     async fn new(db: &TestDb) -> Self {
         let server = TestServer::start_with_args(Some(db.url()), &["--no-local-worker"]).await;
         let mut api = Api::new(server.channel().await);
-        let worker_id = unique_worker();
+        let worker_id = unique_worker("wt");
         let scratch = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(scratch.path().join("home")).unwrap();
         let response = api
