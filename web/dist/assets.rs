@@ -2,14 +2,24 @@
 // server/src/http/web.rs. Do not edit; run `npm run build` in web/.
 &[
     Asset {
-        name: "app-KB2ZIFPI.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-KB2ZIFPI.css")),
+        name: "app-GGSBBBCJ.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-GGSBBBCJ.js")),
     },
     Asset {
-        name: "app-RTEQR76K.js",
+        name: "app-JBXDJIGP.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-JBXDJIGP.css")),
+    },
+    Asset {
+        name: "chunk-3BAX4CKG.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-RTEQR76K.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-3BAX4CKG.js")),
+    },
+    Asset {
+        name: "chunk-SPD6IBEN.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-SPD6IBEN.js")),
     },
     Asset {
         name: "index.html",
