@@ -2,9 +2,9 @@
 // server/src/http/web.rs. Do not edit; run `npm run build` in web/.
 &[
     Asset {
-        name: "app-GGSBBBCJ.js",
+        name: "app-C3BXR2AS.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-GGSBBBCJ.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-C3BXR2AS.js")),
     },
     Asset {
         name: "app-JBXDJIGP.css",
@@ -12,14 +12,14 @@
         bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-JBXDJIGP.css")),
     },
     Asset {
-        name: "chunk-3BAX4CKG.js",
+        name: "chunk-C6TJAMGC.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-3BAX4CKG.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-C6TJAMGC.js")),
     },
     Asset {
-        name: "chunk-SPD6IBEN.js",
+        name: "chunk-T4SZMPDV.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-SPD6IBEN.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-T4SZMPDV.js")),
     },
     Asset {
         name: "index.html",
