@@ -282,6 +282,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         "web/tests/board.mjs failed ({status}); steps passed: {steps:#?}"
     );
     for expected in [
+        "ok the board watches from where GetBoard stood",
         "ok task created from the page appears in To do",
         "ok dragged to In progress",
         "ok another client's task appears live",
