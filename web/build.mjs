@@ -3,7 +3,7 @@
 // those files the server includes. Deterministic (the same sources and
 // lockfile give the same bytes), so CI rebuilds and compares.
 import { build } from "esbuild";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -22,6 +22,9 @@ const result = await build({
   jsx: "automatic",
   jsxImportSource: "preact",
   entryNames: "app-[hash]",
+  // The terminal (xterm.js) is a chunk of its own, loaded when opened.
+  splitting: true,
+  chunkNames: "chunk-[hash]",
   outdir: dist,
   metafile: true,
   legalComments: "none",
@@ -30,9 +33,10 @@ const result = await build({
   logLevel: "warning",
 });
 
-const files = Object.keys(result.metafile.outputs).map((path) => basename(path)).sort();
-const js = files.find((f) => f.endsWith(".js"));
-const css = files.find((f) => f.endsWith(".css"));
+const outputs = Object.entries(result.metafile.outputs);
+const entry = outputs.find(([, o]) => o.entryPoint && o.entryPoint.endsWith("src/main.tsx"));
+const js = basename(entry[0]);
+const css = basename(entry[1].cssBundle);
 const index = `<!doctype html>
 <html lang="en">
 <head>
@@ -69,3 +73,7 @@ for (const name of embedded) {
   zipped += gzipSync(bytes, { level: 9 }).length;
 }
 console.log(`web/dist: ${embedded.join(", ")}: ${raw} bytes, ${zipped} gzipped`);
+for (const name of embedded) {
+  const bytes = readFileSync(join(dist, name));
+  console.log(`  ${name}: ${bytes.length} bytes, ${gzipSync(bytes, { level: 9 }).length} gzipped`);
+}

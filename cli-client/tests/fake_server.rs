@@ -186,6 +186,8 @@ impl TaskService for Fake {
                 column(TaskStatus::Done),
                 column(TaskStatus::Cancelled),
             ],
+            // This fake keeps no audit trail.
+            last_event_id: 0,
         }))
     }
 

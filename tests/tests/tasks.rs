@@ -752,11 +752,59 @@ async fn watch_has_no_gap_and_no_duplicate(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// GetBoard says where the audit trail stood when it read the board: a
+/// watcher starting there hears the next change and replays none of the
+/// older trail (the web board opens its watch this way).
+async fn a_watch_from_the_board_replays_nothing(db: TestDb) -> Result<()> {
+    let (_server, mut client) = start(&db).await;
+    for title in ["one", "two", "three"] {
+        create(&mut client, title).await?;
+    }
+    let board = client.get_board(GetBoardRequest {}).await?.into_inner();
+    let trail = events_of(&mut client, "").await?;
+    let newest = trail.last().context("events were written")?.id;
+    assert_eq!(
+        board.last_event_id, newest,
+        "the board names the newest event"
+    );
+    let on_board: usize = board.columns.iter().map(|c| c.tasks.len()).sum();
+    assert_eq!(on_board, 3);
+
+    let mut stream = client
+        .watch_task_events(WatchTaskEventsRequest {
+            task_id: String::new(),
+            after_event_id: board.last_event_id,
+        })
+        .await?
+        .into_inner();
+    let after = create(&mut client, "after the board").await?;
+    let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .context("watch stalled")?
+        .context("watch ended")??
+        .event
+        .context("event")?;
+    assert_eq!(
+        (event.event_type.as_str(), event.task_id.as_str()),
+        ("created", after.id.as_str()),
+        "the first event watched is the change after the board, none before it"
+    );
+    assert!(event.id > board.last_event_id);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.next())
+            .await
+            .is_err(),
+        "nothing else arrives"
+    );
+    Ok(())
+}
+
 both_backends!(
     task_crud_and_validation,
     board_and_moves,
     dependencies_and_cycles,
     concurrent_dependencies_never_close_a_cycle,
     audit_trail,
-    watch_has_no_gap_and_no_duplicate
+    watch_has_no_gap_and_no_duplicate,
+    a_watch_from_the_board_replays_nothing
 );

@@ -12,6 +12,10 @@
 //! with every line once, opens the agents and workers pages, and gives a
 //! server that demands a token its token once.
 //!
+//! A second script (`web/tests/runs.mjs`) opens a run's page: the terminal
+//! of a fake Gemini CLI running in tmux (xterm.js, typed into and watched),
+//! and the worktree summary and diff of a fake Claude run.
+//!
 //! Also, without a browser: the one port still serves `/mcp`, `/metrics`,
 //! native gRPC and the page after every service was wrapped in gRPC-web,
 //! and answers gRPC-web.
@@ -24,13 +28,15 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use amon_proto::v1::{
-    AddDependencyRequest, Agent, Capability, CreateTaskRequest, GetBoardRequest,
-    ListTaskEventsRequest, Task, task_service_client::TaskServiceClient,
+    AddDependencyRequest, Agent, Capability, CreatePresetAgentRequest, CreateTaskRequest,
+    ExecutionStatus, GetBoardRequest, GetExecutionDiffRequest, ListTaskEventsRequest, Task,
+    TaskInputContext, WorktreeIsolation, task_service_client::TaskServiceClient,
 };
 use amon_tests::{
     api::{Api, object, strings},
     proxy::Proxy,
     server::TestServer,
+    terminal::{GeminiRig, fixture},
     worker::TestWorker,
 };
 use anyhow::{Context, Result, ensure};
@@ -276,6 +282,7 @@ async fn the_board_in_a_browser() -> Result<()> {
         "web/tests/board.mjs failed ({status}); steps passed: {steps:#?}"
     );
     for expected in [
+        "ok the board watches from where GetBoard stood",
         "ok task created from the page appears in To do",
         "ok dragged to In progress",
         "ok another client's task appears live",
@@ -506,6 +513,199 @@ async fn a_refused_grpc_web_call_says_why() -> Result<()> {
                 .contains("client token"),
         "{:?}",
         reply.headers()
+    );
+    Ok(())
+}
+
+/// `git -C dir args` as the test's own identity; must succeed.
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args(args)
+        .status()
+        .expect("running git");
+    assert!(status.success(), "git {args:?} in {}", dir.display());
+}
+
+/// A run's page in a browser (`web/tests/runs.mjs`): the terminal of a
+/// running fake Gemini CLI in tmux (typed into, watched read-only, closed
+/// and reopened, ended by the run with its reason), and the worktree summary
+/// and coloured diff of a fake Claude run isolated in a git worktree of a
+/// repository made here, still shown when its worker is away.
+#[tokio::test]
+async fn a_runs_terminal_and_worktree_in_a_browser() -> Result<()> {
+    let Some(chromium) = chromium() else {
+        return Ok(());
+    };
+    node_modules().await?;
+
+    let worker_id = format!("web-term-{}", std::process::id());
+    let mut rig = GeminiRig::start(None, &worker_id).await;
+
+    // A finished fake Claude run that wrote (and committed) a file in its
+    // task's worktree of a repository made here.
+    let scratch = tempfile::tempdir()?;
+    let repo = scratch.path().join("repo");
+    std::fs::create_dir_all(&repo)?;
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "line one\n")?;
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "initial"]);
+    let claude = rig
+        .api
+        .agents
+        .create_preset_agent(CreatePresetAgentRequest {
+            preset: "claude".into(),
+            binary_path: Some(fixture("fake-claude")),
+            slug: Some("claude".into()),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .capability
+        .context("the preset's prompt capability")?;
+    let task = rig
+        .api
+        .task(Task {
+            title: "Write the notes".into(),
+            input_context: Some(TaskInputContext {
+                working_dir: Some(repo.to_string_lossy().into_owned()),
+                env_overrides: [
+                    ("FAKE_CLI_WRITE".to_string(), "notes.txt".to_string()),
+                    ("FAKE_CLI_COMMIT".to_string(), "notes".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+                isolation: WorktreeIsolation::Worktree as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let changed = rig.api.run(&task, &claude, json!({}), 0).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let changed = loop {
+        let now = rig.api.execution(&changed.id).await;
+        if now.status() == ExecutionStatus::Succeeded && now.worktree.is_some() {
+            break now;
+        }
+        ensure!(
+            !matches!(
+                now.status(),
+                ExecutionStatus::Failed | ExecutionStatus::Cancelled | ExecutionStatus::TimedOut
+            ),
+            "the fake Claude run failed: {now:?}"
+        );
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the fake Claude run did not end: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let summary = changed.worktree.clone().context("a worktree summary")?;
+    let file = summary.files.first().context("a changed file")?;
+    ensure!(file.path == "notes.txt", "{summary:?}");
+    let first_line = changed
+        .prompt
+        .as_deref()
+        .and_then(|p| p.lines().next())
+        .context("the run's prompt")?
+        .to_owned();
+
+    // A fake Gemini run waiting for its next prompt in tmux.
+    let title = "Explain the board";
+    let running = rig.running(title).await;
+
+    let mut command = Command::new("node");
+    command
+        .arg("tests/runs.mjs")
+        .current_dir(web_dir())
+        .env("AMON_URL", rig.server.url())
+        .env("AMON_TERMINAL_RUN", &running.id)
+        .env("AMON_TERMINAL_TITLE", title)
+        .env("AMON_DIFF_RUN", &changed.id)
+        .env("AMON_DIFF_FILE", &file.path)
+        .env("AMON_DIFF_ADDED", file.added.to_string())
+        .env("AMON_DIFF_LINE", &first_line)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if let Some(dir) = std::env::var_os("AMON_SCREENSHOTS") {
+        command.env("AMON_SCREENSHOTS", dir);
+    }
+    let mut script = command.spawn().context("running node web/tests/runs.mjs")?;
+    let mut stdin = script.stdin.take().expect("piped stdin");
+    let mut lines = BufReader::new(script.stdout.take().expect("piped stdout")).lines();
+    let mut steps = Vec::new();
+    let run = async {
+        while let Some(line) = lines.next_line().await? {
+            println!("runs.mjs: {line}");
+            if line == "need worker gone" {
+                rig.worker.kill_hard();
+                // Gone once the server says so to a diff.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let refused = rig
+                        .api
+                        .executions
+                        .get_execution_diff(GetExecutionDiffRequest {
+                            execution_id: changed.id.clone(),
+                            max_bytes: 0,
+                        })
+                        .await;
+                    if refused
+                        .as_ref()
+                        .is_err_and(|s| s.code() == tonic::Code::FailedPrecondition)
+                    {
+                        break;
+                    }
+                    ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "the server still reaches the killed worker: {refused:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                stdin.write_all(b"gone\n").await?;
+            }
+            steps.push(line);
+        }
+        anyhow::Ok(script.wait().await?)
+    };
+    let status = tokio::time::timeout(BROWSER_TIMEOUT, run)
+        .await
+        .with_context(|| format!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))??;
+    ensure!(
+        status.success(),
+        "web/tests/runs.mjs failed ({status}); steps passed: {steps:#?}"
+    );
+    for expected in [
+        "ok a run's worktree summary and its coloured diff",
+        "ok a running run's terminal: a line typed in xterm is answered",
+        "ok a read-only viewer watches the same screen",
+        "ok closed and reopened",
+        "ok a run that ended closes its terminals with the reason",
+        "ok with its worker away",
+    ] {
+        ensure!(
+            steps.iter().any(|s| s.starts_with(expected)),
+            "step {expected:?} missing: {steps:#?}"
+        );
+    }
+    // The watcher's keys never reached the run: the fake recorded no such line.
+    let log = String::from_utf8_lossy(&rig.api.log(&running.id).await).into_owned();
+    ensure!(log.contains("echo: typed in the browser"), "{log}");
+    ensure!(
+        !log.contains("not sent"),
+        "a read-only viewer's keys reached the run: {log}"
     );
     Ok(())
 }

@@ -2,14 +2,24 @@
 // server/src/http/web.rs. Do not edit; run `npm run build` in web/.
 &[
     Asset {
-        name: "app-KB2ZIFPI.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-KB2ZIFPI.css")),
+        name: "app-C3BXR2AS.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-C3BXR2AS.js")),
     },
     Asset {
-        name: "app-RTEQR76K.js",
+        name: "app-JBXDJIGP.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-JBXDJIGP.css")),
+    },
+    Asset {
+        name: "chunk-C6TJAMGC.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-RTEQR76K.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-C6TJAMGC.js")),
+    },
+    Asset {
+        name: "chunk-T4SZMPDV.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/chunk-T4SZMPDV.js")),
     },
     Asset {
         name: "index.html",

@@ -26,6 +26,7 @@ function useLiveBoard() {
     fetching: false,
     again: false,
     lastEventId: 0n,
+    watching: false,
     depsDirty: new Set<string>(),
     depsKnown: new Set<string>(),
   });
@@ -41,6 +42,9 @@ function useLiveBoard() {
       do {
         s.again = false;
         const board = await tasks.getBoard({});
+        // The watch, not yet started, starts where this board stands: no
+        // replay of the trail (0 from a server that does not say: replay).
+        if (!s.watching) s.lastEventId = board.lastEventId;
         const next: Columns = new Map();
         let cut = false;
         for (const column of board.columns) {
@@ -89,30 +93,35 @@ function useLiveBoard() {
       s.depsDirty.clear();
       if (ids.length) void refreshDeps(ids);
     };
-    void refresh().then(() => {});
-    // After `lastEventId`: a dropped stream resumes where it was, with no gap
-    // and no duplicate. From 0 the first time: the trail replays, which
-    // lands as one refetch (events within a frame are coalesced).
-    void keepStreaming(
-      stop.signal,
-      async () => {
-        for await (const reply of tasks.watchTaskEvents(
-          { afterEventId: s.lastEventId },
-          { signal: stop.signal },
-        )) {
-          const event = reply.event!;
-          s.lastEventId = event.id;
-          if (event.eventType.startsWith("dependency") && s.depsKnown.has(event.taskId)) {
-            s.depsDirty.add(event.taskId);
+    // After `lastEventId`: from where the first board stood (GetBoard's
+    // `last_event_id`, read before the board, so nothing between is missed
+    // and the trail is not replayed), and a dropped stream resumes where it
+    // was, with no gap and no duplicate. Should the first board fail, from
+    // 0: the trail replays, which lands as one refetch.
+    void refresh().then(() => {
+      s.watching = true;
+      if (stop.signal.aborted) return;
+      return keepStreaming(
+        stop.signal,
+        async () => {
+          for await (const reply of tasks.watchTaskEvents(
+            { afterEventId: s.lastEventId },
+            { signal: stop.signal },
+          )) {
+            const event = reply.event!;
+            s.lastEventId = event.id;
+            if (event.eventType.startsWith("dependency") && s.depsKnown.has(event.taskId)) {
+              s.depsDirty.add(event.taskId);
+            }
+            if (!scheduled) {
+              scheduled = true;
+              setTimeout(flush, 30);
+            }
           }
-          if (!scheduled) {
-            scheduled = true;
-            setTimeout(flush, 30);
-          }
-        }
-      },
-      setStreamError,
-    );
+        },
+        setStreamError,
+      );
+    });
     return () => stop.abort();
   }, []);
 

@@ -5,6 +5,7 @@ import { describe, executions } from "./api";
 import { ExecutionStatus, InteractionMode } from "./gen/agentmonitor/v1/common_pb";
 import type { Execution } from "./gen/agentmonitor/v1/execution_pb";
 import { LogView } from "./log";
+import { TerminalPanel, WorktreePanel } from "./runpanels";
 import { useLiveExecutions } from "./task";
 import { ErrorLine, Page } from "./ui";
 import { duration, executionStatusName, isFinished, shortId, when } from "./util";
@@ -119,6 +120,8 @@ export function ExecutionPage({ id }: { id: string }) {
           <ExecutionActions execution={e} />
         </div>
       ) : null}
+      {e?.tmuxSessionName ? <TerminalPanel key={id} executionId={id} running={e.status === ExecutionStatus.RUNNING} /> : null}
+      {e ? <WorktreePanel executionId={id} finished={isFinished(e.status)} /> : null}
       <LogView executionId={id} />
     </Page>
   );

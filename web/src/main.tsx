@@ -9,6 +9,7 @@ import { Board } from "./board";
 import { ExecutionPage } from "./execution";
 import { TaskPage } from "./task";
 import { WorkersPage } from "./workers";
+import "@xterm/xterm/css/xterm.css";
 import "./style.css";
 
 function useHash(): string {

@@ -43,11 +43,20 @@ try {
   // A card by its exact title (a subtask's card names its parent too).
   const card = (title) => page.locator(".card", { has: page.getByRole("link", { name: title, exact: true }) });
 
+  // The board's watch starts where GetBoard said the trail stood (the seed
+  // wrote events): its request carries after_event_id (field 2, a varint:
+  // tag 0x10 after the 5-byte gRPC-web frame header), never 0 (omitted).
+  const watchAsked = page.waitForRequest((r) => r.url().endsWith("/agentmonitor.v1.TaskService/WatchTaskEvents"));
   await page.goto(url);
   for (const name of ["To do", "In progress", "Blocked", "Done", "Cancelled"]) {
     await column(name).waitFor();
   }
   step("board shows five columns");
+  const watchBody = (await watchAsked).postDataBuffer() ?? Buffer.alloc(0);
+  if (watchBody.length <= 5 || watchBody[5] !== 0x10) {
+    throw new Error(`the board's watch replays the trail (request ${watchBody.toString("hex")})`);
+  }
+  step("the board watches from where GetBoard stood, not from event 0");
 
   // The markers of cards the test made through its own client.
   const review = card("Review the proto");

@@ -224,6 +224,10 @@ impl TaskService for TaskApi {
         &self,
         _request: Request<GetBoardRequest>,
     ) -> Result<Response<GetBoardResponse>, Status> {
+        // Read first: every event up to it is in the board read after, so a
+        // watcher starting after it misses nothing (events commit in id
+        // order, under the event-order lock).
+        let last_event_id = self.store.events().newest_id().await?;
         let columns = self.store.tasks().board().await?;
         let mut budget = REPLY_BUDGET;
         let columns = columns
@@ -240,7 +244,10 @@ impl TaskService for TaskApi {
                 }
             })
             .collect();
-        Ok(Response::new(GetBoardResponse { columns }))
+        Ok(Response::new(GetBoardResponse {
+            columns,
+            last_event_id,
+        }))
     }
 
     async fn add_dependency(

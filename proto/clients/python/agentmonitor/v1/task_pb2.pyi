@@ -216,10 +216,12 @@ class GetBoardRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetBoardResponse(_message.Message):
-    __slots__ = ("columns",)
+    __slots__ = ("columns", "last_event_id")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[BoardColumn]
-    def __init__(self, columns: _Optional[_Iterable[_Union[BoardColumn, _Mapping]]] = ...) -> None: ...
+    last_event_id: int
+    def __init__(self, columns: _Optional[_Iterable[_Union[BoardColumn, _Mapping]]] = ..., last_event_id: _Optional[int] = ...) -> None: ...
 
 class AddDependencyRequest(_message.Message):
     __slots__ = ("task_id", "depends_on_task_id")
