@@ -133,16 +133,28 @@ where
             stdout: output.stdout,
         })
     } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let line = stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("failed")
-            .trim_start_matches("fatal: ")
-            .trim_start_matches("error: ");
-        Err(line.to_owned())
+        Err(complaint(&String::from_utf8_lossy(&output.stderr)))
     }
+}
+
+/// What a failed git command said: its `fatal:`/`error:` line, else its
+/// last line. Not the first: `worktree add` begins with progress
+/// ("Preparing worktree (checking out 'x')") before the reason.
+fn complaint(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("fatal: ")
+                .or_else(|| l.strip_prefix("error: "))
+        })
+        .or(lines.last().copied())
+        .unwrap_or("failed")
+        .to_owned()
 }
 
 fn command(dir: &Path) -> Command {
@@ -661,6 +673,23 @@ async fn repository_of_worktree(path: &Path) -> Result<Repository, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_git_failure_is_told_by_its_reason_not_its_progress() {
+        // `git worktree add` of a branch another worktree has (git 2.39).
+        let stderr = "Preparing worktree (checking out 'amon/a77e6262-alpha-task')\n\
+                      fatal: 'amon/a77e6262-alpha-task' is already checked out at '/w/x'\n";
+        assert_eq!(
+            complaint(stderr),
+            "'amon/a77e6262-alpha-task' is already checked out at '/w/x'"
+        );
+        assert_eq!(
+            complaint("error: pathspec 'x' did not match\n"),
+            "pathspec 'x' did not match"
+        );
+        assert_eq!(complaint("\nsomething odd\nits end\n"), "its end");
+        assert_eq!(complaint(""), "failed");
+    }
 
     #[test]
     fn numstat_records_are_parsed_with_binary_files() {
