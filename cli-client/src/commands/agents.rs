@@ -2,7 +2,7 @@
 
 use amon_proto::v1::{
     Agent, AgentKind, AgentMetadata, CreateAgentRequest, CreatePresetAgentRequest,
-    DeleteAgentRequest, ListAgentPresetsRequest, UpdateAgentRequest,
+    DeleteAgentRequest, ListAgentPresetsRequest, UpdateAgentRequest, WorktreeIsolation,
 };
 use clap::{Args, Subcommand, builder::PossibleValuesParser};
 use prost_types::FieldMask;
@@ -187,6 +187,11 @@ pub struct UpdateArgs {
     /// New description.
     #[arg(long)]
     pub description: Option<String>,
+    /// Whether the agent's runs work in a git worktree of their task's own
+    /// (worktree) or in the working directory (none), for tasks that do not
+    /// choose.
+    #[arg(long, value_name = "ISOLATION", value_parser = PossibleValuesParser::new(["worktree", "none"]))]
+    pub default_isolation: Option<String>,
     /// New tool type.
     #[arg(long, value_name = "TYPE")]
     pub tool_type: Option<String>,
@@ -362,7 +367,9 @@ fn new_agent(args: CreateArgs) -> Agent {
 
 /// Whether `update` changes the metadata (which must be read first).
 fn touches_metadata(args: &UpdateArgs) -> bool {
-    args.description.is_some() || args.clear.iter().any(|c| c == "description")
+    args.description.is_some()
+        || args.default_isolation.is_some()
+        || args.clear.iter().any(|c| c == "description")
 }
 
 /// The agent and mask `update` sends: exactly the fields given.
@@ -420,9 +427,17 @@ fn update_request(
     if args.description.is_some() && clear_description {
         return Err(clear_contradicts("description"));
     }
-    if args.description.is_some() || clear_description {
+    if touches_metadata(args) {
         let mut metadata = current_metadata.unwrap_or_default();
-        metadata.description = args.description.clone();
+        if args.description.is_some() || clear_description {
+            metadata.description = args.description.clone();
+        }
+        if let Some(isolation) = &args.default_isolation {
+            metadata.default_isolation = match isolation.as_str() {
+                "worktree" => WorktreeIsolation::Worktree,
+                _ => WorktreeIsolation::None,
+            } as i32;
+        }
         agent.metadata = Some(metadata);
         mask.add("metadata");
     }
@@ -496,6 +511,32 @@ mod tests {
         assert_eq!(metadata.color.as_deref(), Some("#ff8800"));
         assert!(update(&["--description", "x", "--clear", "description"]).is_err());
         assert!(update(&["--working-dir", "/x", "--clear", "working-dir"]).is_err());
+    }
+
+    #[test]
+    fn update_sets_the_default_isolation_in_the_metadata() {
+        let (agent, mask) = update(&["--default-isolation", "worktree"]).unwrap();
+        assert_eq!(mask.paths, vec!["metadata"]);
+        let metadata = agent.metadata.unwrap();
+        assert_eq!(
+            metadata.default_isolation,
+            WorktreeIsolation::Worktree as i32
+        );
+        // The description and the rest are sent back as they were.
+        assert_eq!(metadata.description.as_deref(), Some("old"));
+        assert_eq!(metadata.color.as_deref(), Some("#ff8800"));
+        let (agent, _) = update(&["--default-isolation", "none"]).unwrap();
+        assert_eq!(
+            agent.metadata.unwrap().default_isolation,
+            WorktreeIsolation::None as i32
+        );
+        assert!(
+            parse_subcommand::<AgentsCmd>(
+                "agents",
+                &["update", "git", "--default-isolation", "sometimes"]
+            )
+            .is_err()
+        );
     }
 
     #[test]
