@@ -371,77 +371,155 @@ impl Pty {
     }
 }
 
-/// `amon attach` under a pseudo-terminal: raw mode while attached, keys
-/// answered, the window size followed, the terminal restored on the detach
-/// key, and the reason printed.
-async fn amon_attach_in_a_terminal(db: TestDb) -> Result<()> {
-    let mut rig = GeminiRig::start(Some(db.url()), &unique_worker("cli")).await;
-    let run = rig.running("Hello from far").await;
-    let session = run.tmux_session_name.clone().unwrap();
-    let (pty, slave) = Pty::open(30, 100);
-    let mut command = std::process::Command::new(binary("amon"));
-    command
-        .args(["--server", &rig.server.url(), "attach", &run.id[..8]])
-        .env_remove("AMON_TOKEN")
-        .stdin(slave.try_clone()?)
-        .stdout(slave.try_clone()?)
-        .stderr(slave.try_clone()?);
-    // SAFETY: setsid and ioctl between fork and exec, nothing allocated:
-    // the pseudo-terminal becomes amon's controlling terminal, so a resize
-    // reaches it as SIGWINCH.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(BorrowedFd::borrow_raw(0))?;
-            Ok(())
-        });
-    }
-    let mut child = command.spawn()?;
-    drop(slave);
-    // The screen amon draws on the terminal, read on a thread.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let mut reader = std::fs::File::from(pty.master.try_clone()?);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                return;
-            }
+/// `amon attach` running under a pseudo-terminal of the test's own, and
+/// the screen it draws there.
+struct AttachCli {
+    pty: Pty,
+    child: std::process::Child,
+    output: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    screen: vt100::Parser,
+}
+
+impl AttachCli {
+    fn spawn(rig: &GeminiRig, execution: &str, extra: &[&str]) -> Result<Self> {
+        let (pty, slave) = Pty::open(30, 100);
+        let mut command = std::process::Command::new(binary("amon"));
+        command
+            .args(["--server", &rig.server.url(), "attach", execution])
+            .args(extra)
+            .env_remove("AMON_TOKEN")
+            .stdin(slave.try_clone()?)
+            .stdout(slave.try_clone()?)
+            .stderr(slave.try_clone()?);
+        // SAFETY: setsid and ioctl between fork and exec, nothing allocated:
+        // the pseudo-terminal becomes amon's controlling terminal, so a
+        // resize reaches it as SIGWINCH.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                rustix::process::setsid()?;
+                rustix::process::ioctl_tiocsctty(BorrowedFd::borrow_raw(0))?;
+                Ok(())
+            });
         }
-    });
-    let mut screen = screen_parser(30, 100);
-    let mut seen = Vec::new();
-    let mut until = async |screen: &mut vt100::Parser, seen: &mut Vec<u8>, text: &str| {
+        let child = command.spawn()?;
+        drop(slave);
+        // The screen amon draws on the terminal, read on a thread.
+        let (tx, output) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let mut reader = std::fs::File::from(pty.master.try_clone()?);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self {
+            pty,
+            child,
+            output,
+            screen: screen_parser(30, 100),
+        })
+    }
+
+    /// Reads amon's terminal until its screen shows `text`.
+    async fn until(&mut self, text: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !screen.screen().contents().contains(text) {
+        while !self.screen.screen().contents().contains(text) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let bytes = tokio::time::timeout(left, rx.recv())
+            let bytes = tokio::time::timeout(left, self.output.recv())
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
                         "no {text:?} on amon's terminal within {WAIT:?}:\n{}",
-                        screen.screen().contents()
+                        self.screen.screen().contents()
                     )
                 })
                 .unwrap_or_else(|| panic!("amon's terminal closed before {text:?}"));
-            screen.process(&bytes);
-            seen.extend_from_slice(&bytes);
+            self.screen.process(&bytes);
         }
-    };
-    until(&mut screen, &mut seen, "echo: Hello from far").await;
-    assert!(pty.raw(), "amon attach puts the terminal in raw mode");
-    pty.write(b"typed at the cli\r");
-    until(&mut screen, &mut seen, "echo: typed at the cli").await;
+    }
+
+    /// Waits for amon to exit.
+    async fn exit(self) -> Result<(std::process::ExitStatus, Self)> {
+        let Self {
+            pty,
+            mut child,
+            output,
+            screen,
+        } = self;
+        let status =
+            tokio::task::spawn_blocking(move || child.wait().map(|s| (s, child))).await??;
+        Ok((
+            status.0,
+            Self {
+                pty,
+                child: status.1,
+                output,
+                screen,
+            },
+        ))
+    }
+}
+
+/// `amon attach` under a pseudo-terminal: raw mode while attached, keys
+/// answered, the window size followed, the terminal restored on the detach
+/// key, and the reason printed. `--read-only` watches: its keys never
+/// reach the run, and Ctrl-C twice detaches it.
+async fn amon_attach_in_a_terminal(db: TestDb) -> Result<()> {
+    let mut rig = GeminiRig::start(Some(db.url()), &unique_worker("cli")).await;
+    let run = rig.running("Hello from far").await;
+    let session = run.tmux_session_name.clone().unwrap();
+    let mut cli = AttachCli::spawn(&rig, &run.id[..8], &[])?;
+    cli.until("echo: Hello from far").await;
+    assert!(cli.pty.raw(), "amon attach puts the terminal in raw mode");
+    cli.pty.write(b"typed at the cli\r");
+    cli.until("echo: typed at the cli").await;
     // The window grows: amon hears SIGWINCH and resizes the pane.
-    pty.resize(35, 110);
-    resize_parser(&mut screen, 35, 110);
+    cli.pty.resize(35, 110);
+    resize_parser(&mut cli.screen, 35, 110);
     eventually("the pane at 110x35", || sized_to(&rig, &session, 35, 110)).await;
     // The detach key: amon exits 0, says why, and the terminal is back.
-    pty.write(&[0x1d]);
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    cli.pty.write(&[0x1d]);
+    let (status, mut cli) = cli.exit().await?;
     assert!(status.success(), "{status:?}");
-    until(&mut screen, &mut seen, "detached (Ctrl-]); the run goes on").await;
-    assert!(!pty.raw(), "the terminal is restored");
+    cli.until("detached (Ctrl-]); the run goes on").await;
+    assert!(!cli.pty.raw(), "the terminal is restored");
+    assert_eq!(
+        rig.api.execution(&run.id).await.status(),
+        ExecutionStatus::Running
+    );
+
+    // Read-only: it shows the screen and says so; what is typed is dropped.
+    let mut watcher = AttachCli::spawn(&rig, &run.id, &["--read-only"])?;
+    watcher.until("(read-only)").await;
+    watcher.until("echo: typed at the cli").await;
+    watcher.pty.write(b"typed read-only\r");
+    // A viewer that may type: its line is answered on the watcher's screen.
+    let typist = Viewer::attach(&mut rig.api, &run.id, false, 35, 110).await?;
+    typist.type_keys("from the typist\r").await;
+    watcher.until("echo: from the typist").await;
+    // Ctrl-C twice detaches it (read-only, neither reaches the agent).
+    watcher.pty.write(&[0x03]);
+    watcher.pty.write(&[0x03]);
+    let (status, mut watcher) = watcher.exit().await?;
+    assert!(status.success(), "{status:?}");
+    watcher
+        .until("detached (Ctrl-C twice); the run goes on")
+        .await;
+    assert!(!watcher.pty.raw(), "the terminal is restored");
+    // The log (tmux's pipe-pane, shipped by the worker) trails the screen:
+    // once it has the typist's answer, it has whatever came before.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let log = loop {
+        let log = String::from_utf8_lossy(&rig.api.log(&run.id).await).into_owned();
+        if log.contains("echo: from the typist") {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!log.contains("echo: typed read-only"), "{log}");
     assert_eq!(
         rig.api.execution(&run.id).await.status(),
         ExecutionStatus::Running
