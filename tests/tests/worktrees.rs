@@ -743,9 +743,105 @@ async fn deleted_tasks_lose_their_worktrees(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// A retry of a task's run goes to the worker holding the task's worktree,
+/// and waits for it while it is away (another worker would start a fresh
+/// worktree from the base and lose the first run's files).
+async fn a_retry_waits_for_the_worker_holding_the_worktree(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db).await;
+    let repo = repository(s.scratch.path(), "repo");
+    let task = s
+        .task(
+            "Alpha task",
+            &repo,
+            WorktreeIsolation::Worktree,
+            "alpha.txt",
+            false,
+            None,
+        )
+        .await;
+    let first = s.run_to_end(&task).await;
+    assert_eq!(first.status(), ExecutionStatus::Succeeded, "{first:?}");
+    assert_eq!(first.worker_id.as_deref(), Some(s.worker_id.as_str()));
+
+    // The holder goes away; another worker (with more free slots) comes.
+    s.worker.take().unwrap().terminate(WAIT).await;
+    let home = s.scratch.path().join("home");
+    let other_id = unique_worker("wt-other");
+    let _other = TestWorker::start(&s.server, &other_id, 4, &[("HOME", home.to_str().unwrap())]);
+    let retry = s
+        .api
+        .executions
+        .retry_execution(amon_proto::v1::RetryExecutionRequest {
+            id: first.id.clone(),
+        })
+        .await?
+        .into_inner()
+        .execution
+        .unwrap();
+    // The other worker claims and finishes work queued after the retry...
+    let plain_dir = s.scratch.path().join("plain");
+    std::fs::create_dir_all(&plain_dir)?;
+    let plain = s
+        .task(
+            "Plain task",
+            &plain_dir,
+            WorktreeIsolation::None,
+            "plain.txt",
+            false,
+            None,
+        )
+        .await;
+    let probe = s.run_to_end(&plain).await;
+    assert_eq!(probe.status(), ExecutionStatus::Succeeded, "{probe:?}");
+    assert_eq!(probe.worker_id.as_deref(), Some(other_id.as_str()));
+    // ...and leaves the retry to the worktree's holder.
+    let waiting = s.api.execution(&retry.id).await;
+    assert_eq!(waiting.status(), ExecutionStatus::Queued, "{waiting:?}");
+
+    // The holder returns: the retry runs there, in the same worktree, and
+    // finds the first run's file. A watcher sees what it changed as it ends.
+    let mut watch = s
+        .api
+        .executions
+        .watch_executions(amon_proto::v1::WatchExecutionsRequest {
+            execution_id: retry.id.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    s.start_worker();
+    let watched = loop {
+        let change = tokio::time::timeout(WAIT, watch.message())
+            .await??
+            .expect("the watch stays open")
+            .execution
+            .unwrap();
+        if change.status() == ExecutionStatus::Succeeded {
+            break change;
+        }
+    };
+    let summary = watched
+        .worktree
+        .expect("the finished run's worktree, watched");
+    assert_eq!(summary.files[0].path, "alpha.txt");
+    let retried = s.wait_end(&retry.id).await;
+    assert_eq!(retried.status(), ExecutionStatus::Succeeded, "{retried:?}");
+    assert_eq!(retried.worker_id.as_deref(), Some(s.worker_id.as_str()));
+    let records = s.recorded("Alpha task");
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["cwd"], records[0]["cwd"]);
+    assert_eq!(cwd_files(&records[1]), ["README", "alpha.txt"]);
+    assert_eq!(
+        retried.worktree.unwrap().branch,
+        first.worktree.unwrap().branch
+    );
+    Ok(())
+}
+
 both_backends!(
     two_runs_on_one_repository_never_collide,
     cleanup_keeps_the_branch_and_spares_a_dirty_worktree,
     errors_are_failed_preconditions,
-    deleted_tasks_lose_their_worktrees
+    deleted_tasks_lose_their_worktrees,
+    a_retry_waits_for_the_worker_holding_the_worktree
 );

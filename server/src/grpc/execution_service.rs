@@ -28,6 +28,7 @@ use crate::{
     entity::enums::ExecutionStatus,
     store::{
         Actor, StoreError,
+        execution_state::is_terminal,
         executions::{ExecutionFilter, NewExecution},
         page::{PageRequest, RESOURCE_PAGES},
         validate::check_printable,
@@ -253,6 +254,7 @@ impl ExecutionService for ExecutionApi {
         let task_id = parse_optional_id("task_id", &request.task_id)?;
         let execution_id = parse_optional_id("execution_id", &request.execution_id)?;
         let mut changes = self.engine.store.execution_hub().subscribe();
+        let store = self.engine.store.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
             loop {
@@ -271,14 +273,29 @@ impl ExecutionService for ExecutionApi {
                 };
                 let wanted = task_id.is_none_or(|t| t == execution.task_id)
                     && execution_id.is_none_or(|e| e == execution.id);
-                if wanted
-                    && tx
-                        .send(Ok(WatchExecutionsResponse {
-                            execution: Some(execution_to_proto(&execution)),
-                        }))
-                        .await
-                        .is_err()
-                {
+                if !wanted {
+                    continue;
+                }
+                let mut message = execution_to_proto(&execution);
+                // What a run changed in its worktree is recorded with its
+                // finish (in its own table): a finished run carries it, as
+                // GetExecution's does.
+                if is_terminal(execution.status) {
+                    match store.worktrees().of_execution(execution.id).await {
+                        Ok(record) => {
+                            message.worktree =
+                                record.map(|record| worktree_summary_to_proto(&record.summary));
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err.into())).await;
+                            return;
+                        }
+                    }
+                }
+                let reply = WatchExecutionsResponse {
+                    execution: Some(message),
+                };
+                if tx.send(Ok(reply)).await.is_err() {
                     return;
                 }
             }

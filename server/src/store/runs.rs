@@ -8,7 +8,7 @@
 //! report from the old attempt is refused instead of completing someone
 //! else's run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use sea_orm::{
@@ -24,6 +24,7 @@ use super::{
     execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
     stats,
     validate::{quoted, storable, storable_json},
+    worktrees::{self, Isolation},
 };
 use crate::entity::{
     agent_capabilities, agents, enums::ExecutionStatus, executions, tasks, worker_heartbeats,
@@ -315,6 +316,23 @@ async fn claim_in(
             .collect(),
     )
     .await?;
+    // A run of a task whose worktree a worker holds goes to that worker
+    // only: its retries and continuations find the files the earlier runs
+    // left there (another worker would start a fresh worktree from the
+    // base). It waits, queued, while that worker is away.
+    let holders = worktrees::holders(
+        &**txn,
+        queued
+            .values()
+            .filter_map(|e| {
+                let (task, agent) = (tasks.get(&e.task_id)?, agents.get(&e.agent_id)?);
+                (Isolation::of(task, agent) == Some(Isolation::Worktree)).then_some(task.id)
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect(),
+    )
+    .await?;
     let mut active: HashMap<Uuid, i64> = executions::Entity::find()
         .select_only()
         .column(executions::Column::AgentId)
@@ -370,12 +388,17 @@ async fn claim_in(
         if !runnable {
             continue;
         }
-        // The worker with the most free slots among those running this agent.
+        // The worker with the most free slots among those running this
+        // agent (the one holding the task's worktree, if its runs use one).
+        let holder = (Isolation::of(task, agent) == Some(Isolation::Worktree))
+            .then(|| holders.get(&task.id))
+            .flatten();
         let Some(worker) = (0..requests.len())
             .filter(|&i| credits[i] > 0)
             .filter(|&i| {
                 requests[i].agent_slugs.is_empty() || requests[i].agent_slugs.contains(&agent.slug)
             })
+            .filter(|&i| holder.is_none_or(|holder| requests[i].worker_id == *holder))
             .max_by_key(|&i| (credits[i], std::cmp::Reverse(i)))
         else {
             continue;

@@ -8,13 +8,14 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::columns::{AgentMetadata, InputContext};
 use super::{StoreResult, Worktrees};
-use crate::entity::{enums::ExecutionStatus, execution_worktrees, executions, tasks};
+use crate::entity::{agents, enums::ExecutionStatus, execution_worktrees, executions, tasks};
 
 /// Whether a task's runs work in a git worktree of their own
 /// (`input_context.isolation`, `agents.metadata.defaultIsolation`).
@@ -25,6 +26,16 @@ pub enum Isolation {
     None,
     /// In a worktree of the task's own.
     Worktree,
+}
+
+impl Isolation {
+    /// The isolation of `task`'s runs by `agent`: the task's own choice,
+    /// else the agent's default. `None`: neither chose (no worktree).
+    pub fn of(task: &tasks::Model, agent: &agents::Model) -> Option<Self> {
+        InputContext::from_json(&task.input_context)
+            .isolation
+            .or_else(|| AgentMetadata::from_json(&agent.metadata).default_isolation)
+    }
 }
 
 /// What a run changed in its task's worktree, as its worker reported it.
@@ -109,6 +120,29 @@ pub(super) async fn record<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Of `task_ids`, the worker holding each one's worktree (the latest run
+/// that reported one), in one statement: a run of such a task goes to that
+/// worker, where its files are.
+pub(super) async fn holders<C: ConnectionTrait>(
+    conn: &C,
+    task_ids: Vec<Uuid>,
+) -> StoreResult<HashMap<Uuid, String>> {
+    if task_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = execution_worktrees::Entity::find()
+        .select_only()
+        .column(execution_worktrees::Column::TaskId)
+        .column(execution_worktrees::Column::WorkerId)
+        .filter(execution_worktrees::Column::TaskId.is_in(task_ids))
+        .order_by_asc(execution_worktrees::Column::RecordedAt)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    // Ascending: the latest of each task is inserted last and stays.
+    Ok(rows.into_iter().collect())
 }
 
 impl Worktrees<'_> {

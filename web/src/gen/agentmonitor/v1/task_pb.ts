@@ -167,7 +167,9 @@ export type TaskInputContext = Message<"agentmonitor.v1.TaskInputContext"> & {
    * Whether the task's runs work in a git worktree of their own; unset takes
    * the assigned agent's `default_isolation`. Needs `working_dir` (or the
    * agent's) to be inside a git repository, else runs fail with
-   * FAILED_PRECONDITION.
+   * FAILED_PRECONDITION. Once a run has made the task's worktree, the
+   * task's later runs (retries and continuations included) go to the worker
+   * holding it, and wait, queued, while that worker is away.
    *
    * @generated from field: agentmonitor.v1.WorktreeIsolation isolation = 40;
    */
