@@ -1,17 +1,46 @@
 // One run: its state live (WatchExecutions), its continuation chain, what a
 // person can do with it (approve, cancel, retry, continue), and its log.
 import { useEffect, useState } from "preact/hooks";
-import { describe, executions } from "./api";
+import { agents, describe, executions } from "./api";
 import { ExecutionStatus, InteractionMode } from "./gen/agentmonitor/v1/common_pb";
 import type { Execution } from "./gen/agentmonitor/v1/execution_pb";
 import { LogView } from "./log";
 import { TerminalPanel, WorktreePanel } from "./runpanels";
 import { useLiveExecutions } from "./task";
-import { ErrorLine, Page } from "./ui";
-import { duration, executionStatusName, isFinished, shortId, when } from "./util";
+import { Elapsed, ErrorLine, Page } from "./ui";
+import { executionStatusName, isFinished, shortId, when } from "./util";
+
+// Whether runs of a capability wait for approval, asked once per capability
+// for the page's life (a queued run's Approve button depends on it).
+const needsApproval = new Map<string, Promise<boolean>>();
+function requiresApproval(capabilityId: string): Promise<boolean> {
+  let known = needsApproval.get(capabilityId);
+  if (!known) {
+    known = agents.getCapability({ id: capabilityId }).then(
+      (reply) => reply.capability?.requiresApproval ?? false,
+      () => {
+        needsApproval.delete(capabilityId);
+        return false;
+      },
+    );
+    needsApproval.set(capabilityId, known);
+  }
+  return known;
+}
 
 export function ExecutionActions({ execution, compact }: { execution: Execution; compact?: boolean }) {
   const [error, setError] = useState<string | null>(null);
+  // Whether this queued run waits for approval: unknown until asked.
+  const [approvable, setApprovable] = useState<boolean | null>(null);
+  const queued = execution.status === ExecutionStatus.QUEUED;
+  useEffect(() => {
+    let live = true;
+    setApprovable(null);
+    if (queued) void requiresApproval(execution.capabilityId).then((yes) => live && setApprovable(yes));
+    return () => {
+      live = false;
+    };
+  }, [queued, execution.capabilityId]);
   const [prompt, setPrompt] = useState("");
   const [continuing, setContinuing] = useState(false);
   const act = async (call: () => Promise<{ execution?: Execution }>, open = false) => {
@@ -26,8 +55,8 @@ export function ExecutionActions({ execution, compact }: { execution: Execution;
   const e = execution;
   const finished = isFinished(e.status);
   return (
-    <div class="execution-actions">
-      {e.status === ExecutionStatus.QUEUED ? (
+    <div class="execution-actions" data-approval={queued ? (approvable === null ? "asking" : approvable ? "required" : "none") : undefined}>
+      {queued && approvable ? (
         <button onClick={() => act(() => executions.approveExecution({ id: e.id }))}>Approve</button>
       ) : null}
       {!finished && e.status !== ExecutionStatus.CANCELLING ? (
@@ -84,7 +113,7 @@ export function ExecutionPage({ id }: { id: string }) {
             <dt>Exit code</dt>
             <dd>{e.exitCode ?? "—"}</dd>
             <dt>Duration</dt>
-            <dd>{duration(e.startedAt, e.endedAt)}</dd>
+            <dd><Elapsed start={e.startedAt} end={e.endedAt} /></dd>
             <dt>Retries</dt>
             <dd>
               {e.retryCount} of {e.maxRetries}

@@ -3,7 +3,7 @@
 // judge of the arguments (the form does not validate on its own, so no rule
 // lives twice); its INVALID_ARGUMENT names the property, shown at its field.
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { executions } from "./api";
 import type { Capability } from "./gen/agentmonitor/v1/agent_pb";
 import { ErrorLine, Field, useFormErrors } from "./ui";
@@ -70,11 +70,13 @@ function initial(prop: Property): string {
 export function RunForm(props: { taskId: string; capability: Capability; onQueued: (id: string) => void }) {
   const props_ = properties(props.capability.argsSchema);
   const { errors, busy, run } = useFormErrors([...props_.map((p) => p.name), "max_retries"]);
-  const [values, setValues] = useState<Record<string, string>>({});
+  // Set from the first render (the form is keyed by its capability, so
+  // another capability starts afresh): filled in an effect, the defaults
+  // overwrote what was typed before the effect ran.
+  const [values, setValues] = useState<Record<string, string>>(() =>
+    Object.fromEntries(props_.map((p) => [p.name, initial(p)])),
+  );
   const [retries, setRetries] = useState("0");
-  useEffect(() => {
-    setValues(Object.fromEntries(props_.map((p) => [p.name, initial(p)])));
-  }, [props.capability.id]);
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -103,7 +105,9 @@ export function RunForm(props: { taskId: string; capability: Capability; onQueue
         const label = `${(prop.schema.title as string) ?? prop.name}${prop.required ? " *" : ""}`;
         const hint = (prop.schema.description as string | undefined) ?? undefined;
         const v = values[prop.name] ?? "";
-        const set = (text: string) => setValues({ ...values, [prop.name]: text });
+        // From the latest values, not this render's: two fields changed
+        // before a render (a fast typist, a script) both stay.
+        const set = (text: string) => setValues((latest) => ({ ...latest, [prop.name]: text }));
         let input;
         if (t === "boolean") {
           input = <input type="checkbox" name={prop.name} checked={v === "true"} onChange={(e) => set(String(e.currentTarget.checked))} />;

@@ -10,8 +10,8 @@ import type { Execution } from "./gen/agentmonitor/v1/execution_pb";
 import type { Task, TaskDependency, TaskEvent } from "./gen/agentmonitor/v1/task_pb";
 import { ExecutionActions } from "./execution";
 import { RunForm } from "./runform";
-import { ErrorLine, Field, Page, useFormErrors } from "./ui";
-import { COLUMNS, duration, executionStatusName, shortId, when } from "./util";
+import { Elapsed, ErrorLine, Field, Page, useFormErrors } from "./ui";
+import { COLUMNS, executionStatusName, shortId, when } from "./util";
 
 // A task's executions, newest first, kept live. The watch opens before the
 // list is read, so a change between the two is not lost; what the watch
@@ -217,7 +217,7 @@ export function ExecutionTable({ list }: { list: Execution[] }) {
             </td>
             <td>{e.workerId ?? ""}</td>
             <td>{e.exitCode ?? ""}</td>
-            <td>{duration(e.startedAt, e.endedAt)}</td>
+            <td><Elapsed start={e.startedAt} end={e.endedAt} /></td>
             <td>
               {e.retryCount}/{e.maxRetries}
             </td>
@@ -256,7 +256,7 @@ function Run({ taskId }: { taskId: string }) {
         ))}
       </select>
       {capability ? (
-        <RunForm taskId={taskId} capability={capability} onQueued={(id) => (location.hash = `#/executions/${id}`)} />
+        <RunForm key={capability.id} taskId={taskId} capability={capability} onQueued={(id) => (location.hash = `#/executions/${id}`)} />
       ) : null}
     </div>
   );

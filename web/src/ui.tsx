@@ -1,8 +1,23 @@
 // Building blocks every page uses: an error line, a field with its error,
 // and the hook that keeps a form's errors next to the fields that caused them.
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { describe, fieldError } from "./api";
+import { duration } from "./util";
+
+// A run's duration; while it runs (started, not ended) it counts up each
+// second. A clock on the page, not a poll: nothing is asked of the server.
+export function Elapsed({ start, end }: { start?: Timestamp; end?: Timestamp }) {
+  const [, tick] = useState(0);
+  const running = start !== undefined && end === undefined;
+  useEffect(() => {
+    if (!running) return;
+    const timer = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(timer);
+  }, [running]);
+  return <>{duration(start, end)}</>;
+}
 
 export function ErrorLine({ message }: { message: string | null | undefined }) {
   if (!message) return null;

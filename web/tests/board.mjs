@@ -129,10 +129,24 @@ try {
   const message = await timesError.textContent();
   if (!/minimum/.test(message)) throw new Error(`unexpected field error: ${message}`);
   step("an args error shows at its field");
-  await form.locator('input[name="times"]').fill("2");
+  // Two fields changed before the page renders again (as a fast typist or
+  // a script does): both keep what was typed.
+  await form.evaluate((f) => {
+    for (const [name, text] of [["text", "hello from the browser, twice"], ["times", "2"]]) {
+      const input = f.querySelector(`input[name="${name}"]`);
+      input.value = text;
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  });
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  const kept = [await form.locator('input[name="text"]').inputValue(), await form.locator('input[name="times"]').inputValue()];
+  if (kept[0] !== "hello from the browser, twice" || kept[1] !== "2") {
+    throw new Error(`a field changed together with another lost its text: ${JSON.stringify(kept)}`);
+  }
+  step("two fields changed before a render both keep their text");
   await form.getByRole("button", { name: /^Run/ }).click();
   await page.waitForURL(/#\/executions\//);
-  await page.locator(".log-box").getByText("hello from the browser").first().waitFor();
+  await page.locator(".log-box").getByText("hello from the browser, twice").first().waitFor();
   await page.locator('dd.status[data-status="succeeded"]').waitFor();
   step("echo run from the generated form, its output shown");
 
@@ -145,6 +159,18 @@ try {
   await page.locator(".log-box").getByText("line 3").waitFor();
   if (shots) await page.screenshot({ path: join(shots, "log.png") });
   step("a running sleep's output shown live");
+  // Its duration counts up while it runs, with no new message from the
+  // server (the sleep is silent now): three readings a second apart differ.
+  const durationCell = page.locator("dt", { hasText: /^Duration$/ }).locator("xpath=following-sibling::dd[1]");
+  let reading = await durationCell.textContent();
+  for (let i = 0; i < 2; i++) {
+    await page.waitForFunction((was) => {
+      const label = [...document.querySelectorAll("dt")].find((dt) => dt.textContent === "Duration");
+      return label?.nextElementSibling?.textContent !== was;
+    }, reading);
+    reading = await durationCell.textContent();
+  }
+  step("a running run's duration counts up");
   await page.getByRole("button", { name: "Cancel" }).click();
   await page.locator('dd.status[data-status="cancelled"]').waitFor();
   step("the running sleep cancelled from the page");
@@ -159,6 +185,24 @@ try {
   await page.locator('dd.status[data-status="succeeded"]').waitFor();
   await page.locator(".log-line", { hasText: "approved and ran" }).waitFor();
   step("a run awaiting approval approved from the page");
+
+  // A run queued behind its task's dependency (Lint waits for Review) needs
+  // no approval: it offers Cancel, never Approve.
+  await page.goto(`${url}/#/`);
+  await card("Lint the proto").locator("a.card-title").click();
+  await capability.selectOption({ label: "sleepy / Sleep" });
+  await page.locator('form.run-form[data-capability="sleep"]').getByRole("button", { name: /^Run/ }).click();
+  await page.waitForURL(/#\/executions\//);
+  await page.locator('dd.status[data-status="queued"]').waitFor();
+  await page.getByRole("button", { name: "Cancel" }).waitFor();
+  // Once the page knows the capability needs no approval (it asks once).
+  await page.locator('.execution-head .execution-actions[data-approval="none"]').waitFor();
+  if (await page.getByRole("button", { name: "Approve" }).count()) {
+    throw new Error("Approve offered on a run whose capability needs no approval");
+  }
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator('dd.status[data-status="cancelled"]').waitFor();
+  step("a queued run that needs no approval offers no Approve");
 
   // An AI agent from a preset (a fake Claude Code), run on the task and
   // continued with a follow-up prompt, all from the page.
