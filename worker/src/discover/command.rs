@@ -304,6 +304,15 @@ const DESTRUCTIVE_WORDS: &[&str] = &[
     "rmi",
     "truncate",
     "nuke",
+    // Servers' own commands that empty or stop them (redis-cli's flushall,
+    // flushdb and shutdown were proposed as harmless on this machine).
+    "flushall",
+    "flushdb",
+    "shutdown",
+    "reboot",
+    "poweroff",
+    "halt",
+    "unlink",
 ];
 /// Subcommand words that change things beyond the working directory.
 const CAUTION_WORDS: &[&str] = &[
@@ -465,5 +474,11 @@ mod tests {
             2
         );
         assert_eq!(danger("git", &["log".into()], "Show commit logs").level, 0);
+        // A server's client whose subcommands empty or stop the server.
+        for word in ["flushall", "FLUSHDB", "shutdown"] {
+            let d = danger("redis-cli", &[word.into()], "");
+            assert_eq!(d.level, 2, "{word}: {d:?}");
+        }
+        assert_eq!(danger("redis-cli", &["get".into()], "").level, 0);
     }
 }
