@@ -4,6 +4,7 @@ pub mod api;
 pub mod db;
 pub mod fake_worker;
 pub mod http;
+pub mod mcp;
 pub mod pki;
 pub mod proxy;
 pub mod server;

@@ -10,14 +10,13 @@ use amon_tests::{
     api::{Api, object, strings},
     both_backends,
     db::TestDb,
+    mcp::{Client, connect, ok, refused},
     server::TestServer,
     worker::TestWorker,
 };
 use anyhow::{Context, Result, ensure};
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
+    ServiceExt,
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
@@ -28,12 +27,13 @@ const CLIENT_TOKEN: &str = "client-secret";
 const WORKER_TOKEN: &str = "worker-secret";
 
 /// Every tool, by name.
-const TOOLS: [&str; 13] = [
+const TOOLS: [&str; 14] = [
     "add_comment",
     "add_dependency",
     "create_task",
     "get_context",
     "get_execution",
+    "get_execution_diff",
     "get_task",
     "list_agents",
     "list_capabilities",
@@ -43,72 +43,6 @@ const TOOLS: [&str; 13] = [
     "run_capability",
     "update_task",
 ];
-
-type Client = RunningService<RoleClient, ()>;
-
-/// An MCP client of `url` presenting `token`, initialized.
-async fn connect(url: &str, token: Option<&str>) -> Result<Client> {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
-    if let Some(token) = token {
-        config = config.auth_header(token);
-    }
-    let transport = StreamableHttpClientTransport::with_client(amon_tests::http::client(), config);
-    ().serve(transport).await.context("MCP initialize")
-}
-
-/// Calls `tool`, failing the test on a protocol error (a tool error is an
-/// answer like any other).
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    let Value::Object(arguments) = arguments else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: a protocol error instead of an answer: {e}"))
-}
-
-/// The JSON a successful call answered.
-async fn ok(client: &Client, tool: &str, arguments: Value) -> Value {
-    let result = call(client, tool, arguments.clone()).await;
-    assert_ne!(
-        result.is_error,
-        Some(true),
-        "{tool}({arguments}) failed: {}",
-        text(&result)
-    );
-    result
-        .structured_content
-        .clone()
-        .unwrap_or_else(|| panic!("{tool} answered no JSON: {result:?}"))
-}
-
-/// The text of a result.
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|block| block.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Asserts `tool(arguments)` is a tool error mentioning each of `words`.
-async fn refused(client: &Client, tool: &str, arguments: Value, words: &[&str]) {
-    let result = call(client, tool, arguments.clone()).await;
-    let message = text(&result);
-    assert_eq!(
-        result.is_error,
-        Some(true),
-        "{tool}({arguments}) should fail: {message}"
-    );
-    for word in words {
-        assert!(
-            message.contains(word),
-            "{tool}({arguments}): {message:?} should mention {word:?}"
-        );
-    }
-}
 
 fn id(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()

@@ -19,6 +19,7 @@ use amon_tests::{
     api::{Api, strings},
     both_backends,
     db::TestDb,
+    mcp::{connect, ok, refused},
     server::TestServer,
     worker::{TestWorker, unique_worker},
 };
@@ -397,6 +398,30 @@ async fn two_runs_on_one_repository_never_collide(db: TestDb) -> Result<()> {
         assert!(diff.contains(&format!("\n+{line}")), "{line:?} in {diff}");
     }
     assert_eq!(changed_lines(&diff), (summary.files[0].added, 0));
+    // The same through /mcp, as an AI agent reviewing the run reads it.
+    let mcp = connect(&format!("http://{}/mcp", s.server.addr()), None).await?;
+    let answer = ok(&mcp, "get_execution_diff", json!({"execution_id": a.id})).await;
+    assert_eq!(answer["diff"], diff.as_str());
+    assert_eq!(answer["truncated"], false);
+    assert_eq!(answer["worktree"]["branch"], summary.branch.as_str());
+    let cut = ok(
+        &mcp,
+        "get_execution_diff",
+        json!({"execution_id": a.id, "max_bytes": 10}),
+    )
+    .await;
+    assert_eq!(cut["truncated"], true);
+    assert!(diff.starts_with(cut["diff"].as_str().unwrap()), "{cut}");
+    let got = ok(&mcp, "get_execution", json!({"execution_id": a.id})).await;
+    assert_eq!(got["worktree"]["files"][0]["path"], "alpha.txt");
+    assert_eq!(got["worktree"]["files"][0]["added"], prompt_lines);
+    refused(
+        &mcp,
+        "get_execution_diff",
+        json!({"execution_id": a.id, "max_bytes": 0}),
+        &["max_bytes"],
+    )
+    .await;
 
     // A continuation resumes in the same worktree and finds the file.
     let next = s

@@ -252,6 +252,16 @@ pub struct GetExecution {
     pub execution_id: String,
 }
 
+/// `get_execution_diff`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetExecutionDiff {
+    /// The execution's id.
+    pub execution_id: String,
+    /// At most this many bytes of diff (default 65536, at most 262144).
+    pub max_bytes: Option<u32>,
+}
+
 /// `read_log`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

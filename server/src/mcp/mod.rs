@@ -57,7 +57,8 @@ If you were started by the board, you are one of those executions: get_context s
 your task, its parent, subtasks and dependencies. File follow-up work with \
 create_task (a subtask of your task unless you say otherwise), report progress with \
 add_comment, start other work with run_capability and follow it with get_execution \
-and read_log. Every change you make is recorded on the task's audit trail as yours, \
+and read_log (and, for runs in a git worktree of their task, get_execution_diff shows \
+what they changed). Every change you make is recorded on the task's audit trail as yours, \
 and people watching the board see it at once. A capability that requires approval \
 waits for a person before it runs.";
 

@@ -31,7 +31,9 @@ use crate::{
 
 /// Bytes `read_log` returns when not told.
 const READ_LOG_DEFAULT: u32 = 16 * 1024;
-/// Most bytes one `read_log` returns: a model's context is the limit, and
+/// Bytes of diff `get_execution_diff` returns when not told.
+const DIFF_DEFAULT: u32 = 64 * 1024;
+/// Most bytes one `read_log` (or `get_execution_diff`) returns: a model's context is the limit, and
 /// more is one call away.
 const READ_LOG_MAX: u32 = 256 * 1024;
 /// Subtasks, dependencies and per-column tasks shown by `get_context` and
@@ -305,6 +307,21 @@ impl McpServer {
             }
             .await,
         )
+    }
+
+    #[tool(
+        description = "What a run changed, for runs of tasks with git worktree isolation: the \
+        unified diff of its task's worktree (from the base the worktree started at to the \
+        state the run left), asked of the worker that holds it, up to max_bytes (truncated says \
+        when cut), with the recorded summary (branch, commits, files with added and removed \
+        lines, whether uncommitted changes remain). get_execution gives the summary alone.",
+        annotations(read_only_hint = true)
+    )]
+    async fn get_execution_diff(
+        &self,
+        Parameters(input): Parameters<args::GetExecutionDiff>,
+    ) -> CallToolResult {
+        reply(self.execution_diff_answer(input).await)
     }
 
     #[tool(
@@ -794,10 +811,36 @@ impl McpServer {
             Err(StoreError::NotFound { .. }) => None,
             Err(err) => return Err(err),
         };
+        let worktree = store.worktrees().of_execution(execution_id).await?;
         Ok(json!({
             "execution": view::execution(&execution),
             "capability": capability,
             "continues_executions": ancestors,
+            "worktree": worktree.map(|record| view::worktree(&record.summary)),
+        }))
+    }
+
+    async fn execution_diff_answer(&self, input: args::GetExecutionDiff) -> Answer {
+        let execution_id = id("execution_id", &input.execution_id)?;
+        let max = input.max_bytes.unwrap_or(DIFF_DEFAULT);
+        if max == 0 || max > READ_LOG_MAX {
+            return Err(StoreError::invalid(
+                "max_bytes",
+                format!("must be between 1 and {READ_LOG_MAX}"),
+            ));
+        }
+        let (done, record) = self
+            .engine
+            .execution_diff(execution_id, u64::from(max))
+            .await?;
+        let mut diff = done.diff;
+        // Whole characters only: a cut diff may end inside one.
+        let tail = incomplete_tail(&diff);
+        diff.truncate(diff.len() - tail);
+        Ok(json!({
+            "diff": String::from_utf8_lossy(&diff),
+            "truncated": done.truncated,
+            "worktree": view::worktree(&record.summary),
         }))
     }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     entity::{agent_capabilities, agents, executions, task_dependencies, task_events, tasks},
-    store::{execution_state, tasks::status_name},
+    store::{execution_state, tasks::status_name, worktrees::WorktreeSummary},
 };
 
 /// Characters of a description kept in a list (the whole of it is one
@@ -90,6 +90,40 @@ pub fn execution(execution: &executions::Model) -> Value {
         "created_at": execution.created_at.to_rfc3339(),
         "started_at": time(&execution.started_at),
         "ended_at": time(&execution.ended_at),
+    })
+}
+
+/// What a run changed in its task's git worktree, as its worker recorded it.
+pub fn worktree(summary: &WorktreeSummary) -> Value {
+    let WorktreeSummary {
+        repository,
+        path,
+        branch,
+        base_ref,
+        base_commit,
+        head_commit,
+        commits,
+        files,
+        files_truncated,
+        dirty,
+        snapshot_tree: _,
+    } = summary;
+    json!({
+        "repository": repository,
+        "path": path,
+        "branch": branch,
+        "base_ref": base_ref,
+        "base_commit": base_commit,
+        "head_commit": head_commit,
+        "commits": commits,
+        "files": files.iter().map(|f| json!({
+            "path": f.path,
+            "added": f.added,
+            "removed": f.removed,
+            "binary": f.binary,
+        })).collect::<Vec<_>>(),
+        "files_truncated": files_truncated,
+        "dirty": dirty,
     })
 }
 
