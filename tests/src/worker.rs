@@ -96,9 +96,9 @@ impl TestWorker {
 }
 
 /// A worker id no other test of this run uses. A worker's id names its tmux
-/// server (`tmux -L amon-<id>`), which a starting worker clears: two tests
-/// (or a test's two backends, which run side by side) that start an AI agent
-/// on workers of one name kill each other's agents.
+/// server (`tmux -L amon-<id>`), where tests look for (or for the absence
+/// of) their runs' sessions: two tests (or a test's two backends, which run
+/// side by side) with workers of one name would see each other's.
 pub fn unique_worker(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     format!(

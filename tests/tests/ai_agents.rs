@@ -622,6 +622,69 @@ async fn worker_restart_leaves_no_session(db: TestDb) -> Result<()> {
     Ok(())
 }
 
+/// Two workers of one name on one machine, each with its own data
+/// directory (connected to two servers, say, or the two backends of one
+/// test side by side), leave each other's runs alone. A worker starting
+/// used to kill the tmux server named after its id, and with it every
+/// agent a namesake was running ("claude killed by signal SIGKILL without
+/// a result line": discovery's `an_ai_agent_proposes_capabilities`, whose
+/// two backends each start a worker "llm", failed so under load).
+async fn a_namesake_worker_leaves_running_agents_alone(db: TestDb) -> Result<()> {
+    let mut s = Setup::new(&db, 1).await;
+    let (_, claude) = s.preset("claude", "claude", "fake-claude", false).await;
+    let task = s.task("Long", "hang", "long").await;
+    let execution = s.api.run(&task, &claude, json!({}), 0).await;
+    s.api
+        .wait_for(&execution.id, ExecutionStatus::Running, WAIT)
+        .await;
+    eventually("the fake to start", || !s.recorded("long").is_empty()).await;
+    let agent_pid = s.recorded("long")[0]["pid"].as_i64().unwrap();
+
+    // The namesake: another server, another data directory, the same id.
+    let other = TestServer::start_with_args(None, &["--no-local-worker"]).await;
+    let mut other_api = Api::new(other.channel().await);
+    let other_home = tempfile::tempdir()?;
+    let _namesake = TestWorker::start(
+        &other,
+        &s.worker_id,
+        1,
+        &[("HOME", other_home.path().to_str().unwrap())],
+    );
+    // Connected (so whatever it does when it starts is done): it runs work.
+    let probe = other_api
+        .agent(Agent {
+            name: "probe".into(),
+            slug: "probe".into(),
+            binary_path: "/bin/true".into(),
+            ..Default::default()
+        })
+        .await;
+    let run = other_api.command(&probe, "run", &[]).await;
+    let probe_task = other_api.titled("is the namesake there").await;
+    let probe_run = other_api.run(&probe_task, &run, json!({}), 0).await;
+    other_api
+        .wait_for(&probe_run.id, ExecutionStatus::Succeeded, WAIT)
+        .await;
+
+    let state = std::fs::read_to_string(format!("/proc/{agent_pid}/stat")).unwrap_or_default();
+    let alive = state
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| !rest.starts_with('Z'));
+    assert!(alive, "the first worker's agent was killed: {state:?}");
+    let still = s.api.execution(&execution.id).await;
+    assert_eq!(still.status(), ExecutionStatus::Running, "{still:?}");
+    s.api
+        .executions
+        .cancel_execution(amon_proto::v1::CancelExecutionRequest {
+            id: execution.id.clone(),
+            reason: String::new(),
+        })
+        .await?;
+    let ended = s.wait_end(&execution.id).await;
+    assert_eq!(ended.status(), ExecutionStatus::Cancelled, "{ended:?}");
+    Ok(())
+}
+
 async fn mcp_launch_configuration(db: TestDb) -> Result<()> {
     let mut s = Setup::new(&db, 2).await;
     let mcp_url = format!("http://{}/mcp", s.server.addr());
@@ -1149,6 +1212,7 @@ both_backends!(
     gemini_in_tmux,
     misbehaving_clis,
     worker_restart_leaves_no_session,
+    a_namesake_worker_leaves_running_agents_alone,
     mcp_launch_configuration,
     mcp_run_tokens,
     refusals,

@@ -44,9 +44,8 @@ pub struct WorkerOptions {
     /// How long a draining worker lets its runs finish before cancelling them.
     pub drain_timeout: Duration,
     /// `tmux -L` label of the worker's own tmux server, where AI agents run.
-    /// Defaults to `amon-<worker_id>`. The worker kills that server when it
-    /// starts (whatever a previous life left there), so two workers must not
-    /// share one.
+    /// Defaults to `amon-<worker_id>`. Workers may share one: each run
+    /// removes only its own session.
     pub tmux_label: Option<String>,
     /// Executable that runs the tmux panes (`__amon-pane-run`); defaults to
     /// the current executable, whose `main` must call

@@ -53,8 +53,14 @@ pub(crate) async fn run_worker(
         Some(label) => Tmux::with_label(label),
         None => Tmux::for_worker(&options.worker_id),
     };
-    // Nothing of a previous life of this worker keeps running.
-    tmux.kill_server().await;
+    // The tmux server is NOT killed here: it is named after the worker id,
+    // and a namesake worker (another data directory, another server) may
+    // run agents in it; killing it SIGKILLed them mid-turn. What a previous
+    // life of this worker left is stopped by its own means, scoped to its
+    // runs: the pane runner kills its agent when the worker's end of its
+    // control socket closes, and the keeper's state file (below) names the
+    // groups of this data directory. A pane whose process ended takes its
+    // session with it.
     let exe = match &options.pane_runner {
         Some(exe) => exe.clone(),
         None => std::env::current_exe()?,

@@ -1,6 +1,7 @@
-//! The worker's tmux server: one per worker (`tmux -L amon-<worker id>`), so
-//! its sessions never mix with a person's own and a restarted worker can
-//! clear what its previous life left behind by killing that server.
+//! The worker's tmux server: one per worker id (`tmux -L amon-<worker id>`),
+//! so its sessions never mix with a person's own. Namesake workers on one
+//! machine may share it (each session is named after its execution), so it
+//! is never killed as a whole: each run removes its own session.
 //!
 //! tmux itself is driven with argv (never through a shell, except the fixed
 //! `pipe-pane` command, which holds only the worker's executable and a run
@@ -218,21 +219,6 @@ impl Tmux {
         let _ = self
             .run("kill-session", ["kill-session", "-t", &target(name)])
             .await;
-    }
-
-    /// Stops this server and every session in it, killing each pane's
-    /// process group first (a process that ignores SIGHUP would outlive a
-    /// plain `kill-server`).
-    pub async fn kill_server(&self) {
-        if let Ok(pids) = self
-            .run("list-panes", ["list-panes", "-a", "-F", "#{pane_pid}"])
-            .await
-        {
-            for pid in pids.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
-                crate::run::lifecycle::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-        let _ = self.run("kill-server", ["kill-server"]).await;
     }
 }
 
