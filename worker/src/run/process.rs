@@ -4,6 +4,8 @@
 //! - The child runs in its own process group (`process_group(0)`: its pgid
 //!   is its pid), so stopping a run reaches everything it started, and a
 //!   Ctrl-C at the worker's terminal does not hit it.
+//! - It dies with the worker: the keeper stops its group, and until the
+//!   keeper knows it, the kernel's parent-death signal does.
 //! - stdin is `/dev/null`; stdout and stderr are the SAME pipe (one write
 //!   end, duplicated), so the log keeps the exact interleaving the child
 //!   wrote.
@@ -150,6 +152,23 @@ fn spawn(spec: &ProcessSpec) -> Result<(tokio::process::Child, pipe::Receiver), 
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }
+    // The keeper learns of the run's group only once the child is spawned:
+    // a worker killed in between (as a crash right at a claim does) left it
+    // running with nobody to stop it. The kernel closes that window: the
+    // child gets SIGTERM (the keeper's own first signal) when the worker
+    // goes, and is not started at all if the worker is already gone.
+    let worker = std::process::id();
+    // SAFETY: the closure runs between fork and exec; prctl and getppid are
+    // async-signal-safe, and nothing is allocated (the error is an errno).
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
+            if nix::unistd::getppid().as_raw().cast_unsigned() != worker {
+                return Err(io::Error::from(nix::errno::Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
     let child = command
         .spawn()
         .map_err(|e| format!("failed to start {}: {e}", binary.display()));
@@ -180,4 +199,45 @@ fn working_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
         ));
     }
     Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::Pid;
+
+    use super::*;
+
+    /// A run whose spawner goes before the keeper could hear of it gets
+    /// SIGTERM from the kernel. The kernel counts the spawning thread as
+    /// the parent: a thread that spawns and ends stands for a worker killed
+    /// right after the spawn.
+    #[test]
+    fn a_run_dies_with_its_spawner() {
+        let spec = ProcessSpec {
+            argv: vec!["/bin/sleep".into(), "30".into()],
+            working_dir: None,
+            env: BTreeMap::new(),
+            timeout: None,
+        };
+        let pid = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (child, _reader) = spawn(&spec).expect("spawning sleep");
+                child.id().expect("a pid")
+            })
+        })
+        .join()
+        .unwrap();
+        let status = waitpid(Pid::from_raw(pid.cast_signed()), None).expect("waiting for it");
+        assert!(
+            matches!(status, WaitStatus::Signaled(_, Signal::SIGTERM, _)),
+            "{status:?}"
+        );
+    }
 }
