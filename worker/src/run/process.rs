@@ -156,7 +156,10 @@ fn spawn(spec: &ProcessSpec) -> Result<(tokio::process::Child, pipe::Receiver), 
     // a worker killed in between (as a crash right at a claim does) left it
     // running with nobody to stop it. The kernel closes that window: the
     // child gets SIGTERM (the keeper's own first signal) when the worker
-    // goes, and is not started at all if the worker is already gone.
+    // goes, and is not started at all if the worker is already gone. (The
+    // kernel's "parent" is the spawning thread: runs are spawned from tokio
+    // worker threads, which live as long as the worker; spawning from
+    // `spawn_blocking`, whose threads end when idle, would kill runs.)
     let worker = std::process::id();
     // SAFETY: the closure runs between fork and exec; prctl and getppid are
     // async-signal-safe, and nothing is allocated (the error is an errno).
