@@ -80,11 +80,9 @@ pub async fn assignment(
         .clone()
         .or_else(|| run.agent.working_dir.clone())
         .unwrap_or_default();
-    let worktree = (Isolation::of(&run.task, &run.agent) == Some(Isolation::Worktree)).then(|| {
-        WorktreeAssignment {
-            branch: task_branch(run.task.id, &run.task.title),
-            base_ref: context.base_ref.clone().unwrap_or_default(),
-        }
+    let worktree = Isolation::worktree(&context, &run.agent).then(|| WorktreeAssignment {
+        branch: task_branch(run.task.id, &run.task.title),
+        base_ref: context.base_ref.clone().unwrap_or_default(),
     });
     Ok(Assignment {
         execution_id: execution.id,

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::{
     Actor, DEFAULT_WORKSPACE_ID, Runs, StoreError, StoreResult,
     batch::{Answer, OnCommit},
+    columns::InputContext,
     execution_state::{self, AttemptKey, approval_covers, approved_among, is_terminal},
     stats,
     validate::{quoted, storable, storable_json},
@@ -320,14 +321,21 @@ async fn claim_in(
     // only: its retries and continuations find the files the earlier runs
     // left there (another worker would start a fresh worktree from the
     // base). It waits, queued, while that worker is away.
+    let in_worktree: HashMap<Uuid, Uuid> = queued
+        .values()
+        .filter(|e| match (tasks.get(&e.task_id), agents.get(&e.agent_id)) {
+            (Some(task), Some(agent)) => {
+                Isolation::worktree(&InputContext::from_json(&task.input_context), agent)
+            }
+            _ => false,
+        })
+        .map(|e| (e.id, e.task_id))
+        .collect();
     let holders = worktrees::holders(
         &**txn,
-        queued
+        in_worktree
             .values()
-            .filter_map(|e| {
-                let (task, agent) = (tasks.get(&e.task_id)?, agents.get(&e.agent_id)?);
-                (Isolation::of(task, agent) == Some(Isolation::Worktree)).then_some(task.id)
-            })
+            .copied()
             .collect::<HashSet<_>>()
             .into_iter()
             .collect(),
@@ -390,9 +398,9 @@ async fn claim_in(
         }
         // The worker with the most free slots among those running this
         // agent (the one holding the task's worktree, if its runs use one).
-        let holder = (Isolation::of(task, agent) == Some(Isolation::Worktree))
-            .then(|| holders.get(&task.id))
-            .flatten();
+        let holder = in_worktree
+            .get(&execution.id)
+            .and_then(|task_id| holders.get(task_id));
         let Some(worker) = (0..requests.len())
             .filter(|&i| credits[i] > 0)
             .filter(|&i| {

@@ -29,12 +29,14 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    /// The isolation of `task`'s runs by `agent`: the task's own choice,
-    /// else the agent's default. `None`: neither chose (no worktree).
-    pub fn of(task: &tasks::Model, agent: &agents::Model) -> Option<Self> {
-        InputContext::from_json(&task.input_context)
+    /// Whether a run of a task (its input `context`) by `agent` works in the
+    /// task's worktree: the task's own choice, else the agent's default
+    /// (neither chose: no).
+    pub fn worktree(context: &InputContext, agent: &agents::Model) -> bool {
+        context
             .isolation
             .or_else(|| AgentMetadata::from_json(&agent.metadata).default_isolation)
+            == Some(Self::Worktree)
     }
 }
 
