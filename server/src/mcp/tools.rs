@@ -33,8 +33,8 @@ use crate::{
 const READ_LOG_DEFAULT: u32 = 16 * 1024;
 /// Bytes of diff `get_execution_diff` returns when not told.
 const DIFF_DEFAULT: u32 = 64 * 1024;
-/// Most bytes one `read_log` (or `get_execution_diff`) returns: a model's context is the limit, and
-/// more is one call away.
+/// Most bytes one `read_log` (or `get_execution_diff`) returns: a model's
+/// context is the limit, and more is one call away.
 const READ_LOG_MAX: u32 = 256 * 1024;
 /// Subtasks, dependencies and per-column tasks shown by `get_context` and
 /// `get_task`.
@@ -91,6 +91,28 @@ fn error_text_whole(err: StoreError) -> String {
 
 fn first(limit: u64) -> PageRequest {
     PageRequest { offset: 0, limit }
+}
+
+/// The `max_bytes` a reading tool was given (`default` when not): 1 to
+/// [`READ_LOG_MAX`].
+fn max_bytes(given: Option<u32>, default: u32) -> StoreResult<u32> {
+    let max = given.unwrap_or(default);
+    if max == 0 || max > READ_LOG_MAX {
+        return Err(StoreError::invalid(
+            "max_bytes",
+            format!("must be between 1 and {READ_LOG_MAX}"),
+        ));
+    }
+    Ok(max)
+}
+
+/// Drops the start of a character cut off by the end of `bytes` (unless
+/// that is all there is), so a reply never splits a character.
+fn cut_to_whole_characters(bytes: &mut Vec<u8>) {
+    let tail = incomplete_tail(bytes);
+    if tail < bytes.len() {
+        bytes.truncate(bytes.len() - tail);
+    }
 }
 
 /// How many trailing bytes of `bytes` are the start of a character cut off
@@ -822,21 +844,14 @@ impl McpServer {
 
     async fn execution_diff_answer(&self, input: args::GetExecutionDiff) -> Answer {
         let execution_id = id("execution_id", &input.execution_id)?;
-        let max = input.max_bytes.unwrap_or(DIFF_DEFAULT);
-        if max == 0 || max > READ_LOG_MAX {
-            return Err(StoreError::invalid(
-                "max_bytes",
-                format!("must be between 1 and {READ_LOG_MAX}"),
-            ));
-        }
+        let max = max_bytes(input.max_bytes, DIFF_DEFAULT)?;
         let (done, record) = self
             .engine
             .execution_diff(execution_id, u64::from(max))
             .await?;
         let mut diff = done.diff;
-        // Whole characters only: a cut diff may end inside one.
-        let tail = incomplete_tail(&diff);
-        diff.truncate(diff.len() - tail);
+        // A cut diff may end inside a character.
+        cut_to_whole_characters(&mut diff);
         Ok(json!({
             "diff": String::from_utf8_lossy(&diff),
             "truncated": done.truncated,
@@ -846,13 +861,7 @@ impl McpServer {
 
     async fn read_log_answer(&self, input: args::ReadLog) -> Answer {
         let execution_id = id("execution_id", &input.execution_id)?;
-        let max = input.max_bytes.unwrap_or(READ_LOG_DEFAULT);
-        if max == 0 || max > READ_LOG_MAX {
-            return Err(StoreError::invalid(
-                "max_bytes",
-                format!("must be between 1 and {READ_LOG_MAX}"),
-            ));
-        }
+        let max = max_bytes(input.max_bytes, READ_LOG_DEFAULT)?;
         let execution = self.engine.store.executions().get(execution_id).await?;
         let ended = is_terminal(execution.status);
         let size = if ended || execution.status == ExecutionStatus::Queued {
@@ -879,10 +888,7 @@ impl McpServer {
             .map_err(|e| StoreError::Internal(format!("reading the log: {e}")))?;
         // End on a whole character, so no character is split across reads;
         // the cut bytes come first in the next one.
-        let tail = incomplete_tail(&bytes);
-        if tail < bytes.len() {
-            bytes.truncate(bytes.len() - tail);
-        }
+        cut_to_whole_characters(&mut bytes);
         let next_offset = offset + bytes.len() as u64;
         Ok(json!({
             "execution_id": execution_id,
