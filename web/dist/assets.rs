@@ -2,9 +2,9 @@
 // server/src/http/web.rs. Do not edit; run `npm run build` in web/.
 &[
     Asset {
-        name: "app-DTNBU5RA.js",
+        name: "app-6IVKMRUP.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-DTNBU5RA.js")),
+        bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/dist/app-6IVKMRUP.js")),
     },
     Asset {
         name: "app-JBXDJIGP.css",

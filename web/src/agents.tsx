@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { agents as agentApi, describe } from "./api";
 import type { Agent, AgentPreset, Capability } from "./gen/agentmonitor/v1/agent_pb";
 import { InteractionMode } from "./gen/agentmonitor/v1/common_pb";
-import { ErrorLine, Field, Page, useFormErrors } from "./ui";
+import { ErrorLine, Field, Page, fieldSetter, useFormErrors } from "./ui";
 import { lines } from "./util";
 
 // Every agent, by id (for names on cards and menus). Agents change rarely and
@@ -153,10 +153,7 @@ function AgentForm(props: { agent: Agent | null; onDone: () => void }) {
     max_concurrent: a?.maxConcurrent?.toString() ?? "",
     is_active: a?.isActive !== false,
   });
-  const set = (key: keyof typeof v) => (e: Event) => {
-    const input = e.currentTarget as HTMLInputElement;
-    setV({ ...v, [key]: input.type === "checkbox" ? input.checked : input.value });
-  };
+  const set = fieldSetter(setV);
   async function submit(e: Event) {
     e.preventDefault();
     const agent = {
@@ -323,10 +320,7 @@ function CapabilityForm(props: { agentId: string; capability: Capability | null;
     is_enabled: c?.isEnabled !== false,
     timeout_sec: c?.timeoutSec?.toString() ?? "",
   });
-  const set = (key: keyof typeof v) => (e: Event) => {
-    const input = e.currentTarget as HTMLInputElement;
-    setV({ ...v, [key]: input.type === "checkbox" ? input.checked : input.value });
-  };
+  const set = fieldSetter(setV);
   async function submit(e: Event) {
     e.preventDefault();
     let schema;

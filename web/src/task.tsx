@@ -10,7 +10,7 @@ import type { Execution } from "./gen/agentmonitor/v1/execution_pb";
 import type { Task, TaskDependency, TaskEvent } from "./gen/agentmonitor/v1/task_pb";
 import { ExecutionActions } from "./execution";
 import { RunForm } from "./runform";
-import { Elapsed, ErrorLine, Field, Page, useFormErrors } from "./ui";
+import { Elapsed, ErrorLine, Field, Page, fieldSetter, useFormErrors } from "./ui";
 import { COLUMNS, executionStatusName, shortId, when } from "./util";
 
 // A task's executions, newest first, kept live. The watch opens before the
@@ -289,10 +289,7 @@ function TaskForm({ task }: { task: Task }) {
     seen.current = task;
     if (!dirty) setV(fresh());
   }
-  const set = (key: keyof ReturnType<typeof fresh>) => (e: Event) => {
-    setDirty(true);
-    setV({ ...v, [key]: (e.currentTarget as HTMLInputElement).value });
-  };
+  const set = fieldSetter(setV, () => setDirty(true));
   async function submit(e: Event) {
     e.preventDefault();
     let args;

@@ -6,6 +6,19 @@ import { useEffect, useState } from "preact/hooks";
 import { describe, fieldError } from "./api";
 import { duration } from "./util";
 
+// The input handler of a form's field `key`: sets it from the event's input
+// (a checkbox's state, else its text) on the LATEST values, not the render's
+// (a handler spreading its render's values loses a field changed before the
+// next render: a fast typist, a script).
+export function fieldSetter<T extends object>(setValues: (update: (latest: T) => T) => void, onChange?: () => void) {
+  return (key: keyof T) => (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const value = input.type === "checkbox" ? input.checked : input.value;
+    onChange?.();
+    setValues((latest) => ({ ...latest, [key]: value }));
+  };
+}
+
 // A run's duration; while it runs (started, not ended) it counts up each
 // second. A clock on the page, not a poll: nothing is asked of the server.
 export function Elapsed({ start, end }: { start?: Timestamp; end?: Timestamp }) {

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { describe, workers } from "./api";
 import type { Worker } from "./gen/agentmonitor/v1/worker_pb";
-import { ErrorLine, Field, Page, useFormErrors } from "./ui";
+import { ErrorLine, Field, Page, fieldSetter, useFormErrors } from "./ui";
 import { when } from "./util";
 
 type Millis = { stale_window: string; heartbeat_interval: string; cancel_grace: string; log_chunk_bytes: string };
@@ -39,7 +39,7 @@ export function WorkersPage() {
     }
   }
   useEffect(() => void load(), []);
-  const set = (key: keyof Millis) => (e: Event) => setConfig({ ...config!, [key]: (e.currentTarget as HTMLInputElement).value });
+  const set = fieldSetter<Millis>((update) => setConfig((latest) => (latest ? update(latest) : latest)));
   async function save(e: Event) {
     e.preventDefault();
     if (!config) return;
